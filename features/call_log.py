@@ -1,0 +1,287 @@
+"""The call log (DESIGN.md section 2): one row per LLM call, read from JSONL, CSV or
+Parquet files or folders, validated once.
+
+Bad rows are never dropped silently: each goes to a quarantine file with the reason,
+and the reader reports how many. Training-side only (pandas); serving never imports it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.prices import PriceCatalog
+from features.routing_text import routing_text
+
+#: Columns of the call log, with whether they are required.
+COLUMNS: dict[str, bool] = {
+    "request_id": True,
+    "model": True,
+    "prompt": False,
+    "messages": False,
+    "prompt_id": False,
+    "timestamp": False,
+    "user": False,
+    "team": False,
+    "task": False,
+    "session_id": False,
+    "input_tokens": False,
+    "cached_input_tokens": False,
+    "cache_write_tokens": False,
+    "output_tokens": False,
+    "cost_usd": False,
+    "latency_ms": False,
+    "outcome": False,
+    "propensity": False,
+    "decision_id": False,
+}
+TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
+TEXT_COLUMNS = ("request_id", "model", "prompt_id", "user", "team", "task", "session_id")
+SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+
+
+@dataclass(frozen=True)
+class CallLogRead:
+    """Result of reading call logs.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        Valid rows with every column of `COLUMNS` present (missing values as NaN/None),
+        ``prompt_id`` filled (a hash of the prompt text where absent) and ``cost_usd``
+        computed from the price catalog where absent and tokens are known.
+    quarantined : DataFrame
+        Rejected rows as read, plus ``quarantine_reason`` and ``source``.
+    """
+
+    frame: pd.DataFrame
+    quarantined: pd.DataFrame
+
+    @property
+    def n_quarantined(self) -> int:
+        return len(self.quarantined)
+
+
+def log_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Expand files and folders into the sorted list of call-log files they hold."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(
+                sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            )
+        elif p.is_file():
+            if not p.name.endswith(SUFFIXES):
+                raise ValueError(f"{p}: unsupported call-log format; expected one of {SUFFIXES}.")
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"No call-log file or folder at {p}.")
+    if not files:
+        raise ValueError(f"No call-log files ({', '.join(SUFFIXES)}) under {list(paths)}.")
+    return files
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    rows, bad = [], []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                bad.append({"raw": line[:2000], "quarantine_reason": f"invalid JSON: {exc}"})
+                continue
+            if not isinstance(row, dict):
+                bad.append({"raw": line[:2000], "quarantine_reason": "line is not a JSON object"})
+                continue
+            row["_line"] = lineno
+            rows.append(row)
+    return rows, bad
+
+
+def _read_file(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    if path.name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        rows, bad = _read_jsonl(path)
+        return pd.DataFrame.from_records(rows), bad
+    if path.name.endswith((".csv", ".csv.gz")):
+        frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS}, keep_default_na=True)
+    else:
+        frame = pd.read_parquet(path)
+    frame["_line"] = np.arange(1, len(frame) + 1)
+    return frame, []
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return value is pd.NA or value is pd.NaT
+
+
+def _parse_messages(value: Any) -> list[dict[str, Any]] | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise ValueError("messages must be a list of {role, content} objects")
+    return value
+
+
+def _check_number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> float:
+    if _is_missing(value):
+        return math.nan
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if number < low or number > high or (low_open and number == low):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
+    return number
+
+
+def _prompt_digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One row, cleaned; raises ValueError saying what is wrong."""
+    for name in ("request_id", "model"):
+        value = row.get(name)
+        if _is_missing(value) or not str(value).strip():
+            raise ValueError(f"missing required column {name!r}")
+    out: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
+    for name in TEXT_COLUMNS:
+        out[name] = None if _is_missing(out[name]) else str(out[name])
+    out["messages"] = _parse_messages(row.get("messages"))
+    prompt = row.get("prompt")
+    out["prompt"] = None if _is_missing(prompt) else str(prompt)
+    if not out["prompt"] and not out["messages"]:
+        raise ValueError("a row needs a non-empty `prompt` or `messages`")
+    text = routing_text(out["prompt"], out["messages"], source="all")
+    if out["prompt_id"] is None:
+        out["prompt_id"] = _prompt_digest(text)
+    for name in TOKEN_COLUMNS:
+        value = _check_number(row.get(name), name, 0, float("inf"))
+        if not math.isnan(value) and value != int(value):
+            raise ValueError(f"{name} must be a whole number, got {row.get(name)!r}")
+        out[name] = value
+    cached = np.nansum([out["cached_input_tokens"], out["cache_write_tokens"]])
+    if not math.isnan(out["input_tokens"]) and cached > out["input_tokens"]:
+        raise ValueError(
+            "cached_input_tokens + cache_write_tokens exceed input_tokens (input_tokens counts "
+            "every prompt token, cached ones included)"
+        )
+    out["cost_usd"] = _check_number(row.get("cost_usd"), "cost_usd", 0, float("inf"))
+    out["latency_ms"] = _check_number(row.get("latency_ms"), "latency_ms", 0, float("inf"))
+    out["outcome"] = _check_number(row.get("outcome"), "outcome", 0, 1)
+    out["propensity"] = _check_number(row.get("propensity"), "propensity", 0, 1, low_open=True)
+    timestamp = row.get("timestamp")
+    if _is_missing(timestamp):
+        out["timestamp"] = None
+    else:
+        parsed = pd.Timestamp(timestamp)
+        out["timestamp"] = parsed.isoformat()
+    return out
+
+
+def _fill_costs(frame: pd.DataFrame, prices: PriceCatalog) -> None:
+    missing = frame["cost_usd"].isna() & frame["input_tokens"].notna()
+    for i in np.flatnonzero(missing.to_numpy()):
+        row = frame.iloc[i]
+        cost = prices.cost_usd(
+            row["model"],
+            input_tokens=row["input_tokens"],
+            output_tokens=0 if math.isnan(row["output_tokens"]) else row["output_tokens"],
+            cached_input_tokens=np.nan_to_num(row["cached_input_tokens"]),
+            cache_write_tokens=np.nan_to_num(row["cache_write_tokens"]),
+        )
+        if cost is not None:
+            frame.iat[i, frame.columns.get_loc("cost_usd")] = cost
+
+
+def read_call_logs(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    prices: PriceCatalog | None = None,
+    quarantine_path: str | Path | None = None,
+) -> CallLogRead:
+    """Read, validate and normalise call logs.
+
+    Parameters
+    ----------
+    paths : path or list of paths
+        Files (``.jsonl``, ``.jsonl.gz``, ``.csv``, ``.csv.gz``, ``.parquet``) or folders.
+    prices : PriceCatalog, optional
+        Catalog used to compute ``cost_usd`` where a row lacks it; the shipped default
+        catalog when None.
+    quarantine_path : path, optional
+        Where rejected rows are written as JSONL with ``quarantine_reason``; nothing is
+        written when every row is valid.
+    """
+    prices = prices or PriceCatalog.load()
+    good: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for path in log_files(paths):
+        frame, unreadable = _read_file(path)
+        bad.extend({**b, "source": str(path)} for b in unreadable)
+        for row in frame.to_dict(orient="records"):
+            line = row.pop("_line", None)
+            try:
+                clean = _validate_row(row)
+                if clean["request_id"] in seen:
+                    raise ValueError(f"duplicate request_id {clean['request_id']!r}")
+            except (ValueError, TypeError) as exc:
+                bad.append(
+                    {**_jsonable(row), "quarantine_reason": str(exc), "source": f"{path}:{line}"}
+                )
+                continue
+            seen.add(clean["request_id"])
+            good.append(clean)
+    frame = pd.DataFrame.from_records(good, columns=list(COLUMNS))
+    for name in (*TOKEN_COLUMNS, "cost_usd", "latency_ms", "outcome", "propensity"):
+        frame[name] = frame[name].astype("float64")
+    _fill_costs(frame, prices)
+    quarantined = pd.DataFrame.from_records(bad)
+    if bad and quarantine_path is not None:
+        write_quarantine(bad, quarantine_path)
+    return CallLogRead(frame=frame, quarantined=quarantined)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif _is_missing(value) if not isinstance(value, list | dict) else False:
+            value = None
+        out[key] = value
+    return out
+
+
+def write_quarantine(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, default=str) + "\n")
+    return path

@@ -1,0 +1,54 @@
+"""Request -> feature vector: the single definition used offline and online."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.encoder import OnnxEncoder
+from features.routing_text import routing_text
+from features.spec import FeatureSpec
+from features.text_stats import TEXT_STATS, text_stats_batch
+
+
+class Featurizer:
+    """Build ``[embedding, text statistics]`` vectors as declared by a `FeatureSpec`.
+
+    Parameters
+    ----------
+    spec : FeatureSpec
+    model_dir : path
+        Folder with ``encoder.onnx`` and ``tokenizer.json`` (a bundle or the encoder cache).
+    intra_op_threads : int
+        onnxruntime threads for the encoder.
+    """
+
+    def __init__(self, spec: FeatureSpec, model_dir: str | Path, *, intra_op_threads: int = 1):
+        self.spec = spec
+        self.encoder = OnnxEncoder(
+            model_dir,
+            max_tokens=spec.max_tokens,
+            head_tokens=spec.head_tokens,
+            intra_op_threads=intra_op_threads,
+        )
+        if self.encoder.dim != spec.embedding_dim:
+            raise ValueError(
+                f"The encoder in {model_dir} gives {self.encoder.dim}-d embeddings; "
+                f"the feature spec expects {spec.embedding_dim}."
+            )
+        self._stat_index = [TEXT_STATS.index(name) for name in spec.text_stats]
+
+    def text_of(
+        self, prompt: str | None = None, messages: Sequence[Mapping[str, Any]] | None = None
+    ) -> str:
+        """The routing text of one request (see `features.routing_text`)."""
+        return routing_text(prompt, messages, source=self.spec.text_source)
+
+    def transform_texts(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Feature matrix, shape ``(len(texts), spec.n_features)``, float32."""
+        embedding = self.encoder.encode(texts, batch_size=batch_size)
+        stats = text_stats_batch(texts)[:, self._stat_index]
+        return np.hstack([embedding, stats]).astype(np.float32, copy=False)

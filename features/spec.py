@@ -1,0 +1,82 @@
+"""The declared feature set: one versioned spec written into every bundle and read
+back by serving, so training and serving build the same vector from the same text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from features.routing_text import TEXT_SOURCES
+from features.text_stats import TEXT_STATS
+
+FEATURE_SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How a request becomes a feature vector.
+
+    Parameters
+    ----------
+    text_source : {"last_user", "all"}
+        Which part of ``messages`` is embedded (see `features.routing_text`).
+    max_tokens : int
+        Token cap of the encoder input, special tokens included.
+    head_tokens : int
+        Tokens kept from the start of a long text; the rest of the cap is filled
+        from its end, where a long prompt's question usually is.
+    text_stats : tuple of str
+        Names of the `features.text_stats` statistics appended after the embedding.
+    embedding_dim : int
+        Width of the sentence embedding.
+
+    The vector is ``[embedding (embedding_dim), text statistics (len(text_stats))]``.
+    """
+
+    text_source: str = "last_user"
+    max_tokens: int = 256
+    head_tokens: int = 64
+    text_stats: tuple[str, ...] = field(default=TEXT_STATS)
+    embedding_dim: int = 384
+    version: int = FEATURE_SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        if self.text_source not in TEXT_SOURCES:
+            raise ValueError(
+                f"text_source must be one of {TEXT_SOURCES}, got {self.text_source!r}."
+            )
+        if not 8 <= self.max_tokens <= 512:
+            raise ValueError(f"max_tokens must be in [8, 512] (MiniLM), got {self.max_tokens}.")
+        if not 0 <= self.head_tokens <= self.max_tokens - 2:
+            raise ValueError(
+                f"head_tokens must be in [0, max_tokens - 2 = {self.max_tokens - 2}], "
+                f"got {self.head_tokens}."
+            )
+        unknown = set(self.text_stats) - set(TEXT_STATS)
+        if unknown:
+            raise ValueError(f"Unknown text statistics {sorted(unknown)}; known: {TEXT_STATS}.")
+        if self.version != FEATURE_SPEC_VERSION:
+            raise ValueError(
+                f"Feature spec version {self.version} is not supported by this code "
+                f"(version {FEATURE_SPEC_VERSION}); retrain the bundle."
+            )
+
+    @property
+    def n_features(self) -> int:
+        return self.embedding_dim + len(self.text_stats)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"emb_{i}" for i in range(self.embedding_dim)] + list(self.text_stats)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["text_stats"] = list(self.text_stats)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        d = dict(d)
+        d["text_stats"] = tuple(d.get("text_stats", TEXT_STATS))
+        return cls(**d)

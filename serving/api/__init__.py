@@ -1,0 +1,1 @@
+"""The HTTP API of the router: dependencies and one router per resource."""

@@ -1,0 +1,160 @@
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+A route's signature lists what it needs (``SettingsDep``, ``ServiceDep``,
+``MetricsDep``); the objects themselves are built once by the app's lifespan and
+kept on ``app.state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+
+from serving.api.routes.metrics import RouterMetrics
+from features.spec import FeatureSpec
+from serving.bundle import Bundle, BundleError, load_bundle
+from serving.config import Settings, get_settings
+from serving.decision_log import DecisionLog
+from serving.policy import PolicyParams
+from serving.scoring import BundleScorer
+
+
+def policy_params(
+    defaults: Mapping[str, Any],
+    *,
+    value_usd: float | None = None,
+    min_success: float | None = None,
+    max_cost_usd: float | None = None,
+) -> PolicyParams:
+    """The knobs of one decision: the caller's where given, else the bundle's.
+
+    Shared by ``POST /route`` and ``outcome-router route`` so both decide alike.
+    A knob cannot be unset by the caller (None means "use the default"): send
+    ``min_success=0`` to drop the bundle's floor.
+
+    Parameters
+    ----------
+    defaults : mapping
+        The manifest's ``policy`` (``value_usd``, ``min_success``, ``max_cost_usd``).
+
+    Examples
+    --------
+    >>> policy_params({"value_usd": 1.0, "min_success": 0.5}, value_usd=0.1)
+    PolicyParams(value_usd=0.1, min_success=0.5, max_cost_usd=None)
+    """
+    return PolicyParams(
+        value_usd=float(value_usd if value_usd is not None else defaults["value_usd"]),
+        min_success=min_success if min_success is not None else defaults.get("min_success"),
+        max_cost_usd=max_cost_usd if max_cost_usd is not None else defaults.get("max_cost_usd"),
+    )
+
+
+@dataclass
+class RouterService:
+    """What the lifespan loads once: the bundle, its scorer, the fallback model and
+    the decision log.
+
+    Attributes
+    ----------
+    bundle : Bundle
+    scorer : BundleScorer
+        Anything with ``score_request(prompt, messages, cache) -> Scores``.
+    fallback_model : str
+        A bundle candidate answered when deciding fails or is too slow.
+    feature_spec : FeatureSpec
+        The bundle's feature spec, parsed once (its text source picks the routing
+        text; its version goes to the decision log).
+    decision_log : DecisionLog or None
+    """
+
+    bundle: Bundle
+    scorer: BundleScorer
+    fallback_model: str
+    feature_spec: FeatureSpec
+    decision_log: DecisionLog | None = None
+
+    @classmethod
+    def load(cls, settings: Settings) -> RouterService:
+        """Load and verify the bundle, build the scorer and open the decision log.
+
+        Raises
+        ------
+        serving.bundle.BundleError
+            If the bundle is missing or does not match its hashes.
+        ValueError
+            If the fallback model is not one of the bundle's candidates.
+        """
+        bundle = load_bundle(settings.bundle)
+        try:
+            policy_params(bundle.policy)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"The manifest of {settings.bundle} has an unusable `policy` "
+                f"{bundle.policy!r} ({exc!r}); expected at least a numeric value_usd."
+            ) from exc
+        fallback = settings.fallback_model or bundle.policy["fallback_model"]
+        if fallback not in bundle.candidate_names:
+            raise ValueError(
+                f"The fallback model {fallback!r} is not a candidate of the bundle "
+                f"{settings.bundle} (candidates: {list(bundle.candidate_names)}); set "
+                "OUTCOME_ROUTER_FALLBACK_MODEL to one of them."
+            )
+        scorer = BundleScorer(bundle, intra_op_threads=settings.intra_op_threads)
+        # The first onnxruntime run allocates and optimises; pay it here, not on a
+        # request that would then miss its time budget.
+        scorer.score_request(prompt="warm-up")
+        log = (
+            DecisionLog(settings.decision_log, log_prompts=settings.log_prompts)
+            if settings.decision_log is not None
+            else None
+        )
+        return cls(
+            bundle=bundle,
+            scorer=scorer,
+            fallback_model=fallback,
+            feature_spec=bundle.feature_spec,
+            decision_log=log,
+        )
+
+    def policy(
+        self,
+        value_usd: float | None = None,
+        min_success: float | None = None,
+        max_cost_usd: float | None = None,
+    ) -> PolicyParams:
+        """`policy_params` with this bundle's defaults."""
+        return policy_params(
+            self.bundle.policy,
+            value_usd=value_usd,
+            min_success=min_success,
+            max_cost_usd=max_cost_usd,
+        )
+
+    def close(self) -> None:
+        """Release what the service holds open (the decision log)."""
+        if self.decision_log is not None:
+            self.decision_log.close()
+
+
+def get_service(request: Request) -> RouterService:
+    """The service the lifespan stored on ``app.state``."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The router bundle is not loaded: the app's lifespan has not run.",
+        )
+    return service
+
+
+def get_metrics(request: Request) -> RouterMetrics:
+    """The app's Prometheus metrics (built by `serving.app.create_app`)."""
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[RouterService, Depends(get_service)]
+MetricsDep = Annotated[RouterMetrics, Depends(get_metrics)]

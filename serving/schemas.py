@@ -1,0 +1,159 @@
+"""Request and response models of the /route service.
+
+Constraints sit on the fields, so nonsense (a negative ``value_usd``, a
+``min_success`` of 2, duplicate candidates) is refused with a 422 before any model
+runs. `RouteRequest` ignores unknown fields, so a gateway can post a whole
+chat-completions body as-is and add the routing knobs next to it.
+
+Size limits depend on the settings and are checked by the route, not here (see
+`RouteRequest.text_chars`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from features.routing_text import message_text
+
+# Strict numbers: JSON ``true`` or ``"0.5"`` is not silently read as a price.
+_STRICT = {"strict": True, "allow_inf_nan": False}
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message; fields other than role and content are kept as-is.
+
+    Examples
+    --------
+    >>> ChatMessage(role="user", content="hi").content
+    'hi'
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class CacheHintIn(BaseModel):
+    """Prompt tokens the gateway expects ``model`` to serve from its prompt cache.
+
+    A hint for a model outside the bundle is accepted and has no effect: the
+    gateway may know models the router does not.
+    """
+
+    model: str
+    cached_tokens: int = Field(ge=0, strict=True)
+
+
+class RouteRequest(BaseModel):
+    """Body of ``POST /route``: what is asked, and the knobs of this one decision.
+
+    Parameters
+    ----------
+    messages : list of ChatMessage, optional
+        OpenAI chat messages; the routing text is taken from them when ``prompt``
+        is absent or empty.
+    prompt : str, optional
+        A plain prompt.
+    candidates : list of str, optional
+        Subset of the bundle's candidates the router may pick from (unique).
+    value_usd : float, optional
+        What one good outcome is worth (>= 0); default: the bundle's policy.
+    min_success : float in [0, 1], optional
+        Floor on the success probability; default: the bundle's policy.
+    max_cost_usd : float > 0, optional
+        Budget on the expected cost; default: the bundle's policy.
+    user, team, task, session_id : str, optional
+        Attribution, written to the decision log.
+    cache : CacheHintIn, optional
+        Prompt-cache hint that lowers one candidate's expected cost.
+
+    Examples
+    --------
+    >>> RouteRequest.model_validate({"model": "gpt-4o", "prompt": "hi"}).prompt
+    'hi'
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[ChatMessage] | None = None
+    prompt: str | None = None
+    candidates: list[str] | None = Field(default=None, min_length=1)
+    value_usd: float | None = Field(default=None, ge=0, **_STRICT)
+    min_success: float | None = Field(default=None, ge=0, le=1, **_STRICT)
+    max_cost_usd: float | None = Field(default=None, gt=0, **_STRICT)
+    user: str | None = None
+    team: str | None = None
+    task: str | None = None
+    session_id: str | None = None
+    cache: CacheHintIn | None = None
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_candidates(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            repeated = sorted({c for c in value if value.count(c) > 1})
+            raise ValueError(f"candidates must be unique; repeated: {repeated}")
+        return value
+
+    @model_validator(mode="after")
+    def _has_text(self) -> RouteRequest:
+        if not self.prompt and not self.messages:
+            raise ValueError(
+                "a request needs a non-empty `prompt` or a non-empty `messages` list "
+                "(OpenAI chat format)"
+            )
+        return self
+
+    def routing_input(self) -> tuple[str | None, list[dict[str, Any]] | None]:
+        """``(prompt, messages)`` as the scorer takes them.
+
+        An empty ``prompt`` next to ``messages`` is treated as absent, so the
+        messages are routed rather than an empty string.
+        """
+        messages = [m.model_dump() for m in self.messages] if self.messages else None
+        return (self.prompt or None), messages
+
+    def text_chars(self) -> int:
+        """Characters of prompt and message text, for the size limit."""
+        total = len(self.prompt or "")
+        for message in self.messages or ():
+            total += len(message_text(message.content))
+        return total
+
+
+class ScoreOut(BaseModel):
+    """One candidate's scores; ``utility = value_usd * p_success - expected_cost_usd``."""
+
+    model: str
+    p_success: float
+    expected_cost_usd: float
+    utility: float
+
+
+class RouteResponse(BaseModel):
+    """The decision.
+
+    ``propensity`` is the probability the policy gave the chosen model (1.0 for the
+    deterministic policy); with ``decision_id`` and ``router_version`` it lets the
+    logged calls be evaluated off-policy later. ``scores`` lists every allowed
+    candidate, and is empty when ``reason`` is ``"fallback"``.
+    """
+
+    model: str
+    decision_id: str
+    propensity: float
+    router_version: str
+    reason: str
+    scores: list[ScoreOut]
+
+
+class HealthResponse(BaseModel):
+    """Liveness and identity of the loaded bundle."""
+
+    status: Literal["ok"]
+    router_version: str
+    candidates: list[str]
+    fallback_model: str

@@ -1,0 +1,120 @@
+"""Expected cost per candidate from prompt features.
+
+Cost is modelled in *units* that the gateway's price catalog turns into dollars:
+input and output tokens where the catalog prices a candidate and the logs carry
+tokens (so a price change or a prompt-cache hint re-prices a decision without
+retraining), or ``cost_usd`` itself where only cost is logged. Each unit is fit as
+a ridge regression on ``log(units + offset)``; the log keeps a few huge agent runs
+from dominating, and Duan's smearing factor turns the log-scale prediction back
+into an unbiased mean: ``E[units] = exp(prediction) * smearing - offset``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+
+
+@dataclass(frozen=True)
+class CostComponent:
+    """One priced unit of one candidate's cost.
+
+    Attributes
+    ----------
+    candidate : int
+        Index of the candidate.
+    name : {"input_tokens", "output_tokens", "cost_usd"}
+    price : float
+        USD per unit (1.0 for ``cost_usd``).
+    offset : float
+        Added before the log so zero units are allowed.
+    """
+
+    candidate: int
+    name: str
+    price: float
+    offset: float
+
+
+class LogLinearCostModel(BaseEstimator):
+    """Ridge on ``log(units + offset)`` per cost component.
+
+    Parameters
+    ----------
+    alphas : tuple of float
+        Ridge strengths tried by efficient leave-one-out (``RidgeCV``).
+    min_rows : int, default=10
+        Below this, a component is predicted by its mean.
+
+    Attributes
+    ----------
+    components_ : list of CostComponent
+    coef_ : ndarray of shape (n_components, n_features)
+        Weights on raw features (standardisation folded in).
+    intercept_ : ndarray of shape (n_components,)
+    smearing_ : ndarray of shape (n_components,)
+    """
+
+    def __init__(self, *, alphas: tuple[float, ...] = RIDGE_ALPHAS, min_rows: int = 10):
+        self.alphas = alphas
+        self.min_rows = min_rows
+
+    def fit(self, X, units, *, components: list[CostComponent], candidate):
+        """Fit every component on the rows of its candidate.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_rows, n_features)
+        units : dict of str -> ndarray of shape (n_rows,)
+            Logged units per component name (NaN where unknown).
+        components : list of CostComponent
+        candidate : ndarray of int, shape (n_rows,)
+        """
+        from sklearn.linear_model import RidgeCV
+
+        X = np.asarray(X, dtype=np.float64)
+        candidate = np.asarray(candidate)
+        self.components_ = list(components)
+        self.n_features_in_ = X.shape[1]
+        self.coef_ = np.zeros((len(components), X.shape[1]))
+        self.intercept_ = np.zeros(len(components))
+        self.smearing_ = np.ones(len(components))
+        for j, comp in enumerate(components):
+            values = np.asarray(units[comp.name], dtype=np.float64)
+            rows = (candidate == comp.candidate) & np.isfinite(values)
+            target = np.log(values[rows] + comp.offset)
+            if rows.sum() < self.min_rows:
+                mean = np.mean(values[rows]) if rows.any() else 0.0
+                self.intercept_[j] = np.log(mean + comp.offset)
+                continue
+            Xk = X[rows]
+            mean = Xk.mean(axis=0)
+            scale = Xk.std(axis=0)
+            scale[scale < 1e-6] = 1.0
+            ridge = RidgeCV(alphas=self.alphas).fit((Xk - mean) / scale, target)
+            self.coef_[j] = ridge.coef_ / scale
+            self.intercept_[j] = ridge.intercept_ - self.coef_[j] @ mean
+            residual = target - (Xk @ self.coef_[j] + self.intercept_[j])
+            self.smearing_[j] = float(np.mean(np.exp(residual)))
+        return self
+
+    def predict_log_units(self, X) -> np.ndarray:
+        """Log-scale predictions, shape ``(n_prompts, n_components)``."""
+        check_is_fitted(self, "coef_")
+        return np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
+
+    def predict_cost(self, X, n_candidates: int) -> np.ndarray:
+        """``expected_cost_usd`` of shape ``(n_prompts, n_candidates)``."""
+        units = np.exp(self.predict_log_units(X)) * self.smearing_
+        offsets = np.array([c.offset for c in self.components_])
+        prices = np.array([c.price for c in self.components_])
+        dollars = np.clip(units - offsets, 0.0, None) * prices
+        cost = np.zeros((len(dollars), n_candidates))
+        for j, comp in enumerate(self.components_):
+            cost[:, comp.candidate] += dollars[:, j]
+        return cost
