@@ -174,9 +174,8 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
     out["prompt"] = None if _is_missing(prompt) else str(prompt)
     if not out["prompt"] and not out["messages"]:
         raise ValueError("a row needs a non-empty `prompt` or `messages`")
-    text = routing_text(out["prompt"], out["messages"], source="all")
     if out["prompt_id"] is None:
-        out["prompt_id"] = _prompt_digest(text)
+        out["prompt_id"] = _prompt_digest(routing_text(out["prompt"], out["messages"], "all"))
     for name in TOKEN_COLUMNS:
         value = _check_number(row.get(name), name, 0, float("inf"))
         if not math.isnan(value) and value != int(value):

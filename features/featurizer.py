@@ -23,11 +23,21 @@ class Featurizer:
     model_dir : path
         Folder with ``encoder.onnx`` and ``tokenizer.json`` (a bundle or the encoder cache).
     intra_op_threads : int
-        onnxruntime threads for the encoder.
+        onnxruntime threads per encoder call.
+    workers : int
+        Texts encoded in parallel by `transform_texts` (batch featurizing).
     """
 
-    def __init__(self, spec: FeatureSpec, model_dir: str | Path, *, intra_op_threads: int = 1):
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        model_dir: str | Path,
+        *,
+        intra_op_threads: int = 1,
+        workers: int = 1,
+    ):
         self.spec = spec
+        self.workers = workers
         self.encoder = OnnxEncoder(
             model_dir,
             max_tokens=spec.max_tokens,
@@ -47,8 +57,8 @@ class Featurizer:
         """The routing text of one request (see `features.routing_text`)."""
         return routing_text(prompt, messages, source=self.spec.text_source)
 
-    def transform_texts(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def transform_texts(self, texts: list[str]) -> np.ndarray:
         """Feature matrix, shape ``(len(texts), spec.n_features)``, float32."""
-        embedding = self.encoder.encode(texts, batch_size=batch_size)
+        embedding = self.encoder.encode(texts, workers=self.workers)
         stats = text_stats_batch(texts)[:, self._stat_index]
         return np.hstack([embedding, stats]).astype(np.float32, copy=False)

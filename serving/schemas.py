@@ -105,7 +105,24 @@ class RouteRequest(BaseModel):
                 "a request needs a non-empty `prompt` or a non-empty `messages` list "
                 "(OpenAI chat format)"
             )
+        # JSON allows "\ud800" escapes that are not text; the tokenizer and the
+        # decision log cannot take them, so refuse them here as bad input.
+        labels = [(f, getattr(self, f)) for f in ("user", "team", "task", "session_id")]
+        for where, text in [*self._texts(), *((f, v) for f, v in labels if v)]:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"{where} holds an unpaired UTF-16 surrogate at character {exc.start}; "
+                    "send valid Unicode text"
+                ) from None
         return self
+
+    def _texts(self) -> list[tuple[str, str]]:
+        texts = [("prompt", self.prompt)] if self.prompt else []
+        for i, message in enumerate(self.messages or ()):
+            texts.append((f"messages[{i}].content", message_text(message.content)))
+        return texts
 
     def routing_input(self) -> tuple[str | None, list[dict[str, Any]] | None]:
         """``(prompt, messages)`` as the scorer takes them.
@@ -118,10 +135,7 @@ class RouteRequest(BaseModel):
 
     def text_chars(self) -> int:
         """Characters of prompt and message text, for the size limit."""
-        total = len(self.prompt or "")
-        for message in self.messages or ():
-            total += len(message_text(message.content))
-        return total
+        return sum(len(text) for _, text in self._texts())
 
 
 class ScoreOut(BaseModel):

@@ -47,15 +47,17 @@ class BundleScorer:
         A verified bundle (`serving.bundle.load_bundle`).
     intra_op_threads : int
         onnxruntime threads per session.
+    workers : int
+        Texts encoded in parallel by `score_texts` (batch scoring).
     """
 
-    def __init__(self, bundle: Bundle, *, intra_op_threads: int = 1) -> None:
+    def __init__(self, bundle: Bundle, *, intra_op_threads: int = 1, workers: int = 1) -> None:
         import onnxruntime as ort
 
         self.bundle = bundle
         self.candidates = bundle.candidate_names
         self.featurizer = Featurizer(
-            bundle.feature_spec, bundle.path, intra_op_threads=intra_op_threads
+            bundle.feature_spec, bundle.path, intra_op_threads=intra_op_threads, workers=workers
         )
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
@@ -92,9 +94,9 @@ class BundleScorer:
         np.add.at(cost.T, self._component_candidate, (units * self._component_price).T)
         return Scores(p_success=np.clip(p.astype(np.float64), 0.0, 1.0), expected_cost_usd=cost)
 
-    def score_texts(self, texts: list[str], batch_size: int = 32) -> Scores:
+    def score_texts(self, texts: list[str]) -> Scores:
         """Scores of routing texts, one row per text."""
-        return self.score_features(self.featurizer.transform_texts(texts, batch_size=batch_size))
+        return self.score_features(self.featurizer.transform_texts(texts))
 
     def score_request(
         self,

@@ -18,7 +18,13 @@ def _train(args: argparse.Namespace) -> int:
 
     learners = DEFAULT_LEARNERS
     if args.learner:
-        learners = {name: DEFAULT_LEARNERS.get(name, {}) for name in args.learner.split(",")}
+        wanted = args.learner.split(",")
+        learners = [c for c in DEFAULT_LEARNERS if c[0] in wanted or c[1] in wanted]
+        if not learners:
+            raise ValueError(
+                f"No learner setting matches {wanted}; available: "
+                f"{[c[0] for c in DEFAULT_LEARNERS]}."
+            )
     config = TrainConfig(
         logs=args.logs,
         out=args.out,
@@ -44,6 +50,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     keys = ("n_prompts", "savings_at_parity", "savings_at_95", "quality_at_quarter_cost",
             "area", "area_single_models")
     print(json.dumps({k: summary.get(k) for k in keys}, indent=2))
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from training.split import split_logs
+
+    train_path, test_path = split_logs(
+        args.logs, args.out, train_fraction=args.train_fraction, seed=args.seed
+    )
+    print(json.dumps({"train": str(train_path), "test": str(test_path)}))
+    return 0
+
+
+def _demo_request(args: argparse.Namespace) -> int:
+    from training.demo import demo_request
+
+    result = demo_request(args.bundle, args.request, host=args.host, port=args.port)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -76,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     evaluate.add_argument("--prices", help="price catalog for rows without cost_usd")
     evaluate.set_defaults(func=_evaluate)
+
+    split = sub.add_parser("split", help="split call logs into train/test, grouped by prompt_id")
+    split.add_argument("--logs", nargs="+", required=True)
+    split.add_argument("--out", required=True, help="folder for train.parquet and test.parquet")
+    split.add_argument("--train-fraction", type=float, default=0.7)
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(func=_split)
+
+    demo = sub.add_parser("demo-request", help="serve a bundle, send one request, print it")
+    demo.add_argument("--bundle", required=True)
+    demo.add_argument("--request", required=True, help="JSON body for POST /route")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8765)
+    demo.set_defaults(func=_demo_request)
 
     add_route_parser(sub)
     add_serve_parser(sub)

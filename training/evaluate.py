@@ -52,7 +52,7 @@ def evaluate(
         row = firsts.loc[pid]
         prompt = row["prompt"] if isinstance(row["prompt"], str) else None
         texts.append(routing_text(prompt, row["messages"], source=source))
-    scorer = BundleScorer(bundle, intra_op_threads=2)
+    scorer = BundleScorer(bundle, workers=2)
     scores = scorer.score_texts(texts)
     columns = [bundle.candidate_names.index(c) for c in candidates]
     p = scores.p_success[:, columns]

@@ -29,11 +29,26 @@ from training.evaluation import FullInfoLog, router_curve, summarize, value_grid
 from training.export import write_bundle
 from training.learners import make_learner
 
-#: Learners (and settings) compared on validation when none is forced.
-DEFAULT_LEARNERS: dict[str, dict[str, Any]] = {
-    "logistic": {"C": 0.05},
-    "lightgbm": {},
-}
+#: Learner settings compared on validation, as (label, registered name, params).
+#: The grids span small logs (strong regularisation wins on a few hundred prompts)
+#: to large ones, so selection rather than a fixed setting adapts to the data.
+DEFAULT_LEARNERS: list[tuple[str, str, dict[str, Any]]] = [
+    ("logistic-C0.0003", "logistic", {"C": 0.0003}),
+    ("logistic-C0.003", "logistic", {"C": 0.003}),
+    ("logistic-C0.03", "logistic", {"C": 0.03}),
+    (
+        "lightgbm-small",
+        "lightgbm",
+        {"n_estimators": 100, "learning_rate": 0.03, "num_leaves": 4,
+         "min_child_samples": 30, "colsample_bytree": 0.3},
+    ),
+    (
+        "lightgbm-large",
+        "lightgbm",
+        {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15,
+         "min_child_samples": 50, "colsample_bytree": 0.3},
+    ),
+]
 #: Largest allowed gap between ONNX and native predictions.
 PARITY_TOLERANCE = 1e-4
 
@@ -46,7 +61,9 @@ class TrainConfig:
     out: str
     prices: str | None = None
     candidates: list[str] | None = None
-    learners: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_LEARNERS))
+    learners: list[tuple[str, str, dict[str, Any]]] = field(
+        default_factory=lambda: list(DEFAULT_LEARNERS)
+    )
     validation_fraction: float = 0.2
     seed: int = 0
     spec: FeatureSpec = field(default_factory=FeatureSpec)
@@ -145,10 +162,10 @@ def _parity_value(summary: dict[str, Any], curve_values: np.ndarray) -> float | 
 
 def select_learner(
     data: TrainingSet, config: TrainConfig, components: list[CostComponent]
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[tuple[str, str, dict[str, Any]], dict[str, Any]]:
     """Fit every configured learner on the training part, score the validation part.
 
-    Returns the chosen name and a validation report: per learner the row log-loss
+    Returns the chosen (label, name, params) and a validation report: per learner the row log-loss
     (the selection criterion, stable on small data) and, where validation prompts
     have every candidate's outcome, the evaluation summary (area, savings).
     """
@@ -158,10 +175,9 @@ def select_learner(
     val_rows = labelled & val_prompts[data.prompt]
     report: dict[str, Any] = {"n_validation_prompts": int(val_prompts.sum()), "learners": {}}
     if not val_rows.any() or len(config.learners) == 1:
-        name = next(iter(config.learners))
-        report["chosen"] = name
+        report["chosen"] = config.learners[0][0]
         report["reason"] = "only one learner configured" if val_rows.any() else "no validation rows"
-        return name, report
+        return config.learners[0], report
     X = data.features
     k = len(data.candidates)
     fit_rows = ~val_prompts[data.prompt]
@@ -173,8 +189,8 @@ def select_learner(
     )
     full = val_prompts & data.full_information()
     full_log = _full_info_log(data, full) if full.sum() >= 10 else None
-    for name, params in config.learners.items():
-        _say(f"validating {name} {params or ''}")
+    for label, name, params in config.learners:
+        _say(f"validating {label}")
         learner = make_learner(name, **params).fit(
             X[data.prompt[train_rows]],
             data.outcome[train_rows],
@@ -184,6 +200,7 @@ def select_learner(
         p_rows = learner.predict_proba(X[data.prompt[val_rows]])
         p_rows = p_rows[np.arange(len(p_rows)), data.candidate[val_rows]]
         entry: dict[str, Any] = {
+            "learner": name,
             "params": params,
             "log_loss": _row_log_loss(p_rows, data.outcome[val_rows]),
         }
@@ -195,9 +212,9 @@ def select_learner(
             entry["summary"] = summary
             entry["area"] = summary["area"]
             entry["parity_value_usd"] = _parity_value(summary, values)
-        report["learners"][name] = entry
-    chosen = min(report["learners"], key=lambda n: report["learners"][n]["log_loss"])
-    report["chosen"] = chosen
+        report["learners"][label] = entry
+    chosen = min(config.learners, key=lambda c: report["learners"][c[0]]["log_loss"])
+    report["chosen"] = chosen[0]
     report["reason"] = "lowest validation log-loss (grouped by prompt_id)"
     return chosen, report
 
@@ -243,7 +260,7 @@ def train(config: TrainConfig) -> TrainResult:
     _say(f"read {len(read.frame)} calls; quarantined {read.n_quarantined}"
          + (f" -> {quarantine}" if read.n_quarantined else ""))
     encoder_dir = ensure_encoder()
-    featurizer = Featurizer(config.spec, encoder_dir, intra_op_threads=2)
+    featurizer = Featurizer(config.spec, encoder_dir, workers=2)
     data = build_training_set(read.frame, featurizer, config.candidates)
     n_labelled = int(data.labelled.sum())
     if n_labelled == 0:
@@ -252,11 +269,11 @@ def train(config: TrainConfig) -> TrainResult:
          + ", ".join(data.candidates))
     prices = {name: catalog.get(name) for name in data.candidates}
     components = cost_components(data, prices)
-    chosen, report = select_learner(data, config, components)
-    _say(f"chosen learner: {chosen} ({report['reason']})")
+    (label, name, params), report = select_learner(data, config, components)
+    _say(f"chosen learner: {label} ({report['reason']})")
 
     labelled = data.labelled
-    learner = make_learner(chosen, **config.learners[chosen]).fit(
+    learner = make_learner(name, **params).fit(
         data.features[data.prompt[labelled]],
         data.outcome[labelled],
         candidate=data.candidate[labelled],
@@ -265,8 +282,8 @@ def train(config: TrainConfig) -> TrainResult:
     cost_model = LogLinearCostModel().fit(
         data.features[data.prompt], _units(data), components=components, candidate=data.candidate
     )
-    policy = default_policy(data, report, chosen)
-    metrics = _validation_metrics(report, chosen)
+    policy = default_policy(data, report, label)
+    metrics = _validation_metrics(report, label)
     training_summary = {
         "n_calls": len(read.frame),
         "n_quarantined": read.n_quarantined,
@@ -289,7 +306,7 @@ def train(config: TrainConfig) -> TrainResult:
         families={c: model_family(c) for c in data.candidates},
         prices=prices,
         learner=learner,
-        learner_name=chosen,
+        learner_name=name,
         cost_model=cost_model,
         policy=policy,
         training=training_summary,
@@ -298,7 +315,7 @@ def train(config: TrainConfig) -> TrainResult:
     _say(f"bundle {bundle.router_version} written to {out}")
     run_id = None
     if config.track:
-        run_id = _track(bundle, config, chosen, metrics, policy)
+        run_id = _track(bundle, config, label, metrics, policy)
     return TrainResult(bundle=bundle, metrics=metrics, validation=report, run_id=run_id)
 
 
@@ -373,7 +390,6 @@ def _track(bundle: Bundle, config: TrainConfig, chosen: str, metrics, policy) ->
     params = {
         "logs": ",".join(map(str, config.logs)),
         "learner": chosen,
-        "learner_params": config.learners[chosen],
         "candidates": ",".join(bundle.candidate_names),
         "feature_spec": bundle.manifest["feature_spec"],
         "validation_fraction": config.validation_fraction,

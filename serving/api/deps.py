@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
-from serving.api.routes.metrics import RouterMetrics
 from features.spec import FeatureSpec
+from serving.api.routes.metrics import RouterMetrics
 from serving.bundle import Bundle, BundleError, load_bundle
 from serving.config import Settings, get_settings
 from serving.decision_log import DecisionLog

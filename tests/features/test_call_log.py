@@ -1,0 +1,123 @@
+"""Readers and validation of the call log, on rows cut from the shipped demo logs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.call_log import COLUMNS, read_call_logs
+from features.prices import PriceCatalog
+
+
+@pytest.fixture()
+def sample(shipped_calls) -> pd.DataFrame:
+    return shipped_calls.head(20).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".csv", ".parquet"])
+def test_every_format_reads_the_same(sample, tmp_path, suffix):
+    path = tmp_path / f"calls{suffix}"
+    if suffix.startswith(".jsonl"):
+        sample.to_json(path, orient="records", lines=True)
+    elif suffix == ".csv":
+        sample.to_csv(path, index=False)
+    else:
+        sample.to_parquet(path)
+    read = read_call_logs(path)
+    assert read.n_quarantined == 0
+    assert list(read.frame.columns) == list(COLUMNS)
+    assert read.frame["request_id"].tolist() == sample["request_id"].tolist()
+    np.testing.assert_allclose(read.frame["cost_usd"], sample["cost_usd"])
+    np.testing.assert_array_equal(read.frame["outcome"], sample["outcome"])
+
+
+def test_folder_of_files(sample, tmp_path):
+    sample.iloc[:10].to_parquet(tmp_path / "a.parquet")
+    sample.iloc[10:].to_json(tmp_path / "b.jsonl", orient="records", lines=True)
+    (tmp_path / "notes.txt").write_text("ignored")
+    assert len(read_call_logs(tmp_path).frame) == 20
+
+
+BAD_ROWS = [
+    ({"request_id": None}, "missing required column 'request_id'"),
+    ({"model": ""}, "missing required column 'model'"),
+    ({"prompt": None}, "non-empty `prompt` or `messages`"),
+    ({"outcome": 1.5}, "outcome must be in [0, 1]"),
+    ({"cost_usd": -1.0}, "cost_usd must be in"),
+    ({"input_tokens": -3}, "input_tokens must be in"),
+    ({"output_tokens": 2.5}, "whole number"),
+    ({"propensity": 0.0}, "propensity must be in (0"),
+    ({"cached_input_tokens": 10**9}, "exceed input_tokens"),
+    ({"messages": "not json"}, "Expecting value"),
+]
+
+
+@pytest.mark.parametrize(("change", "reason"), BAD_ROWS)
+def test_bad_rows_are_quarantined_with_a_reason(sample, tmp_path, change, reason):
+    rows = sample.head(3).to_dict(orient="records")
+    rows[1].update(change)
+    if "messages" in change:
+        rows[1]["prompt"] = None
+    path = tmp_path / "calls.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    quarantine = tmp_path / "bad.jsonl"
+    read = read_call_logs(path, quarantine_path=quarantine)
+    assert len(read.frame) == 2 and read.n_quarantined == 1
+    written = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert reason in written[0]["quarantine_reason"]
+    assert written[0]["source"].endswith("calls.jsonl:2")
+
+
+def test_malformed_json_lines_and_duplicates(sample, tmp_path):
+    rows = sample.head(2).to_dict(orient="records")
+    path = tmp_path / "calls.jsonl"
+    path.write_text(
+        json.dumps(rows[0]) + "\n{not json\n[1, 2]\n" + json.dumps(rows[0]) + "\n"
+        + json.dumps(rows[1]) + "\n"
+    )
+    read = read_call_logs(path, quarantine_path=tmp_path / "q.jsonl")
+    assert len(read.frame) == 2
+    reasons = sorted(read.quarantined["quarantine_reason"])
+    assert reasons[0].startswith("duplicate request_id")
+    assert reasons[1].startswith("invalid JSON")
+    assert reasons[2] == "line is not a JSON object"
+
+
+def test_cost_from_catalog_and_prompt_id_from_text(sample, tmp_path):
+    frame = sample.head(4).drop(columns=["cost_usd", "prompt_id"])
+    frame.loc[3, "model"] = "some/unpriced-model"
+    frame.to_parquet(tmp_path / "calls.parquet")
+    read = read_call_logs(tmp_path / "calls.parquet")
+    catalog = PriceCatalog.load()
+    expected = catalog.cost_usd(
+        sample.loc[0, "model"], sample.loc[0, "input_tokens"], sample.loc[0, "output_tokens"]
+    )
+    assert read.frame.loc[0, "cost_usd"] == pytest.approx(expected)
+    assert np.isnan(read.frame.loc[3, "cost_usd"])
+    ids = read.frame["prompt_id"]
+    assert ids.str.startswith("sha256:").all()
+    same_prompt = sample.head(4)["prompt"].duplicated(keep=False).to_numpy()
+    assert ids[same_prompt].nunique() <= 1 + (~same_prompt).sum()
+
+
+def test_messages_rows(tmp_path):
+    rows = [
+        {"request_id": "a", "model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+         "input_tokens": 100, "cached_input_tokens": 80, "output_tokens": 10, "outcome": 1},
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text(json.dumps(rows[0]) + "\n")
+    frame = read_call_logs(path).frame
+    price = PriceCatalog.load().get("gpt-4o")
+    expected = 20 * price.input_cost_per_token + 80 * price.cache_read_input_token_cost
+    expected += 10 * price.output_cost_per_token
+    assert frame.loc[0, "cost_usd"] == pytest.approx(expected)
+    assert frame.loc[0, "messages"][0]["content"] == "hi"
+
+
+def test_missing_paths_fail_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No call-log file"):
+        read_call_logs(tmp_path / "nope.jsonl")
+    with pytest.raises(ValueError, match="No call-log files"):
+        read_call_logs(tmp_path)

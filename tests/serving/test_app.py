@@ -1,0 +1,464 @@
+"""POST /route, /health and /metrics against a real bundle, through FastAPI's TestClient."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from features.routing_text import routing_text
+from serving.app import create_app
+from serving.bundle import load_bundle
+from serving.config import Settings, get_settings
+from serving.decision_log import DecisionLog, text_sha256
+from serving.scoring import Scores
+
+# Generous: these tests check behaviour, not speed, and may share a busy machine.
+RELAXED_BUDGET_MS = 60_000.0
+
+
+@pytest.fixture(scope="module")
+def decision_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("decisions") / "decisions.jsonl"
+
+
+@pytest.fixture(scope="module")
+def settings(bundle_dir: Path, decision_log_path: Path) -> Settings:
+    return Settings(
+        bundle=str(bundle_dir),
+        time_budget_ms=RELAXED_BUDGET_MS,
+        decision_log=decision_log_path,
+    )
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def manifest(bundle_dir: Path) -> dict:
+    return load_bundle(bundle_dir).manifest
+
+
+@pytest.fixture
+def override_settings(client: TestClient, settings: Settings) -> Iterator:
+    """Swap the settings the routes see for the duration of one test."""
+    app = client.app
+    previous = app.dependency_overrides.get(get_settings)
+
+    def apply(**changes) -> None:
+        changed = settings.model_copy(update=changes)
+        app.dependency_overrides[get_settings] = lambda: changed
+
+    yield apply
+    app.dependency_overrides[get_settings] = previous
+
+
+def metric_value(client: TestClient, line_prefix: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(line_prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def candidate_names(manifest: dict) -> list[str]:
+    return [c["name"] for c in manifest["candidates"]]
+
+
+# ------------------------------------------------------------------- success path
+
+
+def test_route_scores_every_candidate_and_picks_max_utility(client, manifest):
+    response = client.post("/route", json={"prompt": "Write a unit test for a JSON parser."})
+    assert response.status_code == 200
+    body = response.json()
+    names = candidate_names(manifest)
+    assert [s["model"] for s in body["scores"]] == names
+    value = manifest["policy"]["value_usd"]
+    for s in body["scores"]:
+        assert 0.0 <= s["p_success"] <= 1.0 and s["expected_cost_usd"] >= 0.0
+        assert s["utility"] == pytest.approx(value * s["p_success"] - s["expected_cost_usd"])
+    best = max(body["scores"], key=lambda s: (s["utility"], -s["expected_cost_usd"]))
+    assert body["model"] == best["model"]
+    assert body["reason"] == "max_utility"
+    assert body["propensity"] == 1.0
+    assert body["router_version"] == manifest["router_version"]
+    assert len(body["decision_id"]) == 32 and int(body["decision_id"], 16) >= 0
+
+
+def test_value_usd_overrides_the_bundle_default(client):
+    body = client.post("/route", json={"prompt": "Refactor this class.", "value_usd": 0.0}).json()
+    for s in body["scores"]:
+        assert s["utility"] == pytest.approx(-s["expected_cost_usd"])
+    cheapest = min(body["scores"], key=lambda s: s["expected_cost_usd"])
+    assert body["model"] == cheapest["model"]
+
+
+def test_candidates_subset(client, manifest):
+    subset = candidate_names(manifest)[:2]
+    body = client.post("/route", json={"prompt": "Hello", "candidates": subset[::-1]}).json()
+    assert body["model"] in subset
+    assert [s["model"] for s in body["scores"]] == subset
+
+
+def test_unmet_floor_is_reported(client):
+    body = client.post("/route", json={"prompt": "Hello", "min_success": 1.0}).json()
+    if all(s["p_success"] < 1.0 for s in body["scores"]):
+        assert body["reason"] == "no_candidate_met_constraints"
+        assert body["model"] == max(body["scores"], key=lambda s: s["p_success"])["model"]
+
+
+def test_messages_and_cache_hint(client, manifest):
+    messages = [
+        {"role": "system", "content": "You review code."},
+        {"role": "user", "content": [{"type": "text", "text": "Review this patch."}]},
+    ]
+    plain = client.post("/route", json={"messages": messages}).json()
+    model = plain["model"]
+    hinted = client.post(
+        "/route", json={"messages": messages, "cache": {"model": model, "cached_tokens": 10_000}}
+    ).json()
+    cost = {s["model"]: s["expected_cost_usd"] for s in plain["scores"]}
+    hinted_cost = {s["model"]: s["expected_cost_usd"] for s in hinted["scores"]}
+    assert hinted_cost[model] <= cost[model] + 1e-12
+    for other in set(cost) - {model}:
+        assert hinted_cost[other] == pytest.approx(cost[other])
+
+
+def test_whole_chat_completions_body_is_accepted(client):
+    body = {
+        "model": "gpt-4o",
+        "temperature": 0.1,
+        "stream": False,
+        "max_tokens": 300,
+        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        "response_format": {"type": "json_object"},
+        "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "Why is the sky blue?", "name": "ann"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]},
+            {"role": "tool", "content": "Rayleigh scattering", "tool_call_id": "c1"},
+            {"role": "user", "content": "Explain it for a child."},
+        ],
+        "user": "ann",
+    }
+    response = client.post("/route", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["reason"] == "max_utility"
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+def test_unknown_candidate_lists_the_bundle_candidates(client, manifest):
+    response = client.post("/route", json={"prompt": "Hi", "candidates": ["nope", "gpt-9"]})
+    assert response.status_code == 422
+    message = response.json()["message"]
+    assert "nope" in message and "gpt-9" in message
+    for name in candidate_names(manifest):
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"prompt": "a",}', "not valid JSON"),
+        (b"", "body is empty"),
+        (b"[]", "valid dictionary"),
+        (b'"a prompt"', "valid dictionary"),
+        (b"{}", "non-empty `prompt`"),
+        (b'{"prompt": "a\\ud800"}', "unpaired UTF-16 surrogate"),
+    ],
+    ids=["garbage", "trailing comma", "empty", "array", "string", "empty object", "surrogate"],
+)
+def test_malformed_bodies_get_422_with_a_message(client, raw, expected):
+    response = client.post("/route", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    body = response.json()
+    assert expected in body["message"]
+    assert isinstance(body["detail"], list)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "field"),
+    [
+        ({"value_usd": -1.0}, "value_usd"),
+        ({"min_success": 2}, "min_success"),
+        ({"max_cost_usd": 0}, "max_cost_usd"),
+        ({"value_usd": "lots"}, "value_usd"),
+        ({"candidates": []}, "candidates"),
+        ({"candidates": ["a", "a"]}, "candidates"),
+        ({"cache": {"model": "a", "cached_tokens": -5}}, "cache.cached_tokens"),
+    ],
+)
+def test_nonsense_knobs_get_422(client, knobs, field):
+    response = client.post("/route", json={"prompt": "Hi", **knobs})
+    assert response.status_code == 422
+    assert field in response.json()["message"]
+
+
+def test_non_finite_knob_in_raw_json_gets_422(client):
+    raw = b'{"prompt": "Hi", "value_usd": Infinity}'
+    response = client.post("/route", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "value_usd" in response.json()["message"]
+
+
+def test_oversize_body_gets_413(client, settings):
+    big = json.dumps({"prompt": "x" * (settings.max_body_bytes + 10)})
+    response = client.post("/route", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert str(settings.max_body_bytes) in response.json()["message"]
+
+
+def test_oversize_chunked_body_without_length_gets_413(client, settings):
+    def chunks():
+        yield b'{"prompt": "'
+        for _ in range(settings.max_body_bytes // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = client.post("/route", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_too_many_messages_gets_413(client, override_settings):
+    override_settings(max_messages=3)
+    messages = [{"role": "user", "content": "hi"}] * 4
+    response = client.post("/route", json={"messages": messages})
+    assert response.status_code == 413
+    assert "4 messages" in response.json()["message"]
+    assert client.post("/route", json={"messages": messages[:3]}).status_code == 200
+
+
+def test_too_much_text_gets_413(client, override_settings):
+    override_settings(max_text_chars=100)
+    response = client.post("/route", json={"prompt": "y" * 101})
+    assert response.status_code == 413
+    assert "101 characters" in response.json()["message"]
+
+
+# -------------------------------------------------------------------------- fallbacks
+
+
+class _RaisingScorer:
+    def score_request(self, prompt=None, messages=None, cache=None):
+        raise RuntimeError("injected scoring failure")
+
+
+class _BadScorer:
+    def __init__(self, p: np.ndarray, cost: np.ndarray) -> None:
+        self.scores = Scores(p_success=p, expected_cost_usd=cost)
+
+    def score_request(self, prompt=None, messages=None, cache=None):
+        return self.scores
+
+
+@pytest.fixture
+def swap_scorer(client: TestClient) -> Iterator:
+    service = client.app.state.service
+    original = service.scorer
+
+    def apply(scorer) -> None:
+        service.scorer = scorer
+
+    yield apply
+    service.scorer = original
+
+
+@pytest.mark.parametrize(
+    "make_scorer",
+    [
+        lambda k: _RaisingScorer(),
+        lambda k: _BadScorer(np.full((1, k), np.nan), np.zeros((1, k))),
+        lambda k: _BadScorer(np.full((1, k), 0.5), np.full((1, k), np.inf)),
+        lambda k: _BadScorer(np.full((2, k), 0.5), np.zeros((2, k))),
+    ],
+    ids=["raises", "nan p_success", "infinite cost", "wrong shape"],
+)
+def test_scoring_failure_answers_the_fallback(client, manifest, swap_scorer, make_scorer):
+    swap_scorer(make_scorer(len(manifest["candidates"])))
+    errors = metric_value(client, "outcome_router_errors_total")
+    fallbacks = metric_value(client, 'outcome_router_fallbacks_total{cause="error"}')
+    response = client.post("/route", json={"prompt": "Hi", "user": "ann"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == manifest["policy"]["fallback_model"]
+    assert body["reason"] == "fallback" and body["scores"] == []
+    assert body["router_version"] == manifest["router_version"]
+    assert metric_value(client, "outcome_router_errors_total") == errors + 1
+    assert metric_value(client, 'outcome_router_fallbacks_total{cause="error"}') == fallbacks + 1
+
+
+def test_fallback_respects_the_candidates_subset(client, manifest, swap_scorer):
+    swap_scorer(_RaisingScorer())
+    fallback = manifest["policy"]["fallback_model"]
+    others = [n for n in candidate_names(manifest) if n != fallback]
+    body = client.post("/route", json={"prompt": "Hi", "candidates": others}).json()
+    assert body["reason"] == "fallback" and body["model"] == others[0]
+
+
+def test_missed_time_budget_answers_the_fallback(client, manifest, override_settings):
+    override_settings(time_budget_ms=1e-6)
+    before = metric_value(client, 'outcome_router_fallbacks_total{cause="time_budget"}')
+    body = client.post("/route", json={"prompt": "Hi"}).json()
+    assert body["model"] == manifest["policy"]["fallback_model"]
+    assert body["reason"] == "fallback" and body["scores"] == []
+    after = metric_value(client, 'outcome_router_fallbacks_total{cause="time_budget"}')
+    assert after == before + 1
+
+
+def test_configured_fallback_must_be_a_candidate(settings):
+    app = create_app(settings.model_copy(update={"fallback_model": "not-a-candidate"}))
+    with pytest.raises(ValueError, match="not a candidate"), TestClient(app):
+        pass
+
+
+def test_fallback_model_setting_overrides_the_manifest(settings, manifest):
+    other = candidate_names(manifest)[0]
+    app = create_app(settings.model_copy(update={"fallback_model": other, "decision_log": None}))
+    with TestClient(app) as test_client:
+        assert test_client.get("/health").json()["fallback_model"] == other
+
+
+def test_route_before_startup_is_503(settings):
+    response = TestClient(create_app(settings)).post("/route", json={"prompt": "Hi"})
+    assert response.status_code == 503
+    assert "not loaded" in response.json()["message"]
+
+
+# ----------------------------------------------------------------- health, metrics
+
+
+def test_health(client, manifest):
+    body = client.get("/health").json()
+    assert body == {
+        "status": "ok",
+        "router_version": manifest["router_version"],
+        "candidates": candidate_names(manifest),
+        "fallback_model": manifest["policy"]["fallback_model"],
+    }
+
+
+def test_metrics(client, manifest):
+    body = client.post("/route", json={"prompt": "Count me"}).json()
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert f'outcome_router_decisions_total{{model="{body["model"]}",reason="max_utility"}}' in text
+    assert "outcome_router_fallbacks_total" in text
+    assert "outcome_router_errors_total" in text
+    assert 'outcome_router_route_latency_seconds_bucket{le="0.005"}' in text
+    assert f'router_version="{manifest["router_version"]}"' in text
+
+
+def test_apps_have_separate_metric_registries(settings):
+    first, second = create_app(settings), create_app(settings)
+    assert first.state.metrics.registry is not second.state.metrics.registry
+
+
+def test_openapi_documents_route(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/route", "/health", "/metrics"} <= set(paths)
+
+
+# ------------------------------------------------------------------- decision log
+
+
+def _log_lines(path: Path) -> dict[str, dict]:
+    return {
+        record["decision_id"]: record
+        for record in (json.loads(line) for line in path.read_text().splitlines())
+    }
+
+
+def test_decisions_are_logged(client, decision_log_path, manifest):
+    request = {
+        "messages": [{"role": "user", "content": "Plan a database migration."}],
+        "value_usd": 0.5,
+        "user": "ann",
+        "team": "infra",
+        "task": "planning",
+        "session_id": "s-1",
+    }
+    body = client.post("/route", json=request).json()
+    record = _log_lines(decision_log_path)[body["decision_id"]]
+    text = routing_text(None, request["messages"], source=manifest["feature_spec"]["text_source"])
+    assert record["prompt_sha256"] == text_sha256(text)
+    assert "prompt" not in record
+    assert record["model"] == body["model"] and record["reason"] == body["reason"]
+    assert record["propensity"] == 1.0
+    assert record["router_version"] == manifest["router_version"]
+    assert record["candidates"] == candidate_names(manifest)
+    assert record["scores"] == body["scores"]
+    assert record["value_usd"] == 0.5
+    assert (record["user"], record["team"], record["task"], record["session_id"]) == (
+        "ann",
+        "infra",
+        "planning",
+        "s-1",
+    )
+    assert record["timestamp"].endswith("+00:00")
+
+
+def test_fallbacks_are_logged(client, decision_log_path, swap_scorer):
+    swap_scorer(_RaisingScorer())
+    body = client.post("/route", json={"prompt": "Hi"}).json()
+    record = _log_lines(decision_log_path)[body["decision_id"]]
+    assert record["reason"] == "fallback" and record["scores"] == []
+    assert record["prompt_sha256"] == text_sha256("Hi")
+
+
+def test_decision_log_writes_prompts_only_when_asked(tmp_path):
+    for log_prompts in (False, True):
+        path = tmp_path / f"log-{log_prompts}.jsonl"
+        with DecisionLog(path, log_prompts=log_prompts) as log:
+            log.write(
+                decision_id="d1",
+                router_version="v",
+                candidates=["a"],
+                model="a",
+                propensity=1.0,
+                reason="max_utility",
+                scores=[],
+                routing_text="secret prompt",
+            )
+        record = json.loads(path.read_text())
+        assert ("prompt" in record) is log_prompts
+        assert record["prompt_sha256"] == text_sha256("secret prompt")
+
+
+def test_decision_log_is_thread_safe(tmp_path):
+    path = tmp_path / "sub" / "log.jsonl"
+    log = DecisionLog(path)
+
+    def write(worker: int) -> None:
+        for i in range(200):
+            log.write(
+                decision_id=f"{worker}-{i}",
+                router_version="v",
+                candidates=["a", "b"],
+                model="a",
+                propensity=1.0,
+                reason="max_utility",
+                scores=[{"model": "a", "p_success": 0.5}] * 20,
+                routing_text="x" * 500,
+            )
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    ids = [json.loads(line)["decision_id"] for line in path.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 8 * 200
