@@ -59,7 +59,7 @@ class Settings(BaseSettings):
 
     bundle: str = Field(min_length=1)
     fallback_model: str | None = None
-    time_budget_ms: float = Field(default=50.0, gt=0, allow_inf_nan=False)
+    time_budget_ms: float = Field(default=250.0, gt=0, allow_inf_nan=False)
     decision_log: Path | None = None
     log_prompts: bool = False
     max_body_bytes: int = Field(default=1 << 20, gt=0)

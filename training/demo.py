@@ -43,10 +43,12 @@ def post_route(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, dict
     return response.status, json.loads(response.read())
 
 
-def start_server(bundle: str | Path, host: str, port: int, **popen: Any) -> subprocess.Popen:
-    """Start ``outcome-router serve`` as a child process."""
-    cmd = [sys.executable, "-m", "training.cli", "serve", "--bundle", str(bundle),
-           "--host", host, "--port", str(port)]
+def start_server(
+    bundle: str | Path, host: str, port: int, *, python_flags: tuple[str, ...] = (), **popen: Any
+) -> subprocess.Popen:
+    """Start ``outcome-router serve`` as a child process (warnings and errors only)."""
+    cmd = [sys.executable, *python_flags, "-m", "training.cli", "serve", "--bundle", str(bundle),
+           "--host", host, "--port", str(port), "--log-level", "warning"]
     return subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, **popen)
 
 

@@ -11,8 +11,10 @@ model and ``reason: "fallback"``, never a 500 and never a hang.
 
 The time budget is checked *post-hoc*: a decision that took longer than the budget
 is discarded and the fallback is answered, so a slow decision still costs its
-time. Making the budget preemptive (answering the fallback as soon as the budget
-runs out) is issue 4; it needs no per-request thread here.
+time. It is measured from the start of the endpoint, so body parsing and waiting
+for a thread-pool slot are not counted. Making the budget preemptive (answering
+the fallback as soon as the budget runs out) is issue 4; no per-request thread is
+spawned here.
 """
 
 from __future__ import annotations
