@@ -15,8 +15,15 @@ import pytest
 
 from training.demo import start_server, wait_for_health
 
-HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn", "lightgbm", "mlflow",
-         "pandas")
+HEAVY = (
+    "torch",
+    "transformers",
+    "sentence_transformers",
+    "sklearn",
+    "lightgbm",
+    "mlflow",
+    "pandas",
+)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -36,15 +43,30 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def cli_bundle(small_logs, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "bundle"
-    result = cli("train", "--logs", str(small_logs["train"]), "--out", str(out), "--no-mlflow",
-                 "--learner", "logistic-C0.0003,lightgbm-small")
+    result = cli(
+        "train",
+        "--logs",
+        str(small_logs["train"]),
+        "--out",
+        str(out),
+        "--no-mlflow",
+        "--learner",
+        "logistic-C0.0003,lightgbm-small",
+    )
     assert json.loads(result.stdout)["bundle"] == str(out)
     return out
 
 
 def test_evaluate_writes_metrics_and_report(cli_bundle, small_logs, tmp_path):
-    cli("evaluate", "--bundle", str(cli_bundle), "--logs", str(small_logs["test"]),
-        "--out", str(tmp_path))
+    cli(
+        "evaluate",
+        "--bundle",
+        str(cli_bundle),
+        "--logs",
+        str(small_logs["test"]),
+        "--out",
+        str(tmp_path),
+    )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n_prompts"] == 40
     assert len(metrics["single_models"]) == 5
@@ -65,16 +87,27 @@ def prompts_file(small_logs, tmp_path_factory):
             if i % 2:
                 line = {"prompt_id": row.prompt_id, "prompt": row.prompt}
             else:
-                line = {"prompt_id": row.prompt_id,
-                        "messages": [{"role": "user", "content": row.prompt}]}
+                line = {
+                    "prompt_id": row.prompt_id,
+                    "messages": [{"role": "user", "content": row.prompt}],
+                }
             fh.write(json.dumps(line) + "\n")
     return path
 
 
 def test_route_then_serve_give_the_same_decisions(cli_bundle, prompts_file, tmp_path):
     decisions = tmp_path / "decisions.jsonl"
-    cli("route", "--bundle", str(cli_bundle), "--input", str(prompts_file),
-        "--out", str(decisions), "--value-usd", "2.0")
+    cli(
+        "route",
+        "--bundle",
+        str(cli_bundle),
+        "--input",
+        str(prompts_file),
+        "--out",
+        str(decisions),
+        "--value-usd",
+        "2.0",
+    )
     offline = [json.loads(line) for line in decisions.read_text().splitlines()]
     assert len(offline) == 8
     for line in offline:
@@ -83,8 +116,14 @@ def test_route_then_serve_give_the_same_decisions(cli_bundle, prompts_file, tmp_
             assert 0 < score["p_success"] < 1 and score["expected_cost_usd"] > 0
 
     port = free_port()
-    proc = start_server(cli_bundle, "127.0.0.1", port, python_flags=("-X", "importtime"),
-                        stderr=subprocess.PIPE, text=True)
+    proc = start_server(
+        cli_bundle,
+        "127.0.0.1",
+        port,
+        python_flags=("-X", "importtime"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         health = wait_for_health("127.0.0.1", port, proc=proc)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
@@ -100,8 +139,9 @@ def test_route_then_serve_give_the_same_decisions(cli_bundle, prompts_file, tmp_
                 served = {s["model"]: s["p_success"] for s in decision["scores"]}
                 for score in expected["scores"]:
                     assert served[score["model"]] == pytest.approx(score["p_success"], abs=1e-6)
-            bad = client.post("/route", content=b"{not json",
-                              headers={"content-type": "application/json"})
+            bad = client.post(
+                "/route", content=b"{not json", headers={"content-type": "application/json"}
+            )
             assert bad.status_code == 422
             unknown = client.post("/route", json={"prompt": "hi", "candidates": ["gpt-9"]})
             assert unknown.status_code == 422 and "gpt-9" in unknown.text

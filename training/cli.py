@@ -33,13 +33,24 @@ def _train(args: argparse.Namespace) -> int:
         learners=learners,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
-        spec=FeatureSpec(max_tokens=args.max_tokens, head_tokens=min(args.head_tokens, args.max_tokens - 2)),
+        spec=FeatureSpec(
+            max_tokens=args.max_tokens, head_tokens=min(args.head_tokens, args.max_tokens - 2)
+        ),
         track=not args.no_mlflow,
         mlruns=args.mlruns,
     )
     result = train(config)
-    print(json.dumps({"bundle": str(result.bundle.path), "router_version": result.bundle.router_version,
-                      "mlflow_run_id": result.run_id, "metrics": result.metrics}, indent=2))
+    print(
+        json.dumps(
+            {
+                "bundle": str(result.bundle.path),
+                "router_version": result.bundle.router_version,
+                "mlflow_run_id": result.run_id,
+                "metrics": result.metrics,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -47,8 +58,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate
 
     summary = evaluate(args.bundle, args.logs, args.out, prices=args.prices)
-    keys = ("n_prompts", "savings_at_parity", "savings_at_95", "quality_at_quarter_cost",
-            "area", "area_single_models")
+    keys = (
+        "n_prompts",
+        "savings_at_parity",
+        "savings_at_95",
+        "quality_at_quarter_cost",
+        "area",
+        "area_single_models",
+    )
     print(json.dumps({k: summary.get(k) for k in keys}, indent=2))
     return 0
 

@@ -47,13 +47,30 @@ def start_server(
     bundle: str | Path, host: str, port: int, *, python_flags: tuple[str, ...] = (), **popen: Any
 ) -> subprocess.Popen:
     """Start ``outcome-router serve`` as a child process (warnings and errors only)."""
-    cmd = [sys.executable, *python_flags, "-m", "training.cli", "serve", "--bundle", str(bundle),
-           "--host", host, "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        *python_flags,
+        "-m",
+        "training.cli",
+        "serve",
+        "--bundle",
+        str(bundle),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, **popen)
 
 
 def demo_request(
-    bundle: str | Path, request_path: str | Path, *, host: str = "127.0.0.1", port: int = 8765,
+    bundle: str | Path,
+    request_path: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
     n_timed: int = 200,
 ) -> dict[str, Any]:
     """Run the demo; return the decision and the measured latency."""

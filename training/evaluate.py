@@ -74,7 +74,9 @@ def _prediction_quality(log: FullInfoLog, p: np.ndarray, c: np.ndarray) -> dict[
     """How good the scores are, before any decision: Brier score and cost error."""
     brier = ((p - log.outcome) ** 2).mean(axis=0)
     positive = (log.cost_usd > 0) & (c > 0)
-    log_ratio = np.where(positive, np.log(np.where(positive, c, 1) / np.where(positive, log.cost_usd, 1)), np.nan)
+    log_ratio = np.where(
+        positive, np.log(np.where(positive, c, 1) / np.where(positive, log.cost_usd, 1)), np.nan
+    )
     return {
         name: {
             "brier": float(brier[k]),

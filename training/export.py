@@ -52,7 +52,10 @@ def _make_model(
     )
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", SCORER_OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
+        opset_imports=[
+            helper.make_opsetid("", SCORER_OPSET),
+            helper.make_opsetid("ai.onnx.ml", ML_OPSET),
+        ],
         producer_name="outcome-router",
     )
     model.ir_version = 8
@@ -109,7 +112,9 @@ def export_scorer(learner: PerCandidateLearner) -> onnx.ModelProto:
     """
     d, k = learner.n_features_in_, learner.n_candidates_
     if isinstance(learner, LogisticLearner):
-        nodes, inits = _linear_nodes("lr_", learner.coef_.T, learner.intercept_, SCORER_OUTPUT, True)
+        nodes, inits = _linear_nodes(
+            "lr_", learner.coef_.T, learner.intercept_, SCORER_OUTPUT, True
+        )
         return _make_model(nodes, inits, d, SCORER_OUTPUT, k)
     if isinstance(learner, LightGBMLearner):
         nodes, inits, columns = [], [], []

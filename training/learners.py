@@ -41,9 +41,7 @@ def _check_rows(
     return X, y, candidate
 
 
-def soft_label_rows(
-    X: np.ndarray, y: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def soft_label_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expand soft labels into weighted hard rows; zero-weight rows are dropped."""
     X2 = np.vstack([X, X])
     labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
@@ -150,9 +148,7 @@ class LogisticLearner(PerCandidateLearner):
         scale = X.std(axis=0)
         scale[scale < 1e-6] = 1.0
         Xs, labels, weights = soft_label_rows((X - mean) / scale, y)
-        model = LogisticRegression(C=self.C, max_iter=2000).fit(
-            Xs, labels, sample_weight=weights
-        )
+        model = LogisticRegression(C=self.C, max_iter=2000).fit(Xs, labels, sample_weight=weights)
         coef = model.coef_[0] / scale
         return coef, float(model.intercept_[0] - coef @ mean)
 

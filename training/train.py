@@ -39,14 +39,24 @@ DEFAULT_LEARNERS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "lightgbm-small",
         "lightgbm",
-        {"n_estimators": 100, "learning_rate": 0.03, "num_leaves": 4,
-         "min_child_samples": 30, "colsample_bytree": 0.3},
+        {
+            "n_estimators": 100,
+            "learning_rate": 0.03,
+            "num_leaves": 4,
+            "min_child_samples": 30,
+            "colsample_bytree": 0.3,
+        },
     ),
     (
         "lightgbm-large",
         "lightgbm",
-        {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15,
-         "min_child_samples": 50, "colsample_bytree": 0.3},
+        {
+            "n_estimators": 300,
+            "learning_rate": 0.05,
+            "num_leaves": 15,
+            "min_child_samples": 50,
+            "colsample_bytree": 0.3,
+        },
     ),
 ]
 #: Largest allowed gap between ONNX and native predictions.
@@ -95,15 +105,13 @@ def grouped_split(n_prompts: int, fraction: float, seed: int) -> np.ndarray:
     """Validation mask over prompts: every row of a prompt falls on one side."""
     rng = np.random.default_rng(seed)
     mask = np.zeros(n_prompts, dtype=bool)
-    n_val = int(round(n_prompts * fraction))
+    n_val = round(n_prompts * fraction)
     if n_prompts >= 10 and n_val > 0:
         mask[rng.choice(n_prompts, size=n_val, replace=False)] = True
     return mask
 
 
-def cost_components(
-    data: TrainingSet, prices: dict[str, ModelPrice | None]
-) -> list[CostComponent]:
+def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> list[CostComponent]:
     """Priced units of each candidate's cost (see `training.cost_model`).
 
     Tokens where the catalog prices the candidate and most of its rows log tokens;
@@ -219,9 +227,7 @@ def select_learner(
     return chosen, report
 
 
-def default_policy(
-    data: TrainingSet, report: dict[str, Any], chosen: str
-) -> dict[str, Any]:
+def default_policy(data: TrainingSet, report: dict[str, Any], chosen: str) -> dict[str, Any]:
     """The bundle's default policy: parity on validation where it can be measured.
 
     ``value_usd`` is the least value whose validation point reaches the best single
@@ -230,9 +236,12 @@ def default_policy(
     The fallback model is the candidate with the highest mean outcome.
     """
     mean_outcome = np.array(
-        [np.nanmean(np.where(data.candidate == k, data.outcome, np.nan))
-         if (data.labelled & (data.candidate == k)).any() else 0.0
-         for k in range(len(data.candidates))]
+        [
+            np.nanmean(np.where(data.candidate == k, data.outcome, np.nan))
+            if (data.labelled & (data.candidate == k)).any()
+            else 0.0
+            for k in range(len(data.candidates))
+        ]
     )
     fallback = data.candidates[int(np.argmax(mean_outcome))]
     entry = report.get("learners", {}).get(chosen, {})
@@ -257,16 +266,20 @@ def train(config: TrainConfig) -> TrainResult:
     out = Path(config.out)
     quarantine = out.with_name(out.name + ".quarantine.jsonl")
     read = read_call_logs(config.logs, prices=catalog, quarantine_path=quarantine)
-    _say(f"read {len(read.frame)} calls; quarantined {read.n_quarantined}"
-         + (f" -> {quarantine}" if read.n_quarantined else ""))
+    _say(
+        f"read {len(read.frame)} calls; quarantined {read.n_quarantined}"
+        + (f" -> {quarantine}" if read.n_quarantined else "")
+    )
     encoder_dir = ensure_encoder()
     featurizer = Featurizer(config.spec, encoder_dir, workers=2)
     data = build_training_set(read.frame, featurizer, config.candidates)
     n_labelled = int(data.labelled.sum())
     if n_labelled == 0:
         raise ValueError("No call has an outcome: nothing to learn from.")
-    _say(f"{data.n_prompts} prompts, {n_labelled} graded calls, candidates: "
-         + ", ".join(data.candidates))
+    _say(
+        f"{data.n_prompts} prompts, {n_labelled} graded calls, candidates: "
+        + ", ".join(data.candidates)
+    )
     prices = {name: catalog.get(name) for name in data.candidates}
     components = cost_components(data, prices)
     (label, name, params), report = select_learner(data, config, components)
@@ -398,7 +411,10 @@ def _track(bundle: Bundle, config: TrainConfig, chosen: str, metrics, policy) ->
         "policy_value_usd": policy["value_usd"],
     }
     run_id = log_training_run(
-        bundle.path, params=params, metrics=metrics, tracking_uri=config.tracking_uri,
+        bundle.path,
+        params=params,
+        metrics=metrics,
+        tracking_uri=config.tracking_uri,
         root=config.mlruns,
     )
     _say(f"MLflow run {run_id}")

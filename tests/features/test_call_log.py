@@ -73,8 +73,12 @@ def test_malformed_json_lines_and_duplicates(sample, tmp_path):
     rows = sample.head(2).to_dict(orient="records")
     path = tmp_path / "calls.jsonl"
     path.write_text(
-        json.dumps(rows[0]) + "\n{not json\n[1, 2]\n" + json.dumps(rows[0]) + "\n"
-        + json.dumps(rows[1]) + "\n"
+        json.dumps(rows[0])
+        + "\n{not json\n[1, 2]\n"
+        + json.dumps(rows[0])
+        + "\n"
+        + json.dumps(rows[1])
+        + "\n"
     )
     read = read_call_logs(path, quarantine_path=tmp_path / "q.jsonl")
     assert len(read.frame) == 2
@@ -103,8 +107,15 @@ def test_cost_from_catalog_and_prompt_id_from_text(sample, tmp_path):
 
 def test_messages_rows(tmp_path):
     rows = [
-        {"request_id": "a", "model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
-         "input_tokens": 100, "cached_input_tokens": 80, "output_tokens": 10, "outcome": 1},
+        {
+            "request_id": "a",
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "hi"}],
+            "input_tokens": 100,
+            "cached_input_tokens": 80,
+            "output_tokens": 10,
+            "outcome": 1,
+        },
     ]
     path = tmp_path / "calls.jsonl"
     path.write_text(json.dumps(rows[0]) + "\n")

@@ -22,7 +22,7 @@ def test_stats_separate_code_from_prose():
 
 
 def test_batch_shape_and_empty_text(shipped_calls):
-    texts = shipped_calls["prompt"].head(5).tolist() + [""]
+    texts = [*shipped_calls["prompt"].head(5).tolist(), ""]
     stats = text_stats_batch(texts)
     assert stats.shape == (6, len(TEXT_STATS))
     assert np.isfinite(stats).all()

@@ -36,11 +36,15 @@ def test_cost_onnx_matches_native(training_set):
     data = training_set
     components = [CostComponent(k, "cost_usd", 1.0, 1e-4) for k in range(len(data.candidates))]
     model = LogLinearCostModel().fit(
-        data.features[data.prompt], {"cost_usd": data.cost_usd},
-        components=components, candidate=data.candidate,
+        data.features[data.prompt],
+        {"cost_usd": data.cost_usd},
+        components=components,
+        candidate=data.candidate,
     )
     onnx_log = _run(export_cost_model(model), data.features)
-    np.testing.assert_allclose(onnx_log, model.predict_log_units(data.features), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        onnx_log, model.predict_log_units(data.features), rtol=1e-4, atol=1e-4
+    )
     cost = model.predict_cost(data.features, len(data.candidates))
     logged = data.matrix(data.cost_usd).mean(axis=0)
     # Smearing makes the mean prediction track the mean logged cost.
@@ -66,7 +70,10 @@ def test_bundle_loads_and_verifies(bundle_copy):
     bundle = load_bundle(bundle_copy)
     assert len(bundle.router_version) == 16
     assert set(bundle.manifest["files"]) == {
-        "encoder.onnx", "tokenizer.json", "scorer.onnx", "cost.onnx"
+        "encoder.onnx",
+        "tokenizer.json",
+        "scorer.onnx",
+        "cost.onnx",
     }
 
 

@@ -33,7 +33,10 @@ def test_thin_candidates_get_their_smoothed_rate(name, training_set):
     thin = np.flatnonzero(candidate == 0)[:5]
     keep = (candidate != 0) | np.isin(np.arange(len(candidate)), thin)
     learner = make_learner(name).fit(
-        X[keep], training_set.outcome[keep], candidate=candidate[keep], n_candidates=len(training_set.candidates)
+        X[keep],
+        training_set.outcome[keep],
+        candidate=candidate[keep],
+        n_candidates=len(training_set.candidates),
     )
     expected = (training_set.outcome[thin].sum() + 1) / (len(thin) + 2)
     np.testing.assert_allclose(learner.predict_proba(training_set.features[:3])[:, 0], expected)

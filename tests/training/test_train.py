@@ -52,8 +52,12 @@ def test_one_row_per_prompt_logs_with_cost_only(shipped_calls, tmp_path):
     logged = logged.drop(columns=["input_tokens", "output_tokens"])
     logged.to_json(tmp_path / "calls.jsonl", orient="records", lines=True)
     result = train(
-        TrainConfig(logs=[str(tmp_path / "calls.jsonl")], out=str(tmp_path / "b"), track=False,
-                    learners=[("logistic", "logistic", {"C": 0.01})])
+        TrainConfig(
+            logs=[str(tmp_path / "calls.jsonl")],
+            out=str(tmp_path / "b"),
+            track=False,
+            learners=[("logistic", "logistic", {"C": 0.01})],
+        )
     )
     manifest = result.bundle.manifest
     assert {c["name"] for c in manifest["cost_model"]["components"]} == {"cost_usd"}
@@ -70,13 +74,18 @@ def test_bad_rows_are_counted_and_quarantined(small_logs, tmp_path):
     frame.to_parquet(tmp_path / "calls.parquet")
     out = tmp_path / "bundle"
     result = train(
-        TrainConfig(logs=[str(tmp_path / "calls.parquet")], out=str(out), track=False,
-                    learners=[("logistic", "logistic", {"C": 0.01})])
+        TrainConfig(
+            logs=[str(tmp_path / "calls.parquet")],
+            out=str(out),
+            track=False,
+            learners=[("logistic", "logistic", {"C": 0.01})],
+        )
     )
     assert result.bundle.manifest["training"]["n_quarantined"] == 2
     lines = (tmp_path / "bundle.quarantine.jsonl").read_text().splitlines()
     assert [json.loads(x)["quarantine_reason"] for x in lines] == [
-        "outcome must be in [0, 1], got 7.0", "missing required column 'model'"
+        "outcome must be in [0, 1], got 7.0",
+        "missing required column 'model'",
     ]
 
 
@@ -86,10 +95,13 @@ def test_training_run_is_tracked_in_mlflow(small_logs, tmp_path):
     frame = pd.read_parquet(small_logs["train"]).head(200)
     frame.to_parquet(tmp_path / "calls.parquet")
     result = train(
-        TrainConfig(logs=[str(tmp_path / "calls.parquet")], out=str(tmp_path / "b"),
-                    mlruns=str(tmp_path / "mlruns"),
-                    tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db",
-                    learners=[("logistic", "logistic", {"C": 0.01})])
+        TrainConfig(
+            logs=[str(tmp_path / "calls.parquet")],
+            out=str(tmp_path / "b"),
+            mlruns=str(tmp_path / "mlruns"),
+            tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db",
+            learners=[("logistic", "logistic", {"C": 0.01})],
+        )
     )
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     run = mlflow.get_run(result.run_id)
@@ -110,5 +122,11 @@ def test_grouped_split_and_family():
 
 def test_unknown_candidates_fail_clearly(small_logs, tmp_path):
     with pytest.raises(ValueError, match="have no rows in the logs"):
-        train(TrainConfig(logs=[str(small_logs["train"])], out=str(tmp_path / "b"),
-                          candidates=["missing-model"], track=False))
+        train(
+            TrainConfig(
+                logs=[str(small_logs["train"])],
+                out=str(tmp_path / "b"),
+                candidates=["missing-model"],
+                track=False,
+            )
+        )
