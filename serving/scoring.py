@@ -104,12 +104,16 @@ class BundleScorer:
         messages: Sequence[Mapping[str, Any]] | None = None,
         cache: CacheHint | None = None,
     ) -> Scores:
-        """Scores of one request, shape ``(1, n_candidates)``, cache-aware.
+        """Scores of one request, shape ``(1, n_candidates)``, cache-aware."""
+        return self.score_text(self.featurizer.text_of(prompt, messages), cache)
+
+    def score_text(self, text: str, cache: CacheHint | None = None) -> Scores:
+        """Scores of one routing text, shape ``(1, n_candidates)``.
 
         A cache hint re-prices the hinted model's cached prompt tokens at its
         cache-read price instead of its input price.
         """
-        scores = self.score_texts([self.featurizer.text_of(prompt, messages)])
+        scores = self.score_texts([text])
         if cache is not None and cache.cached_tokens > 0:
             self.apply_cache_hint(scores.expected_cost_usd, cache)
         return scores

@@ -61,7 +61,7 @@ class RouterService:
     ----------
     bundle : Bundle
     scorer : BundleScorer
-        Anything with ``score_request(prompt, messages, cache) -> Scores``.
+        Anything with ``score_text(text, cache) -> Scores``.
     fallback_model : str
         A bundle candidate answered when deciding fails or is too slow.
     feature_spec : FeatureSpec

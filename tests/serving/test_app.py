@@ -250,7 +250,7 @@ def test_too_much_text_gets_413(client, override_settings):
 
 
 class _RaisingScorer:
-    def score_request(self, prompt=None, messages=None, cache=None):
+    def score_text(self, text, cache=None):
         raise RuntimeError("injected scoring failure")
 
 
@@ -258,7 +258,7 @@ class _BadScorer:
     def __init__(self, p: np.ndarray, cost: np.ndarray) -> None:
         self.scores = Scores(p_success=p, expected_cost_usd=cost)
 
-    def score_request(self, prompt=None, messages=None, cache=None):
+    def score_text(self, text, cache=None):
         return self.scores
 
 

@@ -128,7 +128,7 @@ def route(
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
-        scores = service.scorer.score_request(prompt, messages, cache)
+        scores = service.scorer.score_text(text, cache)
         p, cost = scores.p_success, scores.expected_cost_usd
         if p.shape != (1, len(candidates)) or cost.shape != p.shape:
             raise ValueError(
