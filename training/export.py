@@ -159,6 +159,7 @@ def write_bundle(
     cost_model: LogLinearCostModel,
     policy: dict[str, Any],
     training: dict[str, Any],
+    calibration: dict[str, Any] | None = None,
 ) -> Bundle:
     """Write a complete, hashed bundle folder and return it loaded and verified."""
     out_dir = Path(out_dir)
@@ -188,7 +189,7 @@ def write_bundle(
             "output": SCORER_OUTPUT,
             "learner": learner_name,
             "params": {k: _plain(v) for k, v in learner.get_params().items()},
-            "calibration": None,
+            "calibration": calibration,
         },
         "cost_model": {
             "file": COST_FILE,
