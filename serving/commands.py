@@ -72,6 +72,57 @@ def _add_policy_knobs(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# ----------------------------------------------------- registry bundles (issue 3)
+# ``--bundle models:/NAME@ALIAS`` is resolved by `training.registry` in a child
+# process: the serving process must never import mlflow (nor its dependencies).
+
+
+def _add_mlruns_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mlruns",
+        default="mlruns",
+        help="MLflow store folder for models:/ bundles, which are cached under "
+        "MLRUNS/served ($MLFLOW_TRACKING_URI overrides the store; default: %(default)s).",
+    )
+
+
+def fetch_registry_bundle(uri: str, mlruns: str | Path = "mlruns") -> Path:
+    """Download a ``models:/`` bundle through a child process; return its local folder.
+
+    The child, ``python -m training.registry download``, talks to MLflow, copies the
+    version into ``<mlruns>/served/<name>-<version>`` (reused when already there
+    and intact) and prints the folder. This process only reads that line, so it
+    never imports mlflow, and still verifies the folder's hashes itself when it
+    loads it.
+
+    Raises
+    ------
+    ValueError
+        With the child's one-line reason (unknown alias or version, no store, no
+        training extra installed, ...).
+    """
+    import subprocess
+
+    cmd = [sys.executable, "-m", "training.registry", "download", uri, "--mlruns", str(mlruns)]
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+        reason = errors[-1].removeprefix("error: ") if errors else proc.stderr.strip()[-2000:]
+        raise ValueError(f"Could not fetch {uri} from the MLflow registry: {reason}")
+    return Path(lines[-1])
+
+
+def resolve_bundle_arg(bundle: str, mlruns: str | Path = "mlruns") -> str:
+    """A bundle folder as given, or the local copy of a ``models:/`` bundle."""
+    if not bundle.startswith(MODELS_URI_PREFIX):
+        return bundle
+    path = fetch_registry_bundle(bundle, mlruns)
+    print(f"{bundle} -> {path}", file=sys.stderr, flush=True)
+    return str(path)
+
+
 # --------------------------------------------------------------------------- serve
 
 
@@ -88,9 +139,10 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--bundle",
-        help="Bundle folder (default: $OUTCOME_ROUTER_BUNDLE). "
-        "models:/NAME@ALIAS registry bundles come with issue 3.",
+        help="Bundle folder, or models:/NAME@ALIAS or models:/NAME/VERSION from the MLflow "
+        "registry (default: $OUTCOME_ROUTER_BUNDLE).",
     )
+    _add_mlruns_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="Interface (default: %(default)s).")
     parser.add_argument("--port", type=int, default=8000, help="Port (default: %(default)s).")
     parser.add_argument(
@@ -118,8 +170,8 @@ def serve_command(args: argparse.Namespace) -> int:
     Raises
     ------
     ValueError
-        For an MLflow registry URI, missing or invalid settings, or a bundle that
-        fails verification (`serving.bundle.BundleError`).
+        For a registry URI that does not resolve, missing or invalid settings, or a
+        bundle that fails verification (`serving.bundle.BundleError`).
     """
     from pydantic import ValidationError
 
@@ -127,12 +179,10 @@ def serve_command(args: argparse.Namespace) -> int:
     from serving.config import Settings
 
     bundle = args.bundle or os.environ.get("OUTCOME_ROUTER_BUNDLE")
-    if bundle and bundle.startswith(MODELS_URI_PREFIX):
-        raise ValueError(
-            f"MLflow registry bundles come with issue 3; pass a bundle folder (got {bundle!r})."
-        )
+    if bundle:
+        bundle = resolve_bundle_arg(bundle, args.mlruns)
     overrides = {
-        "bundle": args.bundle,
+        "bundle": bundle,
         "fallback_model": args.fallback_model,
         "time_budget_ms": args.time_budget_ms,
         "decision_log": args.decision_log,
@@ -168,7 +218,12 @@ def add_route_parser(subparsers: Any) -> argparse.ArgumentParser:
             "expected_cost_usd}]} in input order, deciding exactly as POST /route does."
         ),
     )
-    parser.add_argument("--bundle", required=True, help="Bundle folder.")
+    parser.add_argument(
+        "--bundle",
+        required=True,
+        help="Bundle folder, or models:/NAME@ALIAS or models:/NAME/VERSION.",
+    )
+    _add_mlruns_option(parser)
     parser.add_argument("--input", required=True, help="PROMPTS.jsonl.")
     parser.add_argument("--out", required=True, help="DECISIONS.jsonl (replaced when done).")
     _add_policy_knobs(parser)
@@ -197,7 +252,7 @@ def route_command(args: argparse.Namespace) -> int:
             print(f"\rrouted {n} prompts", end="", file=sys.stderr, flush=True)
 
     counts = route_file(
-        args.bundle,
+        resolve_bundle_arg(args.bundle, args.mlruns),
         args.input,
         args.out,
         value_usd=args.value_usd,

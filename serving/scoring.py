@@ -14,6 +14,7 @@ import numpy as np
 
 from features.featurizer import Featurizer
 from serving.bundle import Bundle
+from serving.calibration import apply_calibration
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class BundleScorer:
             str(bundle.file(scorer["file"])), options, providers=["CPUExecutionProvider"]
         )
         self._scorer_io = (scorer["input"], scorer["output"])
+        self._calibration = scorer.get("calibration")
         self._cost = ort.InferenceSession(
             str(bundle.file(cost["file"])), options, providers=["CPUExecutionProvider"]
         )
@@ -92,7 +94,8 @@ class BundleScorer:
         units = np.clip(units - self._component_offset, 0.0, None)
         cost = np.zeros((features.shape[0], len(self.candidates)))
         np.add.at(cost.T, self._component_candidate, (units * self._component_price).T)
-        return Scores(p_success=np.clip(p.astype(np.float64), 0.0, 1.0), expected_cost_usd=cost)
+        p = apply_calibration(p.astype(np.float64), self._calibration)
+        return Scores(p_success=np.clip(p, 0.0, 1.0), expected_cost_usd=cost)
 
     def score_texts(self, texts: list[str]) -> Scores:
         """Scores of routing texts, one row per text."""

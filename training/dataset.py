@@ -69,6 +69,25 @@ class TrainingSet:
         seen[self.prompt[ok], self.candidate[ok]] = True
         return seen.all(axis=1)
 
+    def subset(self, prompts: np.ndarray) -> TrainingSet:
+        """The prompts where ``prompts`` (bool, shape ``(n_prompts,)``) is True, and their rows."""
+        prompts = np.asarray(prompts, dtype=bool)
+        new_index = np.cumsum(prompts) - 1
+        rows = prompts[self.prompt]
+        return TrainingSet(
+            candidates=self.candidates,
+            prompt_ids=self.prompt_ids[prompts],
+            texts=[t for t, keep in zip(self.texts, prompts, strict=True) if keep],
+            features=self.features[prompts],
+            prompt=new_index[self.prompt[rows]],
+            candidate=self.candidate[rows],
+            outcome=self.outcome[rows],
+            cost_usd=self.cost_usd[rows],
+            input_tokens=self.input_tokens[rows],
+            output_tokens=self.output_tokens[rows],
+            segments={k: v[prompts] for k, v in self.segments.items()},
+        )
+
     def matrix(self, values: np.ndarray) -> np.ndarray:
         """Row values as ``(n_prompts, n_candidates)`` (mean of duplicates, NaN if none)."""
         total = np.zeros((self.n_prompts, len(self.candidates)))

@@ -1,8 +1,14 @@
 """The offline evaluation report: ``metrics.json`` and a self-contained ``report.html``.
 
-The page is one file (inline CSS, the plot as a base64 PNG) so it can be attached to an
+The page is one file (inline CSS, the plots as base64 PNGs) so it can be attached to an
 MLflow run, mailed or opened from a CI artifact without a server. Every text that comes
 from data (model names, segment tags, the title) is HTML-escaped.
+
+Sections: headline figures; the cost-quality plot (the router, compared routers, the
+oracle curve, the single models and the baselines random / cheapest / strongest); a
+table of every router and baseline; RouteLLM's two-model view (APGR, CPT); the model
+share at the default policy; calibration (reliability plot and table); single models;
+the router curve; per-segment tables.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-se
        margin: 2rem auto; max-width: 1100px; color: #1f2328; padding: 0 1rem; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #d0d7de; }
+h3 { font-size: 1rem; margin-top: 1.2rem; }
 .sub { color: #59636e; margin-top: 0; }
 .headline { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
 .card { border: 1px solid #d0d7de; border-radius: 8px; padding: .7rem 1rem;
@@ -32,9 +39,15 @@ th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: right; }
 th { background: #f6f8fa; }
 td.l, th.l { text-align: left; }
 tr.hl td { background: #fff8c5; }
+tr.me td { background: #ddf4ff; }
 img.plot { max-width: 100%; border: 1px solid #d0d7de; border-radius: 8px; }
 .note { color: #59636e; font-size: .85rem; }
+nav a { margin-right: .8rem; font-size: .9rem; }
 """
+
+_PALETTE = ["#8250df", "#bf3989", "#1a7f37", "#bc4c00", "#57606a", "#cf222e", "#0550ae"]
+#: Above this many candidates, only the notable single models are labelled on the plot.
+_MAX_LABELLED = 12
 
 
 def write_report(
@@ -48,13 +61,15 @@ def write_report(
     Parameters
     ----------
     summary : dict
-        From :func:`training.evaluation.summarize`.
+        From :func:`training.evaluation.summarize`, optionally extended by
+        :func:`training.evaluate.evaluate` (``comparisons``, ``label``...).
     out_dir : str or Path
         Created if missing; both files are overwritten.
     title : str, default="outcome-router evaluation"
     extra_curves : dict of str to list of dict, optional
         Other curves to draw for comparison (e.g. a baseline router), each a list of
-        ``{cost_usd, quality}`` points like ``summary["router_curve"]``.
+        ``{cost_usd, quality}`` points like ``summary["router_curve"]``. Compared
+        bundles in ``summary["comparisons"]`` are drawn without being passed here.
 
     Returns
     -------
@@ -65,69 +80,155 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     # allow_nan=False: a NaN would make the file invalid JSON for strict readers.
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    png = _plot_png(summary, extra_curves or {}, title)
-    page = _render_html(summary, title, png)
+    curves = dict(extra_curves or {})
+    for comp in summary.get("comparisons", []):
+        curves.setdefault(comp["label"], comp["router_curve"])
+    images = {"cost_quality": _plot_png(summary, curves, title)}
+    if summary.get("pairs"):
+        images["pair"] = _pair_png(summary)
+    if summary.get("calibration"):
+        images["calibration"] = _calibration_png(summary["calibration"])
+    page = _render_html(summary, title, images, curves)
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
 
 
+# --- plots ------------------------------------------------------------------------------
+
+
+def _figure(width: float = 9, height: float = 5.5):
+    """A Figure on the Agg canvas: no global pyplot state leaks into the caller."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _envelope(points: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """Costs and running-max qualities of the points with cost > 0, sorted by cost."""
+    pts = sorted(
+        (p for p in points if p["cost_usd"] > 0), key=lambda p: (p["cost_usd"], p["quality"])
+    )
+    costs, env, best = [], [], -math.inf
+    for p in pts:
+        best = max(best, p["quality"])
+        costs.append(p["cost_usd"])
+        env.append(best)
+    return costs, env
+
+
 def _plot_png(
     summary: dict[str, Any], extra_curves: dict[str, list[dict[str, Any]]], title: str
 ) -> bytes:
-    """The cost-quality plot (log-cost x axis) as PNG bytes.
+    """The cost-quality plot (log-cost x axis) as PNG bytes."""
+    return _png(cost_quality_figure(summary, extra_curves, title))
 
-    Uses ``matplotlib.figure.Figure`` with the Agg canvas directly, so no global pyplot
-    state or backend switch leaks into the caller's process.
+
+def cost_quality_figure(
+    summary: dict[str, Any],
+    extra_curves: dict[str, list[dict[str, Any]]] | None = None,
+    title: str = "",
+):
+    """The cost-quality plot as a ``matplotlib.figure.Figure`` (Agg canvas).
+
+    Draws the router's envelope and points, every curve of ``extra_curves`` (compared
+    routers), the oracle curve, the single models, the baselines random / cheapest /
+    strongest, the oracle point and the served point; each has a legend entry.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    fig = Figure(figsize=(9, 5.5), dpi=110)
-    FigureCanvasAgg(fig)
+    extra_curves = extra_curves or {}
+    fig = _figure(11, 5.8)
     ax = fig.add_subplot(1, 1, 1)
 
-    curve = [p for p in summary.get("router_curve", []) if p["cost_usd"] > 0]
-    if curve:
-        pts = sorted(curve, key=lambda p: (p["cost_usd"], p["quality"]))
-        costs = [p["cost_usd"] for p in pts]
-        quals = [p["quality"] for p in pts]
-        envelope = []
-        best = -math.inf
-        for q in quals:
-            best = max(best, q)
-            envelope.append(best)
-        ax.step(costs, envelope, where="post", color="#0969da", lw=2, label="router (envelope)")
-        ax.plot(costs, quals, "o", color="#0969da", ms=4, alpha=0.6, label="router points")
-
-    palette = ["#8250df", "#bf3989", "#1a7f37", "#bc4c00", "#57606a", "#cf222e"]
-    for i, (name, pts_) in enumerate(extra_curves.items()):
-        pts = sorted(
-            (p for p in pts_ if p["cost_usd"] > 0), key=lambda p: (p["cost_usd"], p["quality"])
+    oracle_costs, oracle_env = _envelope(summary.get("oracle_curve", []))
+    if oracle_costs:
+        ax.step(
+            oracle_costs,
+            oracle_env,
+            where="post",
+            color="#d4a72c",
+            lw=1.5,
+            ls="--",
+            label="oracle curve",
         )
-        if pts:
-            ax.plot(
-                [p["cost_usd"] for p in pts],
-                [p["quality"] for p in pts],
-                "-.",
-                marker=".",
-                color=palette[i % len(palette)],
+
+    label = summary.get("label", "router")
+    costs, env = _envelope(summary.get("router_curve", []))
+    if costs:
+        ax.step(costs, env, where="post", color="#0969da", lw=2.2, label=f"{label} (envelope)")
+        pts = [p for p in summary["router_curve"] if p["cost_usd"] > 0]
+        ax.plot(
+            [p["cost_usd"] for p in pts],
+            [p["quality"] for p in pts],
+            "o",
+            color="#0969da",
+            ms=3.5,
+            alpha=0.5,
+        )
+
+    for i, (name, pts_) in enumerate(extra_curves.items()):
+        c_, e_ = _envelope(pts_)
+        if c_:
+            ax.step(
+                c_,
+                e_,
+                where="post",
+                color=_PALETTE[i % len(_PALETTE)],
+                lw=1.4,
+                ls="-.",
                 label=name,
             )
 
-    for p in summary.get("single_models", []):
+    singles = summary.get("single_models", [])
+    notable = {
+        summary.get("best_single", {}).get("name"),
+        summary.get("cheapest_single", {}).get("name"),
+    }
+    for p in singles:
         if p["cost_usd"] <= 0:
             continue
-        ax.plot(p["cost_usd"], p["quality"], "s", color="#24292f", ms=7)
-        ax.annotate(
-            p["name"],
-            (p["cost_usd"], p["quality"]),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=8,
-        )
+        ax.plot(p["cost_usd"], p["quality"], "s", color="#24292f", ms=6)
+        if len(singles) <= _MAX_LABELLED or p["name"] in notable:
+            ax.annotate(
+                p["name"],
+                (p["cost_usd"], p["quality"]),
+                textcoords="offset points",
+                xytext=(6, 4),
+                fontsize=7,
+            )
     ax.plot([], [], "s", color="#24292f", label="single models")
+
+    base = summary.get("baselines", {})
+    rnd = base.get("random")
+    if rnd and rnd["cost_usd"] > 0:
+        ax.plot(
+            rnd["cost_usd"], rnd["quality"], "X", color="#cf222e", ms=10, label="random (expected)"
+        )
+    for key, marker, color in (("cheapest", "v", "#1a7f37"), ("strongest", "^", "#8250df")):
+        b = base.get(key)
+        if b and b["cost_usd"] > 0:
+            ax.plot(
+                b["cost_usd"],
+                b["quality"],
+                marker,
+                ms=12,
+                mfc="none",
+                mew=2,
+                color=color,
+                label=f"{key}: {b['model']}",
+            )
+
     oracle = summary.get("oracle")
     if oracle and oracle["cost_usd"] > 0:
         ax.plot(
@@ -149,7 +250,7 @@ def _plot_png(
             ms=13,
             mfc="none",
             mew=2,
-            color="#cf222e",
+            color="#0969da",
             label=f"served (value ${default['value_usd']:.3g})",
         )
 
@@ -160,13 +261,113 @@ def _plot_png(
     ax.margins(x=0.08, y=0.06)
     ax.set_xlabel("mean cost per prompt (USD, log scale)")
     ax.set_ylabel("mean quality per prompt")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="best", fontsize=8, framealpha=0.9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, framealpha=0.9)
+    return fig
+
+
+def _pair_png(summary: dict[str, Any]) -> bytes:
+    """RouteLLM's view of the default pair: quality against the share of strong calls."""
+    pair = summary["pairs"][0]
+    fig = _figure(7.5, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    q_w, q_s = pair["weak_quality"], pair["strong_quality"]
+    ax.axhline(q_w, color="#57606a", ls=":", lw=1, label=f"weak: {pair['weak']}")
+    ax.axhline(q_s, color="#cf222e", ls=":", lw=1, label=f"strong: {pair['strong']}")
+    ax.plot([0, 100], [q_w, q_s], "--", color="#8c959f", lw=1, label="random mix (APGR 0.5)")
+
+    def draw(curve: list[dict[str, Any]], name: str, color: str, lw: float) -> None:
+        best: dict[float, float] = {0.0: q_w, 1.0: q_s}
+        for p in curve:
+            best[p["strong_share"]] = max(best.get(p["strong_share"], -math.inf), p["quality"])
+        xs = sorted(best)
+        ax.plot(
+            [100 * x for x in xs],
+            [best[x] for x in xs],
+            "-o",
+            ms=2.5,
+            lw=lw,
+            color=color,
+            label=name,
+        )
+
+    apgr = pair.get("apgr")
+    draw(
+        pair["curve"],
+        f"{summary.get('label', 'router')} (APGR {_q(apgr)})",
+        "#0969da",
+        2.0,
+    )
+    for i, comp in enumerate(summary.get("comparisons", [])):
+        same = [
+            p
+            for p in comp.get("pairs", [])
+            if (p["weak"], p["strong"]) == (pair["weak"], pair["strong"])
+        ]
+        if same:
+            draw(
+                same[0]["curve"],
+                f"{comp['label']} (APGR {_q(same[0].get('apgr'))})",
+                _PALETTE[i % len(_PALETTE)],
+                1.2,
+            )
+    ax.set_xlabel("calls to the strong model (%)")
+    ax.set_ylabel("mean quality per prompt")
+    ax.set_title("two-model routing (RouteLLM's view)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=7, framealpha=0.9)
+    return _png(fig)
+
+
+def _calibration_png(cal: dict[str, Any]) -> bytes:
+    """Reliability diagram: mean outcome against mean predicted p_success per bin."""
+    fig = _figure(7.5, 5)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], "--", color="#8c959f", lw=1, label="perfectly calibrated")
+    per = cal.get("candidates", {})
+    show_legend = len(per) <= 8
+    for i, (name, table) in enumerate(per.items()):
+        bins = table["bins"]
+        ax.plot(
+            [b["mean_p_success"] for b in bins],
+            [b["mean_outcome"] for b in bins],
+            "-",
+            marker=".",
+            lw=0.9,
+            alpha=0.55,
+            color=_PALETTE[i % len(_PALETTE)],
+            label=f"{name} (ECE {table['ece']:.3f})" if show_legend else None,
+        )
+    pooled = cal["pooled"]
+    bins = pooled["bins"]
+    n_max = max((b["n"] for b in bins), default=1)
+    ax.plot(
+        [b["mean_p_success"] for b in bins],
+        [b["mean_outcome"] for b in bins],
+        "-",
+        color="#0969da",
+        lw=2.2,
+        label=f"pooled (ECE {pooled['ece']:.3f})",
+    )
+    ax.scatter(
+        [b["mean_p_success"] for b in bins],
+        [b["mean_outcome"] for b in bins],
+        s=[20 + 180 * b["n"] / n_max for b in bins],
+        color="#0969da",
+        zorder=3,
+    )
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("predicted p_success (bin mean)")
+    ax.set_ylabel("observed outcome (bin mean)")
+    ax.set_title("calibration: reliability of p_success", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    return _png(fig)
+
+
+# --- HTML -------------------------------------------------------------------------------
 
 
 def _e(text: Any) -> str:
@@ -188,6 +389,11 @@ def _usd(x: float | None) -> str:
 def _top_shares(share: dict[str, float], k: int = 3) -> str:
     top = sorted(share.items(), key=lambda kv: -kv[1])[:k]
     return ", ".join(f"{name} {100 * s:.0f}%" for name, s in top if s > 0)
+
+
+def _img(png: bytes, alt: str) -> str:
+    b64 = base64.b64encode(png).decode("ascii")
+    return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
 
 
 def _card(label: str, value: str, note: str = "") -> str:
@@ -221,6 +427,17 @@ def _headline(s: dict[str, Any]) -> str:
         _card("oracle", _q(s["oracle"]["quality"]), f"at {_usd(s['oracle']['cost_usd'])}"),
         _card("prompts", str(s.get("n_prompts")), f"{len(s.get('candidates', []))} candidates"),
     ]
+    if s.get("default_pair"):
+        cards.append(
+            _card(
+                "APGR (cheapest, best)",
+                _q(s.get("apgr")),
+                f"CPT(50%) {_pct(s.get('cpt_50'))}, CPT(80%) {_pct(s.get('cpt_80'))}",
+            )
+        )
+    if s.get("calibration"):
+        pooled = s["calibration"]["pooled"]
+        cards.append(_card("calibration ECE", _q(pooled["ece"]), f"Brier {_q(pooled['brier'])}"))
     if "default_point" in s:
         d = s["default_point"]
         cards.append(
@@ -231,6 +448,136 @@ def _headline(s: dict[str, Any]) -> str:
             )
         )
     return '<div class="headline">' + "".join(cards) + "</div>"
+
+
+_KIND_ORDER = {"router": 0, "baseline": 1, "oracle": 2, "single": 3}
+
+
+def _routers_table(s: dict[str, Any]) -> str:
+    """Every router (this one and compared ones), baseline, single model and the oracle."""
+    rows = list(s.get("table", []))
+    me = rows[0]["name"] if rows and rows[0].get("kind") == "router" else None
+    compared = [c["row"] for c in s.get("comparisons", [])]
+    rows = rows[:1] + compared + rows[1:]
+    rows.sort(key=lambda r: _KIND_ORDER.get(r.get("kind"), 9))
+    body = []
+    for r in rows:
+        cls = ' class="me"' if r["name"] == me and r.get("kind") == "router" else ""
+        what = r.get("model") if r.get("kind") == "baseline" and r.get("model") != r["name"] else ""
+        body.append(
+            f'<tr{cls}><td class="l">{_e(r["name"])}</td><td class="l">{_e(r.get("kind", ""))}'
+            f"{' (' + _e(what) + ')' if what else ''}</td>"
+            f"<td>{_q(r.get('quality'))}</td><td>{_usd(r.get('cost_usd'))}</td>"
+            f"<td>{_q(r.get('area'))}</td><td>{_pct(r.get('savings_at_parity'))}</td>"
+            f"<td>{_pct(r.get('savings_at_95'))}</td><td>{_q(r.get('quality_at_quarter_cost'))}</td>"
+            f"<td>{_q(r.get('apgr'))}</td></tr>"
+        )
+    return (
+        '<table><tr><th class="l">name</th><th class="l">kind</th><th>quality</th>'
+        "<th>cost / prompt</th><th>area</th><th>savings at parity</th><th>savings at 95%</th>"
+        "<th>quality at 1/4 cost</th><th>APGR</th></tr>" + "".join(body) + "</table>"
+        '<p class="note">Routers: quality and cost at their default policy; area, savings '
+        "and quality at 1/4 cost over their whole value_usd sweep. Baselines and single "
+        "models: one point each. Random = a candidate drawn uniformly per prompt (expected "
+        "quality and cost). The oracle row is the perfect predictor's curve. APGR is for "
+        "the pair (cheapest, best single).</p>"
+    )
+
+
+def _pairs_section(s: dict[str, Any], images: dict[str, bytes]) -> str:
+    pairs = s.get("pairs") or []
+    if not pairs:
+        return ""
+    oracle = {(p["weak"], p["strong"]): p for p in s.get("oracle_pairs", [])}
+    body = []
+    for p in pairs:
+        o = oracle.get((p["weak"], p["strong"]), {})
+        body.append(
+            f'<tr><td class="l">{_e(p["weak"])}</td><td>{_q(p["weak_quality"])}</td>'
+            f"<td>{_usd(p['weak_cost_usd'])}</td>"
+            f'<td class="l">{_e(p["strong"])}</td><td>{_q(p["strong_quality"])}</td>'
+            f"<td>{_usd(p['strong_cost_usd'])}</td>"
+            f"<td>{_q(p['apgr'])}</td><td>{_pct(p['cpt_50'])}</td><td>{_pct(p['cpt_80'])}</td>"
+            f"<td>{_q(o.get('apgr'))}</td></tr>"
+        )
+    for comp in s.get("comparisons", []):
+        for p in comp.get("pairs", []):
+            body.append(
+                f'<tr><td class="l" colspan="6">{_e(comp["label"])}: {_e(p["weak"])} / '
+                f"{_e(p['strong'])}</td><td>{_q(p['apgr'])}</td><td>{_pct(p['cpt_50'])}</td>"
+                f"<td>{_pct(p['cpt_80'])}</td><td></td></tr>"
+            )
+    plot = _img(images["pair"], "two-model routing plot") if "pair" in images else ""
+    return (
+        '<h2 id="pairs">Two-model routing (RouteLLM)</h2>'
+        '<table><tr><th class="l">weak</th><th>quality</th><th>cost</th>'
+        '<th class="l">strong</th><th>quality</th><th>cost</th><th>APGR</th>'
+        "<th>CPT(50%)</th><th>CPT(80%)</th><th>oracle APGR</th></tr>"
+        + "".join(body)
+        + "</table>"
+        + plot
+        + '<p class="note">The router routes between the two models only (the policy\'s '
+        "allowed mask) with its own scores, over a sweep of value_usd. x = share of calls "
+        "to the strong model, q(x) its quality, interpolated linearly and closed by "
+        "(0, weak) and (100%, strong). APGR = mean over x in [0, 1] of (q(x) - q_weak) / "
+        "(q_strong - q_weak); a random mix scores 0.5. CPT(t) = least share of strong "
+        "calls reaching q_weak + t (q_strong - q_weak); a random mix needs t.</p>"
+    )
+
+
+def _share_table(s: dict[str, Any]) -> str:
+    rows = s.get("model_share")
+    if not rows:
+        return ""
+    value = s.get("default_point", {}).get("value_usd")
+    body = []
+    for r in sorted(rows, key=lambda r: -r["share"]):
+        body.append(
+            f'<tr><td class="l">{_e(r["model"])}</td><td>{_pct(r["share"])}</td>'
+            f"<td>{_e(r['n'])}</td><td>{_q(r['quality'])}</td><td>{_usd(r['cost_usd'])}</td>"
+            f"<td>{_q(r['single_quality'])}</td><td>{_usd(r['single_cost_usd'])}</td></tr>"
+        )
+    note = f" (value_usd = ${value:.4g})" if value is not None else ""
+    return (
+        f'<h2 id="share">Model share at the default policy{_e(note)}</h2>'
+        '<table><tr><th class="l">model</th><th>share</th><th>prompts</th>'
+        "<th>quality on its prompts</th><th>cost on its prompts</th>"
+        "<th>quality on all prompts</th><th>cost on all prompts</th></tr>"
+        + "".join(body)
+        + "</table>"
+    )
+
+
+def _calibration_section(s: dict[str, Any], images: dict[str, bytes]) -> str:
+    cal = s.get("calibration")
+    if not cal:
+        return ""
+    per = []
+    for name, t in [("pooled", cal["pooled"]), *cal["candidates"].items()]:
+        per.append(
+            f'<tr><td class="l">{_e(name)}</td><td>{_e(t["n"])}</td>'
+            f"<td>{_q(t['mean_p_success'])}</td><td>{_q(t['mean_outcome'])}</td>"
+            f"<td>{_q(t['ece'])}</td><td>{_q(t['brier'])}</td></tr>"
+        )
+    bins = []
+    for b in cal["pooled"]["bins"]:
+        bins.append(
+            f"<tr><td>{b['lower']:.1f} to {b['upper']:.1f}</td><td>{_e(b['n'])}</td>"
+            f"<td>{_q(b['mean_p_success'])}</td><td>{_q(b['mean_outcome'])}</td>"
+            f"<td>{_q(b['mean_outcome'] - b['mean_p_success'])}</td></tr>"
+        )
+    plot = _img(images["calibration"], "reliability plot") if "calibration" in images else ""
+    return (
+        '<h2 id="calibration">Calibration</h2>'
+        + plot
+        + '<table><tr><th class="l">candidate</th><th>n</th><th>mean p_success</th>'
+        "<th>mean outcome</th><th>ECE</th><th>Brier</th></tr>" + "".join(per) + "</table>"
+        "<h3>Reliability bins (pooled)</h3>"
+        "<table><tr><th>p_success bin</th><th>n</th><th>mean p_success</th>"
+        "<th>mean outcome</th><th>outcome - p</th></tr>" + "".join(bins) + "</table>"
+        '<p class="note">ECE = sum over bins of (n_bin / n) |mean p_success - mean outcome|, '
+        f"{_e(cal['n_bins'])} equal-width bins; Brier = mean (p_success - outcome)^2.</p>"
+    )
 
 
 def _single_table(s: dict[str, Any]) -> str:
@@ -287,29 +634,41 @@ def _segment_tables(s: dict[str, Any]) -> str:
         body = []
         for r in rows:
             b, o, ro = r["best_single"], r["oracle"], r.get("router", {})
+            saving = (
+                1 - ro["cost_usd"] / b["cost_usd"]
+                if ro.get("cost_usd") is not None and b["cost_usd"] > 0
+                else None
+            )
             body.append(
                 f'<tr><td class="l">{_e(r["value"])}</td><td>{_e(r["n"])}</td>'
                 f'<td class="l">{_e(b["name"])}</td><td>{_q(b["quality"])}</td>'
                 f"<td>{_usd(b['cost_usd'])}</td><td>{_q(ro.get('quality'))}</td>"
-                f"<td>{_usd(ro.get('cost_usd'))}</td>"
+                f"<td>{_usd(ro.get('cost_usd'))}</td><td>{_pct(saving)}</td>"
                 f'<td class="l">{_e(_top_shares(ro.get("share", {}), 2))}</td>'
                 f"<td>{_q(o['quality'])}</td></tr>"
             )
         parts.append(
             f'<h3>by {_e(key)}</h3><table><tr><th class="l">{_e(key)}</th><th>n</th>'
             '<th class="l">best single</th><th>quality</th><th>cost</th>'
-            "<th>router quality</th><th>router cost</th>"
+            "<th>router quality</th><th>router cost</th><th>cost vs best single</th>"
             '<th class="l">router mix</th><th>oracle quality</th></tr>' + "".join(body) + "</table>"
         )
     if not parts:
         return ""
     value = s.get("default_point", {}).get("value_usd")
     note = f" at value_usd = ${value:.4g}" if value is not None else ""
-    return f'<h2>Segments</h2><p class="note">Router{_e(note)}.</p>' + "".join(parts)
+    return (
+        f'<h2 id="segments">Segments</h2><p class="note">Router{_e(note)}; "cost vs best '
+        "single\" = 1 - router cost / the segment's best single model's cost.</p>" + "".join(parts)
+    )
 
 
-def _render_html(s: dict[str, Any], title: str, png: bytes) -> str:
-    b64 = base64.b64encode(png).decode("ascii")
+def _render_html(
+    s: dict[str, Any],
+    title: str,
+    images: dict[str, bytes],
+    curves: dict[str, list[dict[str, Any]]],
+) -> str:
     low, high = s.get("area_cost_range", [None, None])
     notes = (
         "All figures are means per prompt on the logged truth (every candidate answered "
@@ -317,19 +676,46 @@ def _render_html(s: dict[str, Any], title: str, png: bytes) -> str:
         "(best single model's cost). Area = mean quality of the non-decreasing cost-quality "
         f"curve over log(cost) between {_usd(low)} and {_usd(high)} (cheapest to dearest "
         "single model), counting 0 below the curve's cheapest point; the single-model area "
-        "is the same for the best single model one can afford."
+        "is the same for the best single model one can afford. The oracle curve is the "
+        "policy fed the logged outcomes: no router can be above it."
     )
+    nav = [("routers", "routers and baselines")]
+    if s.get("pairs"):
+        nav.append(("pairs", "two-model routing"))
+    if s.get("model_share"):
+        nav.append(("share", "model share"))
+    if s.get("calibration"):
+        nav.append(("calibration", "calibration"))
+    nav += [("singles", "single models"), ("curve", "router curve")]
+    if s.get("segments"):
+        nav.append(("segments", "segments"))
+    compared = ""
+    if curves:
+        compared = f" Compared: {_e(', '.join(curves))}."
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
         f'<p class="sub">{_e(s.get("n_prompts"))} prompts, candidates: '
-        f"{_e(', '.join(s.get('candidates', [])))}</p>" + _headline(s) + "<h2>Cost and quality</h2>"
-        f'<img class="plot" alt="cost-quality plot" src="data:image/png;base64,{b64}">'
-        f'<p class="note">{_e(notes)}</p>'
-        "<h2>Single models</h2>"
+        f"{_e(', '.join(s.get('candidates', [])))}.{compared}"
+        + (f" Router version {_e(s['router_version'])}." if s.get("router_version") else "")
+        + "</p>"
+        "<nav>"
+        + "".join(f'<a href="#{k}">{_e(v)}</a>' for k, v in nav)
+        + "</nav>"
+        + _headline(s)
+        + "<h2>Cost and quality</h2>"
+        + _img(images["cost_quality"], "cost-quality plot")
+        + f'<p class="note">{_e(notes)}</p>'
+        + '<h2 id="routers">Routers and baselines</h2>'
+        + _routers_table(s)
+        + _pairs_section(s, images)
+        + _share_table(s)
+        + _calibration_section(s, images)
+        + '<h2 id="singles">Single models</h2>'
         + _single_table(s)
-        + "<h2>Router curve</h2>"
+        + '<h2 id="curve">Router curve</h2>'
         + _curve_table(s)
         + _segment_tables(s)
         + "</body></html>\n"

@@ -1,9 +1,11 @@
 """`outcome-router train`: call logs in, verified ONNX bundle out.
 
 Steps: read and validate logs -> featurize each prompt once through the exported
-encoder -> pick a learner on a validation split grouped by ``prompt_id`` -> fit
-the cost model -> set the default policy on validation -> refit on everything ->
-export, check ONNX against native predictions -> log to MLflow.
+encoder -> cross-validate every learner configuration grouped by ``prompt_id`` and
+pick the one with the largest area under the cost-quality curve -> calibrate its
+probabilities on the out-of-fold predictions -> set the default policy for the
+``--target`` on the same predictions -> refit on everything -> export, check ONNX
+against native predictions -> log to MLflow.
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from features.featurizer import Featurizer
 from features.prices import ModelPrice, PriceCatalog
 from features.spec import FeatureSpec
 from serving.bundle import Bundle
+from serving.calibration import apply_calibration
 from serving.scoring import BundleScorer
+from training.calibration import fit_calibration
 from training.cost_model import CostComponent, LogLinearCostModel
 from training.dataset import TrainingSet, build_training_set
-from training.evaluation import FullInfoLog, router_curve, summarize, value_grid
-from training.export import write_bundle
 from training.learners import make_learner
+from training.policy_target import PolicyTarget, fit_policy_target
+from training.selection import CrossValidation, LearnerConfig, cross_validate, units
 
-#: Learner settings compared on validation, as (label, registered name, params).
+#: Learner settings compared by cross-validation, as (label, registered name, params).
 #: The grids span small logs (strong regularisation wins on a few hundred prompts)
 #: to large ones, so selection rather than a fixed setting adapts to the data.
-DEFAULT_LEARNERS: list[tuple[str, str, dict[str, Any]]] = [
+DEFAULT_LEARNERS: list[LearnerConfig] = [
     ("logistic-C0.0003", "logistic", {"C": 0.0003}),
     ("logistic-C0.003", "logistic", {"C": 0.003}),
     ("logistic-C0.03", "logistic", {"C": 0.03}),
@@ -71,13 +75,15 @@ class TrainConfig:
     out: str
     prices: str | None = None
     candidates: list[str] | None = None
-    learners: list[tuple[str, str, dict[str, Any]]] = field(
-        default_factory=lambda: list(DEFAULT_LEARNERS)
-    )
-    validation_fraction: float = 0.2
+    learners: list[LearnerConfig] = field(default_factory=lambda: list(DEFAULT_LEARNERS))
+    target: str = "parity"
+    n_folds: int = 5
+    cv_max_prompts: int = 4000
     seed: int = 0
+    calibrate: bool = True
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     track: bool = True
+    register_as: str | None = "outcome-router"
     tracking_uri: str | None = None
     mlruns: str = "mlruns"
 
@@ -88,6 +94,7 @@ class TrainResult:
     metrics: dict[str, float]
     validation: dict[str, Any]
     run_id: str | None
+    model_version: str | None = None
 
 
 def _say(message: str) -> None:
@@ -99,16 +106,6 @@ def model_family(name: str) -> str:
     if "/" in name:
         return name.rsplit("/", 2)[-2].lower()
     return re.split(r"-(?=\d|latest|mini|nano|preview)", name.lower())[0]
-
-
-def grouped_split(n_prompts: int, fraction: float, seed: int) -> np.ndarray:
-    """Validation mask over prompts: every row of a prompt falls on one side."""
-    rng = np.random.default_rng(seed)
-    mask = np.zeros(n_prompts, dtype=bool)
-    n_val = round(n_prompts * fraction)
-    if n_prompts >= 10 and n_val > 0:
-        mask[rng.choice(n_prompts, size=n_val, replace=False)] = True
-    return mask
 
 
 def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> list[CostComponent]:
@@ -135,133 +132,66 @@ def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> 
     return components
 
 
-def _units(data: TrainingSet) -> dict[str, np.ndarray]:
-    return {
-        "input_tokens": data.input_tokens,
-        "output_tokens": data.output_tokens,
-        "cost_usd": data.cost_usd,
-    }
-
-
-def _row_log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def _full_info_log(data: TrainingSet, prompts: np.ndarray) -> FullInfoLog:
-    return FullInfoLog(
-        prompt_ids=data.prompt_ids[prompts],
-        candidates=data.candidates,
-        outcome=data.matrix(data.outcome)[prompts],
-        cost_usd=data.matrix(data.cost_usd)[prompts],
-    )
-
-
-def _parity_value(summary: dict[str, Any], curve_values: np.ndarray) -> float | None:
-    """Least ``value_usd`` whose point reaches the best single model's quality."""
-    target = summary["best_single"]["quality"]
-    reaching = [
-        (p["cost_usd"], p["value_usd"])
-        for p in summary["router_curve"]
-        if p["quality"] >= target - 1e-12
+def _fallback_model(data: TrainingSet) -> str:
+    """The candidate with the highest mean graded outcome: the safe answer."""
+    means = [
+        np.nanmean(data.outcome[(data.candidate == k) & data.labelled])
+        if ((data.candidate == k) & data.labelled).any()
+        else -1.0
+        for k in range(len(data.candidates))
     ]
-    return min(reaching)[1] if reaching else None
+    return data.candidates[int(np.argmax(means))]
 
 
-def select_learner(
-    data: TrainingSet, config: TrainConfig, components: list[CostComponent]
-) -> tuple[tuple[str, str, dict[str, Any]], dict[str, Any]]:
-    """Fit every configured learner on the training part, score the validation part.
+def default_policy(
+    data: TrainingSet,
+    cv: CrossValidation | None,
+    calibration: dict[str, Any] | None,
+    target: PolicyTarget,
+    seed: int,
+) -> dict[str, Any]:
+    """The bundle's default policy for ``target``, fit on out-of-fold predictions.
 
-    Returns the chosen (label, name, params) and a validation report: per learner the row log-loss
-    (the selection criterion, stable on small data) and, where validation prompts
-    have every candidate's outcome, the evaluation summary (area, savings).
+    Without full-information prompts the target cannot be measured; ``value_usd``
+    is then 100 times the mean logged cost (a good outcome is worth a hundred
+    average calls) and the policy says so in ``target_fit``.
     """
-    val_prompts = grouped_split(data.n_prompts, config.validation_fraction, config.seed)
-    labelled = data.labelled
-    train_rows = labelled & ~val_prompts[data.prompt]
-    val_rows = labelled & val_prompts[data.prompt]
-    report: dict[str, Any] = {"n_validation_prompts": int(val_prompts.sum()), "learners": {}}
-    if not val_rows.any() or len(config.learners) == 1:
-        report["chosen"] = config.learners[0][0]
-        report["reason"] = "only one learner configured" if val_rows.any() else "no validation rows"
-        return config.learners[0], report
-    X = data.features
-    k = len(data.candidates)
-    fit_rows = ~val_prompts[data.prompt]
-    cost_model = LogLinearCostModel().fit(
-        X[data.prompt[fit_rows]],
-        {name: values[fit_rows] for name, values in _units(data).items()},
-        components=components,
-        candidate=data.candidate[fit_rows],
-    )
-    full = val_prompts & data.full_information()
-    full_log = _full_info_log(data, full) if full.sum() >= 10 else None
-    for label, name, params in config.learners:
-        _say(f"validating {label}")
-        learner = make_learner(name, **params).fit(
-            X[data.prompt[train_rows]],
-            data.outcome[train_rows],
-            candidate=data.candidate[train_rows],
-            n_candidates=k,
-        )
-        p_rows = learner.predict_proba(X[data.prompt[val_rows]])
-        p_rows = p_rows[np.arange(len(p_rows)), data.candidate[val_rows]]
-        entry: dict[str, Any] = {
-            "learner": name,
-            "params": params,
-            "log_loss": _row_log_loss(p_rows, data.outcome[val_rows]),
-        }
-        if full_log is not None:
-            p = learner.predict_proba(X[full])
-            c = cost_model.predict_cost(X[full], k)
-            values = value_grid(full_log)
-            summary = summarize(full_log, router_curve(full_log, p, c, values))
-            entry["summary"] = summary
-            entry["area"] = summary["area"]
-            entry["parity_value_usd"] = _parity_value(summary, values)
-        report["learners"][label] = entry
-    chosen = min(config.learners, key=lambda c: report["learners"][c[0]]["log_loss"])
-    report["chosen"] = chosen[0]
-    report["reason"] = "lowest validation log-loss (grouped by prompt_id)"
-    return chosen, report
-
-
-def default_policy(data: TrainingSet, report: dict[str, Any], chosen: str) -> dict[str, Any]:
-    """The bundle's default policy: parity on validation where it can be measured.
-
-    ``value_usd`` is the least value whose validation point reaches the best single
-    model's quality; without full-information validation data it is 100 times the
-    mean logged cost (a good outcome is worth a hundred average calls).
-    The fallback model is the candidate with the highest mean outcome.
-    """
-    mean_outcome = np.array(
-        [
-            np.nanmean(np.where(data.candidate == k, data.outcome, np.nan))
-            if (data.labelled & (data.candidate == k)).any()
-            else 0.0
-            for k in range(len(data.candidates))
-        ]
-    )
-    fallback = data.candidates[int(np.argmax(mean_outcome))]
-    entry = report.get("learners", {}).get(chosen, {})
-    value = entry.get("parity_value_usd")
-    target = "parity"
-    if value is None:
-        costs = data.cost_usd[np.isfinite(data.cost_usd)]
-        value = float(100 * costs.mean()) if len(costs) else 1.0
-        target = "heuristic"
-    return {
-        "value_usd": float(value),
+    policy: dict[str, Any] = {
         "min_success": None,
         "max_cost_usd": None,
-        "fallback_model": fallback,
-        "target": target,
+        "fallback_model": _fallback_model(data),
+        "target": str(target),
     }
+    if cv is not None and cv.criterion == "area":
+        log = cv.full_info_log(data)
+        p = apply_calibration(cv.p_oof[cv.chosen][cv.full_info], calibration)
+        fit = fit_policy_target(target, log, p, cv.cost_oof[cv.full_info], seed=seed)
+        policy["value_usd"] = fit["value_usd"]
+        policy["target_fit"] = fit
+        met = "met" if fit["met"] else "NOT met (closest point used)"
+        lo, hi = fit["ci95"]["savings_vs_best_single"]
+        _say(
+            f"default policy for {target}: value_usd {fit['value_usd']:.4g}, {met}; "
+            f"cross-validated quality {fit['quality']:.3f} at ${fit['cost_usd']:.4g}/request, "
+            f"savings vs {fit['best_single']['name']} {fit['savings_vs_best_single']:.1%} "
+            f"(95% CI {lo:.1%} to {hi:.1%})"
+        )
+        return policy
+    costs = data.cost_usd[np.isfinite(data.cost_usd)]
+    policy["value_usd"] = float(100 * costs.mean()) if len(costs) else 1.0
+    policy["target_fit"] = {
+        "target": str(target),
+        "met": None,
+        "note": "no full-information prompts to measure the target on: "
+        "value_usd = 100 x mean logged cost",
+    }
+    _say(f"warning: {policy['target_fit']['note']}")
+    return policy
 
 
 def train(config: TrainConfig) -> TrainResult:
     """Run the whole training command; see the module docstring."""
+    target = PolicyTarget.parse(config.target)
     catalog = PriceCatalog.load(config.prices)
     out = Path(config.out)
     quarantine = out.with_name(out.name + ".quarantine.jsonl")
@@ -282,8 +212,27 @@ def train(config: TrainConfig) -> TrainResult:
     )
     prices = {name: catalog.get(name) for name in data.candidates}
     components = cost_components(data, prices)
-    (label, name, params), report = select_learner(data, config, components)
-    _say(f"chosen learner: {label} ({report['reason']})")
+
+    cv, cv_data = None, data
+    if data.n_prompts > config.cv_max_prompts:
+        # Selection on a seeded sample keeps large logs affordable; the chosen
+        # learner is still refit on every prompt.
+        keep = np.zeros(data.n_prompts, dtype=bool)
+        rng = np.random.default_rng(config.seed)
+        keep[rng.choice(data.n_prompts, config.cv_max_prompts, replace=False)] = True
+        cv_data = data.subset(keep)
+        _say(f"cross-validating on a sample of {config.cv_max_prompts} of {data.n_prompts} prompts")
+    n_folds = min(config.n_folds, cv_data.n_prompts)
+    if (len(config.learners) > 1 or config.calibrate) and n_folds >= 2:
+        cv = cross_validate(cv_data, config.learners, components, n_folds=n_folds, seed=config.seed)
+    label, name, params = next(
+        (c for c in config.learners if cv is not None and c[0] == cv.chosen), config.learners[0]
+    )
+    _say(f"chosen learner: {label}" + (f" (by cross-validated {cv.criterion})" if cv else ""))
+    calibration, calibration_report = None, {"chosen": "none", "reason": "not cross-validated"}
+    if cv is not None and config.calibrate:
+        calibration, calibration_report = fit_calibration(cv_data, cv.p_oof[label], cv.folds)
+        _say(f"calibration: {calibration_report['chosen']}")
 
     labelled = data.labelled
     learner = make_learner(name, **params).fit(
@@ -293,10 +242,11 @@ def train(config: TrainConfig) -> TrainResult:
         n_candidates=len(data.candidates),
     )
     cost_model = LogLinearCostModel().fit(
-        data.features[data.prompt], _units(data), components=components, candidate=data.candidate
+        data.features[data.prompt], units(data), components=components, candidate=data.candidate
     )
-    policy = default_policy(data, report, label)
-    metrics = _validation_metrics(report, label)
+    policy = default_policy(cv_data, cv, calibration, target, config.seed)
+    policy["fallback_model"] = _fallback_model(data)
+    metrics = _metrics(cv, label, policy)
     training_summary = {
         "n_calls": len(read.frame),
         "n_quarantined": read.n_quarantined,
@@ -308,28 +258,85 @@ def train(config: TrainConfig) -> TrainResult:
         "mean_outcome_per_candidate": {
             c: _nanmean(data.outcome[data.candidate == k]) for k, c in enumerate(data.candidates)
         },
-        "selection": _jsonable_report(report),
+        "selection": {
+            "chosen": label,
+            "criterion": cv.criterion if cv else "single configuration",
+            "n_folds": n_folds if cv else 0,
+            "n_full_information_prompts": int(cv.full_info.sum()) if cv else 0,
+            "learners": cv.scores if cv else {},
+        },
+        "calibration": calibration_report,
         "metrics": metrics,
     }
-    bundle = write_bundle(
+    bundle = write_bundle_for(
+        out,
+        encoder_dir,
+        config.spec,
+        data,
+        prices,
+        learner,
+        name,
+        cost_model,
+        policy,
+        training_summary,
+        calibration,
+    )
+    check_parity(bundle, data, learner, cost_model)
+    _say(f"bundle {bundle.router_version} written to {out}")
+    run_id = model_version = None
+    if config.track:
+        run_id = _track(bundle, config, label, metrics, policy)
+        if config.register_as:
+            from training.registry import register_bundle
+
+            model_version = register_bundle(
+                run_id,
+                name=config.register_as,
+                tracking_uri=config.tracking_uri,
+                root=config.mlruns,
+            )
+            _say(
+                f"registered {config.register_as} version {model_version}; "
+                f"promote it with `outcome-router promote {model_version}`"
+            )
+    return TrainResult(
+        bundle=bundle,
+        metrics=metrics,
+        validation=training_summary["selection"],
+        run_id=run_id,
+        model_version=model_version,
+    )
+
+
+def write_bundle_for(
+    out,
+    encoder_dir,
+    spec,
+    data,
+    prices,
+    learner,
+    learner_name,
+    cost_model,
+    policy,
+    training,
+    calibration,
+) -> Bundle:
+    from training.export import write_bundle
+
+    return write_bundle(
         out,
         encoder_dir=encoder_dir,
-        spec=config.spec,
+        spec=spec,
         candidates=list(data.candidates),
         families={c: model_family(c) for c in data.candidates},
         prices=prices,
         learner=learner,
-        learner_name=name,
+        learner_name=learner_name,
         cost_model=cost_model,
         policy=policy,
-        training=training_summary,
+        training=training,
+        calibration=calibration,
     )
-    check_parity(bundle, data, learner, cost_model)
-    _say(f"bundle {bundle.router_version} written to {out}")
-    run_id = None
-    if config.track:
-        run_id = _track(bundle, config, label, metrics, policy)
-    return TrainResult(bundle=bundle, metrics=metrics, validation=report, run_id=run_id)
 
 
 def check_parity(
@@ -339,18 +346,19 @@ def check_parity(
     cost_model: LogLinearCostModel,
     n: int = 64,
 ) -> float:
-    """Largest gap between the bundle's ONNX predictions and the native ones.
+    """Largest gap between the bundle's predictions and the native ones.
 
     Raises
     ------
     AssertionError
         If probabilities differ by more than `PARITY_TOLERANCE` or costs by more
-        than the same relative amount.
+        than 0.1%.
     """
     scorer = BundleScorer(bundle)
     X = data.features[:n]
     onnx_scores = scorer.score_features(X)
-    gap = float(np.abs(onnx_scores.p_success - learner.predict_proba(X)).max(initial=0.0))
+    native_p = apply_calibration(learner.predict_proba(X), bundle.manifest["scorer"]["calibration"])
+    gap = float(np.abs(onnx_scores.p_success - native_p).max(initial=0.0))
     native_cost = cost_model.predict_cost(X, len(data.candidates))
     rel = np.abs(onnx_scores.expected_cost_usd - native_cost) / np.maximum(native_cost, 1e-12)
     if gap > PARITY_TOLERANCE or rel.max(initial=0.0) > 1e-3:
@@ -366,35 +374,22 @@ def _nanmean(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-def _validation_metrics(report: dict[str, Any], chosen: str) -> dict[str, float]:
+def _metrics(cv: CrossValidation | None, chosen: str, policy: dict[str, Any]) -> dict[str, float]:
+    """Flat numeric metrics for MLflow (names: letters, digits, ``_-./ :``)."""
     metrics: dict[str, float] = {}
-    for name, entry in report.get("learners", {}).items():
-        metrics[f"val_log_loss_{name}"] = entry["log_loss"]
-        if "summary" in entry:
-            s = entry["summary"]
-            metrics[f"val_area_{name}"] = s["area"]
-            for key in ("savings_at_parity", "savings_at_95"):
-                if s.get(key) is not None:
-                    metrics[f"val_{key}_{name}"] = s[key]
-    entry = report.get("learners", {}).get(chosen)
-    if entry:
-        metrics["val_log_loss"] = entry["log_loss"]
-        if "area" in entry:
-            metrics["val_area"] = entry["area"]
+    if cv is not None:
+        for label, entry in cv.scores.items():
+            for key in ("log_loss", "area", "savings_at_parity", "savings_at_95"):
+                if entry.get(key) is not None:
+                    metrics[f"cv_{key}_{label}"] = float(entry[key])
+        for key in ("log_loss", "area", "savings_at_parity", "savings_at_95"):
+            if cv.scores[chosen].get(key) is not None:
+                metrics[f"cv_{key}"] = float(cv.scores[chosen][key])
+    fit = policy.get("target_fit", {})
+    for key in ("quality", "cost_usd", "savings_vs_best_single"):
+        if isinstance(fit.get(key), float):
+            metrics[f"policy_{key}"] = fit[key]
     return metrics
-
-
-def _jsonable_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The selection report without the bulky curves, for the manifest."""
-    out = {k: v for k, v in report.items() if k != "learners"}
-    out["learners"] = {}
-    for name, entry in report.get("learners", {}).items():
-        slim = {k: v for k, v in entry.items() if k != "summary"}
-        if "summary" in entry:
-            s = entry["summary"]
-            slim.update({k: s.get(k) for k in ("savings_at_parity", "savings_at_95")})
-        out["learners"][name] = slim
-    return out
 
 
 def _track(bundle: Bundle, config: TrainConfig, chosen: str, metrics, policy) -> str:
@@ -405,10 +400,12 @@ def _track(bundle: Bundle, config: TrainConfig, chosen: str, metrics, policy) ->
         "learner": chosen,
         "candidates": ",".join(bundle.candidate_names),
         "feature_spec": bundle.manifest["feature_spec"],
-        "validation_fraction": config.validation_fraction,
+        "n_folds": config.n_folds,
         "seed": config.seed,
+        "target": config.target,
         "router_version": bundle.router_version,
         "policy_value_usd": policy["value_usd"],
+        "calibration": (bundle.manifest["scorer"]["calibration"] or {}).get("method", "none"),
     }
     run_id = log_training_run(
         bundle.path,

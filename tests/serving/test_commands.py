@@ -161,9 +161,11 @@ def test_route_refuses_a_missing_bundle(tmp_path, prompts_file):
         route_file(tmp_path / "nowhere", prompts_file, tmp_path / "out.jsonl")
 
 
-def test_serve_refuses_registry_uris():
-    args = parser().parse_args(["serve", "--bundle", "models:/router@champion"])
-    with pytest.raises(ValueError, match="MLflow registry bundles come with issue 3"):
+def test_serve_refuses_a_registry_uri_without_a_store(tmp_path):
+    args = parser().parse_args(
+        ["serve", "--bundle", "models:/router@champion", "--mlruns", str(tmp_path / "mlruns")]
+    )
+    with pytest.raises(ValueError, match="No MLflow store at"):
         args.func(args)
 
 

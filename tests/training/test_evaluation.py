@@ -12,10 +12,22 @@ import pytest
 from serving.policy import PolicyParams, choose
 from training.evaluation import (
     FullInfoLog,
+    Point,
+    baseline_points,
     best_single,
+    calibration_report,
     cheapest_single,
+    curve_figures,
+    default_pair,
     envelope_area,
+    oracle_curve,
     oracle_point,
+    order_pair,
+    pair_curve,
+    pair_metrics,
+    pair_values,
+    random_point,
+    reliability,
     router_curve,
     single_model_points,
     summarize,
@@ -259,3 +271,262 @@ def test_default_value_needs_predictions(log: FullInfoLog) -> None:
     curve = router_curve(log, *perfect(log), [1.0])
     with pytest.raises(ValueError, match="pass p_success and expected_cost_usd"):
         summarize(log, curve, default_value_usd=1.0)
+
+
+# --- baselines, oracle curve and the comparison table ----------------------------------
+
+
+def test_baselines_random_cheapest_strongest(log: FullInfoLog) -> None:
+    base = baseline_points(log)
+    singles = single_model_points(log)
+    assert base["random"].quality == pytest.approx(np.mean([p.quality for p in singles]))
+    assert base["random"].cost_usd == pytest.approx(np.mean([p.cost_usd for p in singles]))
+    assert random_point(log) == base["random"]
+    assert base["cheapest"] == cheapest_single(log)
+    assert base["strongest"] == best_single(log)
+
+
+def test_oracle_curve_dominates_every_router(log: FullInfoLog) -> None:
+    oracle = oracle_curve(log)
+    assert oracle[-1].quality == pytest.approx(oracle_point(log).quality)
+    assert oracle[-1].cost_usd == pytest.approx(oracle_point(log).cost_usd)
+    s = summarize(log, router_curve(log, *constant(log), value_grid(log)))
+    assert s["area_oracle"] >= s["area"] - 1e-12
+    assert s["area_oracle"] >= s["area_single_models"] - 1e-12
+    assert len(s["oracle_curve"]) == len(value_grid(log))
+
+
+def test_curve_figures_of_one_point_by_hand() -> None:
+    best = Point("B", quality=0.6, cost_usd=1.0)
+    # A point at half the cost with the same quality saves 50% at parity and at 95%.
+    f = curve_figures([0.5], [0.6], best, (0.1, 1.0))
+    assert f["savings_at_parity"] == pytest.approx(0.5)
+    assert f["savings_at_95"] == pytest.approx(0.5)
+    assert f["quality_at_quarter_cost"] is None
+    # Quality 0.6 from cost 0.5 to 1.0 on a log axis from 0.1: 0.6 * log(2) / log(10).
+    assert f["area"] == pytest.approx(0.6 * np.log(2) / np.log(10))
+    # 0.58 >= 0.95 * 0.6 but < 0.6: savings at 95% only.
+    g = curve_figures([0.2], [0.58], best, (0.1, 1.0))
+    assert g["savings_at_parity"] is None and g["savings_at_95"] == pytest.approx(0.8)
+    assert g["quality_at_quarter_cost"] == pytest.approx(0.58)
+    assert g["quality_at_quarter_cost_fraction"] == pytest.approx(0.58 / 0.6)
+
+
+def test_summary_table_has_router_baselines_singles_oracle(log: FullInfoLog) -> None:
+    p, c = perfect(log)
+    s = summarize(
+        log,
+        router_curve(log, p, c, value_grid(log)),
+        default_value_usd=1.0,
+        p_success=p,
+        expected_cost_usd=c,
+    )
+    kinds = [r["kind"] for r in s["table"]]
+    assert kinds[0] == "router" and kinds[-1] == "oracle"
+    assert [r["name"] for r in s["table"] if r["kind"] == "baseline"] == [
+        "random",
+        "cheapest",
+        "strongest",
+    ]
+    assert {r["name"] for r in s["table"] if r["kind"] == "single"} == set(log.candidates)
+    router = s["table"][0]
+    assert router["area"] == s["area"] and router["apgr"] == s["apgr"]
+    assert router["quality"] == s["default_point"]["quality"]
+    strongest = s["baselines"]["strongest"]
+    assert strongest["model"] == s["best_single"]["name"]
+    assert strongest["savings_at_parity"] == pytest.approx(0.0)
+    for row in s["table"]:
+        assert set(row) >= {
+            "name",
+            "kind",
+            "quality",
+            "cost_usd",
+            "area",
+            "savings_at_parity",
+            "savings_at_95",
+            "quality_at_quarter_cost",
+            "apgr",
+        }
+    assert json.loads(json.dumps(s, allow_nan=False)) == s
+
+
+def test_model_share_at_default_policy(log: FullInfoLog) -> None:
+    p, c = perfect(log)
+    s = summarize(
+        log,
+        router_curve(log, p, c, [1.0]),
+        default_value_usd=1.0,
+        p_success=p,
+        expected_cost_usd=c,
+    )
+    rows = s["model_share"]
+    assert [r["model"] for r in rows] == list(log.candidates)
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert sum(r["n"] for r in rows) == log.n_prompts
+    weighted = sum(r["share"] * r["quality"] for r in rows if r["n"])
+    assert weighted == pytest.approx(s["default_point"]["quality"])
+    for r in rows:
+        assert r["share"] == pytest.approx(s["default_point"]["share"][r["model"]])
+
+
+def test_dataset_column_is_a_segment(frame: pd.DataFrame) -> None:
+    tagged = frame.assign(dataset=np.where(frame["task"] == "django", "web", "other"))
+    log, _ = FullInfoLog.from_frame(tagged)
+    assert set(log.segments) == {"task", "dataset"}
+    p, c = perfect(log)
+    s = summarize(
+        log,
+        router_curve(log, p, c, [1.0]),
+        default_value_usd=1.0,
+        p_success=p,
+        expected_cost_usd=c,
+    )
+    assert [r["value"] for r in s["segments"]["dataset"]] == ["other", "web"]
+
+
+# --- two-model routing: RouteLLM's APGR and CPT ----------------------------------------
+
+
+def test_apgr_and_cpt_by_hand() -> None:
+    # weak (cost 1) solves prompt a only; strong (cost 10) solves a, b, c; nobody solves d.
+    log = FullInfoLog(
+        prompt_ids=np.array(["a", "b", "c", "d"]),
+        candidates=("weak", "strong"),
+        outcome=np.array([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 0.0]]),
+        cost_usd=np.array([[1.0, 10.0]] * 4),
+    )
+    m = pair_metrics(log, log.outcome, log.cost_usd, "weak", "strong")
+    # A perfect router sends b and c to strong: (x, q) = (0, .25), (.5, .75), then (1, .75).
+    # Area = .5 * (.25 + .75) / 2 + .5 * .75 = .625; APGR = (.625 - .25) / (.75 - .25).
+    assert m["apgr"] == pytest.approx(0.75)
+    assert m["cpt_50"] == pytest.approx(0.25)  # q = .5 halfway up the first segment
+    assert m["cpt_80"] == pytest.approx(0.4)  # q = .65
+    assert (m["weak_quality"], m["strong_quality"]) == (0.25, 0.75)
+    assert max(pt["strong_share"] for pt in m["curve"]) == pytest.approx(0.5)
+
+
+def test_constant_predictor_apgr_is_one_half(log: FullInfoLog) -> None:
+    # Scores equal on every prompt switch all prompts at once: the curve is the straight
+    # line from (0, q_w) to (1, q_s), exactly a random mix, so APGR = 1/2, CPT(t) = t.
+    p, c = constant(log)
+    s = summarize(
+        log,
+        router_curve(log, p, c, value_grid(log)),
+        default_value_usd=1.0,
+        p_success=p,
+        expected_cost_usd=c,
+    )
+    assert s["default_pair"] == [cheapest_single(log).name, best_single(log).name]
+    assert s["apgr"] == pytest.approx(0.5)
+    assert s["cpt_50"] == pytest.approx(0.5)
+    assert s["cpt_80"] == pytest.approx(0.8)
+    shares = {pt["strong_share"] for pt in s["pairs"][0]["curve"]}
+    assert shares <= {0.0, 1.0}
+
+
+def test_perfect_predictor_apgr_matches_oracle_and_beats_random(log: FullInfoLog) -> None:
+    p, c = perfect(log)
+    weak, strong = default_pair(log)
+    m = pair_metrics(log, p, c, weak, strong)
+    assert 0.5 < m["apgr"] <= 1.5
+    assert m["cpt_50"] < 0.5 and m["cpt_80"] < 0.8
+    w, s_ = log.candidates.index(weak), log.candidates.index(strong)
+    pair_oracle = log.outcome[:, [w, s_]].max(axis=1).mean()
+    assert max(pt["quality"] for pt in m["curve"]) == pytest.approx(pair_oracle)
+    summary = summarize(
+        log,
+        router_curve(log, p, c, value_grid(log)),
+        default_value_usd=1.0,
+        p_success=p,
+        expected_cost_usd=c,
+    )
+    assert summary["apgr"] == pytest.approx(m["apgr"])
+    assert summary["oracle_pairs"][0]["apgr"] == pytest.approx(m["apgr"])
+    assert summary["table"][-1]["apgr"] == pytest.approx(m["apgr"])
+
+
+def test_pair_curve_routes_through_the_allowed_mask(log: FullInfoLog) -> None:
+    p, c = perfect(log)
+    weak, strong = "openai/gpt-oss-20b", "MiniMaxAI/MiniMax-M2"
+    w, s_ = log.candidates.index(weak), log.candidates.index(strong)
+    values = pair_values(p[:, [w, s_]], c[:, [w, s_]])
+    assert values[0] == 0.0 and np.all(np.diff(values) > 0)
+    rows = np.arange(log.n_prompts)
+    for pt in pair_curve(log, p, c, weak, strong, values[::7]):
+        allowed = np.zeros(log.n_candidates, dtype=bool)
+        allowed[[w, s_]] = True
+        action, _ = choose(p, c, PolicyParams(value_usd=pt.value_usd), allowed=allowed)
+        assert set(np.unique(action)) <= {w, s_}
+        assert pt.quality == pytest.approx(log.outcome[rows, action].mean())
+        assert pt.strong_share == pytest.approx((action == s_).mean())
+
+
+def test_extra_pairs_are_ordered_and_validated(log: FullInfoLog) -> None:
+    strong, weak = "MiniMaxAI/MiniMax-M2", "openai/gpt-oss-20b"
+    assert order_pair(log, strong, weak) == (weak, strong)
+    p, c = perfect(log)
+    s = summarize(
+        log,
+        router_curve(log, p, c, [1.0]),
+        p_success=p,
+        expected_cost_usd=c,
+        pairs=[(strong, weak), (cheapest_single(log).name, best_single(log).name)],
+    )
+    assert [(m["weak"], m["strong"]) for m in s["pairs"]] == [default_pair(log), (weak, strong)]
+    with pytest.raises(ValueError, match="not a candidate"):
+        order_pair(log, "nope", weak)
+    with pytest.raises(ValueError, match="two different models"):
+        order_pair(log, weak, weak)
+
+
+def test_pair_without_a_gap_has_no_apgr() -> None:
+    log = FullInfoLog(
+        prompt_ids=np.array(["a", "b"]),
+        candidates=("x", "y"),
+        outcome=np.array([[1.0, 0.0], [0.0, 1.0]]),
+        cost_usd=np.array([[1.0, 2.0], [1.0, 2.0]]),
+    )
+    m = pair_metrics(log, log.outcome, log.cost_usd, "x", "y")
+    assert m["apgr"] is None and m["cpt_50"] is None and m["cpt_80"] is None
+    assert default_pair(log) is None  # x is both the cheapest and (tied, cheaper) the best
+
+
+# --- calibration ------------------------------------------------------------------------
+
+
+def test_per_model_mean_is_perfectly_calibrated_on_real_data(log: FullInfoLog) -> None:
+    # Predicting each model's own mean outcome is calibrated in-sample by construction:
+    # each candidate's predictions share one bin whose mean outcome is that mean.
+    p, _ = constant(log)
+    cal = calibration_report(log, p)
+    assert cal["pooled"]["ece"] == pytest.approx(0.0, abs=1e-12)
+    for k, name in enumerate(log.candidates):
+        table = cal["candidates"][name]
+        q = log.outcome[:, k].mean()
+        assert table["ece"] == pytest.approx(0.0, abs=1e-12)
+        assert table["brier"] == pytest.approx(q * (1 - q))  # Bernoulli variance
+        assert [b["n"] for b in table["bins"]] == [log.n_prompts]
+    assert sum(b["n"] for b in cal["pooled"]["bins"]) == log.outcome.size
+
+
+def test_reliability_of_a_calibrated_and_a_miscalibrated_predictor() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=20_000)
+    y = (rng.uniform(size=p.size) < p).astype(float)
+    good = reliability(y, p)
+    assert good["ece"] < 0.02
+    for b in good["bins"]:
+        assert b["mean_outcome"] == pytest.approx(b["mean_p_success"], abs=0.03)
+    assert good["brier"] == pytest.approx(1 / 6, abs=0.01)  # E[p(1-p)] for p ~ U(0, 1)
+    bad = reliability(y, p**3)
+    assert bad["ece"] > 0.15 and bad["brier"] > good["brier"]
+    with pytest.raises(ValueError, match="one non-empty shape"):
+        reliability(y[:3], p[:2])
+
+
+def test_summary_calibration_matches_reliability(log: FullInfoLog) -> None:
+    p, c = perfect(log)
+    s = summarize(log, router_curve(log, p, c, [1.0]), p_success=p, expected_cost_usd=c)
+    assert s["calibration"]["pooled"] == reliability(log.outcome, p)
+    assert s["calibration"]["pooled"]["brier"] == 0.0
+    assert "calibration" not in summarize(log, router_curve(log, p, c, [1.0]))

@@ -10,7 +10,10 @@ import pytest
 from serving.bundle import BundleError, load_bundle
 from training.cost_model import CostComponent, LogLinearCostModel
 from training.export import export_cost_model, export_scorer
-from training.learners import LEARNERS, PerCandidateLearner, make_learner
+from training.learners import LEARNERS, CandidateInfo, PerCandidateLearner, make_learner
+
+#: Largest allowed gap between ONNX and native predictions (as `train` checks).
+PARITY = 1e-4
 
 
 def _run(model, X):
@@ -18,18 +21,46 @@ def _run(model, X):
     return session.run(None, {"features": X.astype(np.float32)})[0]
 
 
+def _fit(name, data, rows, n_candidates, info=None):
+    return make_learner(name).fit(
+        data.features[data.prompt[rows]],
+        data.outcome[rows],
+        candidate=data.candidate[rows],
+        n_candidates=n_candidates,
+        candidate_info=info,
+    )
+
+
 @pytest.mark.parametrize("name", sorted(LEARNERS))
 def test_scorer_onnx_matches_native(name, training_set):
     data = training_set
-    learner = make_learner(name).fit(
-        data.features[data.prompt],
-        data.outcome,
-        candidate=data.candidate,
-        n_candidates=len(data.candidates),
-    )
+    k = len(data.candidates)
+    learner = _fit(name, data, np.arange(len(data.prompt)), k, _shipped_info(data.candidates))
     onnx_p = _run(export_scorer(learner), data.features)
-    assert onnx_p.shape == (data.n_prompts, len(data.candidates))
-    np.testing.assert_allclose(onnx_p, learner.predict_proba(data.features), atol=1e-5)
+    assert onnx_p.shape == (data.n_prompts, k)
+    np.testing.assert_allclose(onnx_p, learner.predict_proba(data.features), atol=PARITY)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_scorer_onnx_matches_native_on_sparse_logs(name, training_set):
+    """One row per prompt and a candidate with no rows: the thin-data paths export too."""
+    data = training_set
+    k = len(data.candidates)
+    order = np.random.default_rng(1).permutation(len(data.prompt))
+    _, first = np.unique(data.prompt[order], return_index=True)
+    learner = _fit(name, data, np.sort(order[first]), k + 1)
+    onnx_p = _run(export_scorer(learner), data.features)
+    assert onnx_p.shape == (data.n_prompts, k + 1)
+    np.testing.assert_allclose(onnx_p, learner.predict_proba(data.features), atol=PARITY)
+
+
+def _shipped_info(names) -> CandidateInfo:
+    from features.prices import PriceCatalog
+
+    catalog = PriceCatalog.load(None)
+    return CandidateInfo.from_prices(
+        names, {n: n.split("/")[0].lower() for n in names}, {n: catalog.get(n) for n in names}
+    )
 
 
 def test_cost_onnx_matches_native(training_set):
@@ -57,8 +88,10 @@ def test_unknown_learner_is_refused_with_a_message():
 
     learner = Opaque()
     learner.n_features_in_, learner.n_candidates_ = 3, 2
-    with pytest.raises(TypeError, match="Opaque has no ONNX export; exportable"):
+    with pytest.raises(TypeError, match="Opaque has no ONNX export; exportable") as error:
         export_scorer(learner)
+    for exportable in ("KNNLearner", "MLPLearner", "MatrixFactorizationLearner", "SharedLearner"):
+        assert exportable in str(error.value)
 
 
 @pytest.fixture()

@@ -1,11 +1,38 @@
 """One contract suite over every registered learner, on real prompt features."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from training.learners import LEARNERS, make_learner, soft_label_rows
+from training.learners import (
+    LEARNERS,
+    CandidateInfo,
+    PerCandidateLearner,
+    SharedLearner,
+    candidate_features,
+    make_learner,
+    soft_label_rows,
+)
+
+
+def _info(names) -> CandidateInfo:
+    """Families (the organisation prefix) and catalog prices of the shipped models."""
+    from features.prices import PriceCatalog
+
+    catalog = PriceCatalog.load(None)
+    return CandidateInfo.from_prices(
+        names, {n: n.split("/")[0].lower() for n in names}, {n: catalog.get(n) for n in names}
+    )
+
+
+def _one_row_per_prompt(data, seed=0):
+    """Production-like rows: one randomly chosen candidate's outcome per prompt."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data.prompt))
+    _, first = np.unique(data.prompt[order], return_index=True)
+    return np.sort(order[first])
 
 
 @pytest.mark.parametrize("name", sorted(LEARNERS))
@@ -16,17 +43,67 @@ def test_learner_contract(name, training_set):
         learner.predict_proba(training_set.features[:2])
     X = training_set.features[training_set.prompt]
     k = len(training_set.candidates)
-    fitted = learner.fit(X, training_set.outcome, candidate=training_set.candidate, n_candidates=k)
+    fitted = learner.fit(
+        X,
+        training_set.outcome,
+        candidate=training_set.candidate,
+        n_candidates=k,
+        candidate_info=_info(training_set.candidates),
+    )
     assert fitted is learner
+    assert learner.n_features_in_ == X.shape[1] and learner.n_candidates_ == k
     p = learner.predict_proba(training_set.features)
     assert p.shape == (training_set.n_prompts, k)
     assert ((p > 0) & (p < 1)).all()
     # Candidates that succeed more often get higher predictions on average.
     rates = [training_set.outcome[training_set.candidate == j].mean() for j in range(k)]
     assert np.argmax(p.mean(axis=0)) == np.argmax(rates)
+    # Refitting a clone gives the same predictions: no hidden randomness.
+    again = clone(learner).fit(
+        X,
+        training_set.outcome,
+        candidate=training_set.candidate,
+        n_candidates=k,
+        candidate_info=_info(training_set.candidates),
+    )
+    np.testing.assert_allclose(again.predict_proba(training_set.features[:10]), p[:10])
 
 
 @pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_one_row_per_prompt_logs_fit_and_predict(name, training_set):
+    data = training_set
+    rows = _one_row_per_prompt(data)
+    assert len(rows) == data.n_prompts
+    k = len(data.candidates)
+    learner = make_learner(name).fit(
+        data.features[data.prompt[rows]],
+        data.outcome[rows],
+        candidate=data.candidate[rows],
+        n_candidates=k,
+    )
+    p = learner.predict_proba(data.features)
+    assert p.shape == (data.n_prompts, k)
+    assert ((p > 0) & (p < 1)).all()
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_candidate_without_rows_still_gets_a_probability(name, training_set):
+    data = training_set
+    k = len(data.candidates)
+    learner = make_learner(name).fit(
+        data.features[data.prompt],
+        data.outcome,
+        candidate=data.candidate,
+        n_candidates=k + 1,
+    )
+    p = learner.predict_proba(data.features[:5])
+    assert p.shape == (5, k + 1)
+    assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, cls in LEARNERS.items() if issubclass(cls, PerCandidateLearner))
+)
 def test_thin_candidates_get_their_smoothed_rate(name, training_set):
     X = training_set.features[training_set.prompt]
     candidate = training_set.candidate.copy()
@@ -42,6 +119,77 @@ def test_thin_candidates_get_their_smoothed_rate(name, training_set):
     np.testing.assert_allclose(learner.predict_proba(training_set.features[:3])[:, 0], expected)
 
 
+@pytest.fixture(scope="module")
+def heldout_rates(shipped_calls, training_set) -> pd.Series:
+    """Each model's success rate on shipped prompts outside the training set."""
+    held = shipped_calls[~shipped_calls["prompt_id"].isin(set(training_set.prompt_ids))]
+    return held.groupby("model")["outcome"].mean()
+
+
+def test_shared_learner_borrows_strength_for_a_thin_candidate(training_set, heldout_rates):
+    """A new deployment of a known model, logged 5 times, is predicted like its peer.
+
+    For each shipped model (the peer), a new candidate ``peer + "-new"`` gets the
+    peer's family and price and five of the peer's real logged rows. A
+    per-candidate learner can only give it the smoothed mean of those five rows
+    (the constant prior); the shared learner predicts it from the family and
+    price it shares with the peer. Over every peer and two draws of the five rows,
+    the shared learner lands nearer the peer's success rate on held-out shipped
+    prompts than the constant prior, and nearer than the pooled mean of all rows.
+    """
+    data = training_set
+    base = _info(data.candidates)
+    new = len(data.candidates)
+    shared_error, constant_error, pooled_error = [], [], []
+    for j, peer in enumerate(data.candidates):
+        info = CandidateInfo(
+            names=(*data.candidates, f"{peer}-new"),
+            families=(*base.families, base.families[j]),
+            input_price=np.append(base.input_price, base.input_price[j]),
+            output_price=np.append(base.output_price, base.output_price[j]),
+        )
+        truth = heldout_rates[peer]
+        for seed in range(2):
+            rng = np.random.default_rng(seed)
+            five = rng.choice(np.flatnonzero(data.candidate == j), 5, replace=False)
+            learner = SharedLearner().fit(
+                data.features[np.concatenate([data.prompt, data.prompt[five]])],
+                np.concatenate([data.outcome, data.outcome[five]]),
+                candidate=np.concatenate([data.candidate, np.full(5, new)]),
+                n_candidates=new + 1,
+                candidate_info=info,
+            )
+            p_new = learner.predict_proba(data.features)[:, new].mean()
+            shared_error.append(abs(p_new - truth))
+            constant_error.append(abs((data.outcome[five].sum() + 1) / 7 - truth))
+            pooled_error.append(abs(data.outcome.mean() - truth))
+    assert np.mean(shared_error) < 0.6 * np.mean(constant_error)
+    assert np.mean(shared_error) < 0.6 * np.mean(pooled_error)
+
+
+def test_candidate_features_describe_identity_family_and_price():
+    info = CandidateInfo(
+        names=("a-small", "a-large", "b"),
+        families=("a", "a", "b"),
+        input_price=np.array([1e-7, 1e-6, np.nan]),
+        output_price=np.array([2e-7, 2e-6, np.nan]),
+    )
+    features, names = candidate_features(info)
+    assert names[:5] == [
+        "candidate=a-small",
+        "candidate=a-large",
+        "candidate=b",
+        "family=a",
+        "family=b",
+    ]
+    assert names[5:] == ["log_input_price", "log_output_price", "price_unknown"]
+    np.testing.assert_array_equal(features[:, 3], [1, 1, 0])
+    assert features[0, 5] < features[1, 5]
+    assert features[2, 7] == 1 and np.isfinite(features).all()
+    identity, names = candidate_features(CandidateInfo.identity(3))
+    np.testing.assert_array_equal(identity, np.eye(3))
+
+
 def test_soft_labels_expand_to_weighted_rows():
     X = np.arange(6, dtype=np.float32).reshape(3, 2)
     X2, labels, weights = soft_label_rows(X, np.array([1.0, 0.0, 0.25]))
@@ -50,21 +198,47 @@ def test_soft_labels_expand_to_weighted_rows():
     np.testing.assert_array_equal(X2[1], X[2])
 
 
+@pytest.mark.parametrize("name", sorted(LEARNERS))
 @pytest.mark.parametrize(
-    ("y", "candidate", "match"),
+    ("y", "candidate", "fit_params", "match"),
     [
-        (np.array([0.5, 1.2]), np.array([0, 1]), r"\[0, 1\]"),
-        (np.array([0.5, np.nan]), np.array([0, 1]), "NaN"),
-        (np.array([0.5, 1.0]), np.array([0, 7]), "candidate indices"),
-        (np.array([0.5]), np.array([0, 1]), "Expected X"),
+        (np.array([0.5, 1.2]), np.array([0, 1]), {}, r"\[0, 1\]"),
+        (np.array([0.5, np.nan]), np.array([0, 1]), {}, "NaN"),
+        (np.array([0.5, 1.0]), np.array([0, 7]), {}, "candidate indices"),
+        (np.array([0.5]), np.array([0, 1]), {}, "Expected X"),
+        (
+            np.array([0.5, 1.0]),
+            np.array([0, 1]),
+            {"candidate_info": CandidateInfo.identity(3)},
+            "describes 3 candidates",
+        ),
     ],
 )
-def test_bad_training_rows_raise(y, candidate, match):
+def test_bad_training_rows_raise(name, y, candidate, fit_params, match):
     X = np.zeros((2, 3), dtype=np.float32)
     with pytest.raises(ValueError, match=match):
-        make_learner("logistic").fit(X, y, candidate=candidate, n_candidates=2)
+        make_learner(name).fit(X, y, candidate=candidate, n_candidates=2, **fit_params)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"families": ("a",)}, "one family"),
+        ({"input_price": np.array([1.0, -1.0])}, ">= 0"),
+    ],
+)
+def test_bad_candidate_info_raises(kwargs, match):
+    fields = {
+        "names": ("a", "b"),
+        "families": ("a", "b"),
+        "input_price": np.array([1.0, 2.0]),
+        "output_price": np.array([1.0, 2.0]),
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=match):
+        CandidateInfo(**fields)
 
 
 def test_unknown_learner_lists_the_registry():
-    with pytest.raises(ValueError, match="available: \\['lightgbm', 'logistic'\\]"):
-        make_learner("knn")
+    with pytest.raises(ValueError, match=r"available: \['knn', 'lightgbm', 'logistic', 'mf'"):
+        make_learner("forest")

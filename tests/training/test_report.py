@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from training.evaluation import FullInfoLog, router_curve, summarize, value_grid
-from training.report import write_report
+from training.report import cost_quality_figure, write_report
 
 OWN_RUNS = Path("/work/shared/data/swebench_verified/own_runs_tokens.csv.gz")
 # One illustrative price for every model (USD per million input, output tokens).
@@ -72,10 +72,12 @@ def test_report_writes_html_with_numbers_and_image(summary: dict, tmp_path: Path
     checker.feed(page)
     checker.close()
     assert checker.errors == [] and checker.stack == []
-    assert len(checker.images) == 1
+    # The cost-quality plot, the two-model plot and the reliability plot.
+    assert len(checker.images) == 3
     prefix = "data:image/png;base64,"
-    assert checker.images[0].startswith(prefix)
-    assert base64.b64decode(checker.images[0][len(prefix) :])[:8] == b"\x89PNG\r\n\x1a\n"
+    for image in checker.images:
+        assert image.startswith(prefix)
+        assert base64.b64decode(image[len(prefix) :])[:8] == b"\x89PNG\r\n\x1a\n"
 
     text = " ".join(checker.text)
     assert f"{100 * summary['savings_at_parity']:.1f}%" in text
@@ -94,7 +96,87 @@ def test_metrics_json_round_trips(summary: dict, tmp_path: Path) -> None:
 
 
 def test_report_without_segments_or_default(summary: dict, tmp_path: Path) -> None:
-    bare = {k: v for k, v in summary.items() if k not in {"segments", "default_point"}}
+    bare = {
+        k: v
+        for k, v in summary.items()
+        if k not in {"segments", "default_point", "pairs", "calibration", "model_share"}
+    }
     bare["savings_at_parity"] = None
     page = write_report(bare, tmp_path).read_text(encoding="utf-8")
     assert "n/a" in page and "Segments" not in page
+    assert "Calibration" not in page and "Two-model routing" not in page
+
+
+def test_report_sections_apgr_share_calibration(summary: dict, tmp_path: Path) -> None:
+    checker = _Checker()
+    checker.feed(write_report(summary, tmp_path).read_text(encoding="utf-8"))
+    text = " ".join(checker.text)
+    for heading in (
+        "Routers and baselines",
+        "Two-model routing (RouteLLM)",
+        "Model share at the default policy",
+        "Calibration",
+        "Reliability bins (pooled)",
+    ):
+        assert heading in text
+    pair = summary["pairs"][0]
+    assert f"{pair['apgr']:.3f}" in text
+    assert f"{100 * pair['cpt_50']:.1f}%" in text and f"{100 * pair['cpt_80']:.1f}%" in text
+    for name in ("random", "cheapest", "strongest", "oracle"):
+        assert name in text
+    assert f"{summary['calibration']['pooled']['ece']:.3f}" in text
+
+
+def _comparison(summary: dict, label: str, scale: float) -> dict:
+    """A compared router: the same curve at ``scale`` times the cost."""
+    curve = [
+        {"value_usd": p["value_usd"], "quality": p["quality"], "cost_usd": scale * p["cost_usd"]}
+        for p in summary["router_curve"]
+    ]
+    return {
+        "label": label,
+        "bundle": f"/tmp/{label}",
+        "router_version": "0" * 16,
+        "candidates": summary["candidates"],
+        "note": "",
+        "row": {**summary["table"][0], "name": label, "area": 0.123456},
+        "router_curve": curve,
+        "default_point": summary["default_point"],
+        "pairs": summary["pairs"][:1],
+        "calibration": {"ece": 0.0, "brier": 0.0, "n": 1},
+    }
+
+
+def test_plot_draws_every_curve_and_baseline(summary: dict) -> None:
+    s = dict(summary, label="mine", comparisons=[_comparison(summary, "knn-bundle", 2.0)])
+    extra = {"hand-made": [{"cost_usd": 0.1, "quality": 0.2}]}
+    fig = cost_quality_figure(s, {**extra, "knn-bundle": s["comparisons"][0]["router_curve"]})
+    _, labels = fig.axes[0].get_legend_handles_labels()
+    expected = [
+        "oracle curve",
+        "mine (envelope)",
+        "hand-made",
+        "knn-bundle",
+        "single models",
+        "random (expected)",
+        f"cheapest: {summary['cheapest_single']['name']}",
+        f"strongest: {summary['best_single']['name']}",
+        "oracle",
+    ]
+    for label in expected:
+        assert label in labels
+    assert any(label.startswith("served (value $") for label in labels)
+
+
+def test_comparisons_appear_in_table_and_plot(summary: dict, tmp_path: Path) -> None:
+    s = dict(summary, comparisons=[_comparison(summary, "mlp <bundle>", 3.0)])
+    page = write_report(s, tmp_path).read_text(encoding="utf-8")
+    checker = _Checker()
+    checker.feed(page)
+    text = " ".join(checker.text)
+    assert "mlp <bundle>" in text and "mlp &lt;bundle&gt;" in page
+    assert "0.123" in text  # the compared row's area
+    assert "Compared: mlp <bundle>." in text
+    assert json.loads((tmp_path / "metrics.json").read_text())["comparisons"][0]["label"] == (
+        "mlp <bundle>"
+    )

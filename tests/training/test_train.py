@@ -8,7 +8,8 @@ import pytest
 
 from features.prices import PriceCatalog
 from serving.scoring import BundleScorer
-from training.train import TrainConfig, grouped_split, model_family, train
+from training.selection import prompt_folds
+from training.train import TrainConfig, model_family, train
 
 
 def test_manifest_describes_the_bundle(trained, shipped_calls):
@@ -26,8 +27,14 @@ def test_manifest_describes_the_bundle(trained, shipped_calls):
     assert policy["value_usd"] > 0 and policy["fallback_model"] in names
     training = manifest["training"]
     assert training["n_prompts"] == 120 and training["n_quarantined"] == 0
-    assert training["selection"]["chosen"] in training["selection"]["learners"]
-    assert "val_log_loss" in trained.metrics
+    selection = training["selection"]
+    assert selection["chosen"] in selection["learners"] and selection["criterion"] == "area"
+    assert selection["n_full_information_prompts"] == 120
+    assert "cv_area" in trained.metrics and "cv_log_loss" in trained.metrics
+    fit = policy["target_fit"]
+    assert fit["target"] == "parity" and fit["value_usd"] == policy["value_usd"]
+    low, high = fit["ci95"]["quality"]
+    assert low <= fit["quality"] <= high
 
 
 def test_expected_costs_are_on_the_scale_of_logged_costs(trained, small_logs):
@@ -61,7 +68,7 @@ def test_one_row_per_prompt_logs_with_cost_only(shipped_calls, tmp_path):
     )
     manifest = result.bundle.manifest
     assert {c["name"] for c in manifest["cost_model"]["components"]} == {"cost_usd"}
-    assert manifest["policy"]["target"] == "heuristic"
+    assert manifest["policy"]["target_fit"]["met"] is None
     scores = BundleScorer(result.bundle).score_texts(["A bug in the ORM's query builder."])
     assert (scores.expected_cost_usd > 0).all()
     assert ((scores.p_success > 0) & (scores.p_success < 1)).all()
@@ -111,10 +118,12 @@ def test_training_run_is_tracked_in_mlflow(small_logs, tmp_path):
     assert (tmp_path / "mlruns" / "artifacts").is_dir()
 
 
-def test_grouped_split_and_family():
-    mask = grouped_split(100, 0.2, seed=1)
-    assert mask.sum() == 20 and (grouped_split(100, 0.2, seed=1) == mask).all()
-    assert not grouped_split(5, 0.2, seed=1).any()
+def test_prompt_folds_and_family():
+    folds = prompt_folds(103, 5, seed=1)
+    assert np.bincount(folds).tolist() == [21, 21, 21, 20, 20]
+    assert (prompt_folds(103, 5, seed=1) == folds).all()
+    with pytest.raises(ValueError, match="at least 5 prompts"):
+        prompt_folds(3, 5, seed=1)
     assert model_family("openai/gpt-oss-20b") == "openai"
     assert model_family("gpt-4o-mini") == "gpt"
     assert model_family("claude-sonnet-4-5") == "claude-sonnet"
@@ -130,3 +139,16 @@ def test_unknown_candidates_fail_clearly(small_logs, tmp_path):
                 track=False,
             )
         )
+
+
+def test_subset_keeps_rows_of_kept_prompts(training_set):
+    keep = np.zeros(training_set.n_prompts, dtype=bool)
+    keep[::3] = True
+    part = training_set.subset(keep)
+    assert part.n_prompts == keep.sum() and len(part.texts) == keep.sum()
+    assert (part.prompt_ids == training_set.prompt_ids[keep]).all()
+    kept_rows = keep[training_set.prompt]
+    assert len(part.outcome) == kept_rows.sum()
+    np.testing.assert_array_equal(
+        part.features[part.prompt], training_set.features[training_set.prompt[kept_rows]]
+    )

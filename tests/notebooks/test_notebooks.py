@@ -1,0 +1,119 @@
+"""The notebooks run top to bottom on small data and reach the right conclusions.
+
+Each is executed with nbclient in a temporary working folder with its own MLflow
+store, parametrised through its ``OUTCOME_ROUTER_NB_*`` environment variables, and
+writes a JSON of its conclusions that is checked against the data and the registry.
+The notebooks in git stay without outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from training.registry import list_versions, promote, register_bundle, resolve_version
+from training.tracking import log_training_run
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+MODEL_NAME = "outcome-router"
+#: One learner keeps the notebook's training to seconds; the logic is the same.
+FAST_LEARNER = "logistic-C0.003"
+
+
+def run_notebook(name: str, workdir: Path, env: dict[str, str], monkeypatch) -> None:
+    """Execute ``notebooks/<name>`` in ``workdir``; the kernel inherits ``env``."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute()  # raises CellExecutionError with the failing cell and traceback
+
+
+@pytest.mark.parametrize("name", ["explore.ipynb", "retrain.ipynb"])
+def test_notebooks_are_committed_without_outputs(name):
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+
+
+def test_explore_notebook(small_logs, tmp_path, monkeypatch):
+    workdir = tmp_path / "explore"
+    workdir.mkdir()
+    env = {"OUTCOME_ROUTER_NB_LOGS": str(small_logs["train"]), "OUTCOME_ROUTER_NB_WORKDIR": "."}
+    run_notebook("explore.ipynb", workdir, env, monkeypatch)
+
+    found = json.loads((workdir / "explore_conclusions.json").read_text())
+    calls = pd.read_parquet(small_logs["train"])
+    expected = calls.groupby("model").agg(rate=("outcome", "mean"), cost=("cost_usd", "mean"))
+    assert found["n_prompts"] == calls["prompt_id"].nunique() == 120
+    assert found["n_calls"] == len(calls)
+    assert set(found["per_model"]) == set(expected.index)
+    for model, row in expected.iterrows():
+        assert found["per_model"][model]["outcome_rate"] == pytest.approx(row["rate"])
+        assert found["per_model"][model]["mean_cost_usd"] == pytest.approx(row["cost"])
+    best = expected["rate"].max()
+    assert found["best_single"]["quality"] == pytest.approx(best)
+    assert expected.loc[found["best_single"]["name"], "rate"] == pytest.approx(best)
+    oracle_quality = calls.groupby("prompt_id")["outcome"].max().mean()
+    assert found["oracle"]["quality"] == pytest.approx(oracle_quality)
+    assert found["oracle_quality_gain"] == pytest.approx(oracle_quality - best)
+    assert found["oracle_quality_gain"] >= 0 and found["best_single_fails_others_succeed"] >= 0
+    assert found["full_info_prompts"] == 120
+    assert "task" not in found["segments"]  # one task only: skipped, not a one-row table
+    assert found["outcome_by_length"]
+
+
+def test_retrain_notebook_compares_registers_and_promotes(
+    small_logs, bundle_dir, tmp_path, monkeypatch
+):
+    """A champion (the session bundle) is in the registry; the notebook trains a
+    challenger, evaluates both on the same held-out logs, and moves the alias iff the
+    challenger's area is larger."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlruns = tmp_path / "mlruns"
+    run_id = log_training_run(bundle_dir, params={"learner": "session"}, metrics={}, root=mlruns)
+    champion = register_bundle(run_id, name=MODEL_NAME, root=mlruns)
+    promote(champion, name=MODEL_NAME, root=mlruns)
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = {
+        "OUTCOME_ROUTER_NB_LOGS": str(small_logs["train"]),
+        "OUTCOME_ROUTER_NB_TEST_LOGS": str(small_logs["test"]),
+        "OUTCOME_ROUTER_NB_WORKDIR": str(workdir),
+        "OUTCOME_ROUTER_NB_MLRUNS": str(mlruns),
+        "OUTCOME_ROUTER_NB_LEARNERS": FAST_LEARNER,
+    }
+    run_notebook("retrain.ipynb", workdir, env, monkeypatch)
+
+    found = json.loads((workdir / "retrain_conclusions.json").read_text())
+    challenger, before = found["challenger"], found["champion_before"]
+    assert before["version"] == champion == "1" and challenger["version"] == "2"
+    assert challenger["n_prompts"] == before["n_prompts"] == 40  # the same held-out prompts
+    for role, brief in (("challenger", challenger), ("champion", before)):
+        metrics = json.loads((workdir / "evaluation" / role / "metrics.json").read_text())
+        assert metrics["area"] == pytest.approx(brief["area"])
+        assert metrics["router_version"] == brief["router_version"]
+    assert found["challenger_wins"] == (challenger["area"] > before["area"])
+    assert found["promoted"] == found["challenger_wins"]
+    now = resolve_version(f"models:/{MODEL_NAME}@champion", root=mlruns)
+    assert now.version == found["champion_after"] == ("2" if found["promoted"] else "1")
+    versions = list_versions(MODEL_NAME, root=mlruns)
+    assert [v.version for v in versions] == ["1", "2"]
+    assert versions[1].router_version == challenger["router_version"]
+    assert versions[1].run_id == challenger["run_id"]
