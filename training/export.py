@@ -187,11 +187,12 @@ def _export_mf(learner: MatrixFactorizationLearner) -> onnx.ModelProto:
 def _export_knn(learner: KNNLearner) -> onnx.ModelProto:
     """Top-k over the stored prompts, per candidate, in one graph.
 
-    Similarities ``(N, n_stored)`` are computed in float64 (as ``predict_proba``
-    does, so near-ties rank alike), broadcast to ``(N, K, n_stored)`` with a
-    penalty on prompts a candidate never answered, and cut with TopK; the outcomes
-    and observed flags of the chosen prompts are gathered from flat ``(K *
-    n_stored,)`` tables at ``k * n_stored + index``.
+    Similarities ``(N, n_stored)`` are computed in float64 from the float32 query
+    and stored embeddings, as ``predict_proba`` does, so near-ties rank alike. They
+    are broadcast to ``(N, K, n_stored)`` with a penalty on prompts a candidate
+    never answered and cut with TopK; the outcomes and observed flags of the chosen
+    prompts are gathered from flat ``(K * n_stored,)`` tables at
+    ``k * n_stored + index``.
     """
     k, u = learner.outcome_.shape
     e = learner.embeddings_.shape[1]
@@ -199,7 +200,7 @@ def _export_knn(learner: KNNLearner) -> onnx.ModelProto:
         "knn_start": np.array([0], dtype=np.int64),
         "knn_end": np.array([e], dtype=np.int64),
         "knn_axis": np.array([1], dtype=np.int64),
-        "knn_Et": learner.embeddings_.T.astype(np.float64),
+        "knn_Et": learner.embeddings_.T.astype(np.float32),
         "knn_penalty": np.where(learner.observed_, 0.0, UNOBSERVED_PENALTY)[None],
         "knn_k": np.array([learner.n_neighbors_], dtype=np.int64),
         "knn_offset": (np.arange(k, dtype=np.int64) * u)[None, :, None],
@@ -216,7 +217,8 @@ def _export_knn(learner: KNNLearner) -> onnx.ModelProto:
             "Slice", [INPUT_NAME, "knn_start", "knn_end", "knn_axis"], ["knn_embedding"]
         ),
         helper.make_node("Cast", ["knn_embedding"], ["knn_query"], to=TensorProto.DOUBLE),
-        helper.make_node("MatMul", ["knn_query", "knn_Et"], ["knn_sim"]),
+        helper.make_node("Cast", ["knn_Et"], ["knn_Et64"], to=TensorProto.DOUBLE),
+        helper.make_node("MatMul", ["knn_query", "knn_Et64"], ["knn_sim"]),
         helper.make_node("Unsqueeze", ["knn_sim", "knn_one"], ["knn_sim3"]),
         helper.make_node("Add", ["knn_sim3", "knn_penalty"], ["knn_score"]),
         helper.make_node(

@@ -29,7 +29,7 @@ from serving.scoring import BundleScorer
 from training.calibration import fit_calibration
 from training.cost_model import CostComponent, LogLinearCostModel
 from training.dataset import TrainingSet, build_training_set
-from training.learners import make_learner
+from training.learners import CandidateInfo, make_learner
 from training.policy_target import PolicyTarget, fit_policy_target
 from training.selection import CrossValidation, LearnerConfig, cross_validate, units
 
@@ -39,7 +39,6 @@ from training.selection import CrossValidation, LearnerConfig, cross_validate, u
 DEFAULT_LEARNERS: list[LearnerConfig] = [
     ("logistic-C0.0003", "logistic", {"C": 0.0003}),
     ("logistic-C0.003", "logistic", {"C": 0.003}),
-    ("logistic-C0.03", "logistic", {"C": 0.03}),
     (
         "lightgbm-small",
         "lightgbm",
@@ -51,17 +50,10 @@ DEFAULT_LEARNERS: list[LearnerConfig] = [
             "colsample_bytree": 0.3,
         },
     ),
-    (
-        "lightgbm-large",
-        "lightgbm",
-        {
-            "n_estimators": 300,
-            "learning_rate": 0.05,
-            "num_leaves": 15,
-            "min_child_samples": 50,
-            "colsample_bytree": 0.3,
-        },
-    ),
+    ("knn", "knn", {}),
+    ("mlp", "mlp", {}),
+    ("mf", "mf", {}),
+    ("shared", "shared", {}),
 ]
 #: Largest allowed gap between ONNX and native predictions.
 PARITY_TOLERANCE = 1e-4
@@ -212,6 +204,8 @@ def train(config: TrainConfig) -> TrainResult:
     )
     prices = {name: catalog.get(name) for name in data.candidates}
     components = cost_components(data, prices)
+    families = {c: model_family(c) for c in data.candidates}
+    fit_params = {"candidate_info": CandidateInfo.from_prices(data.candidates, families, prices)}
 
     cv, cv_data = None, data
     if data.n_prompts > config.cv_max_prompts:
@@ -240,6 +234,7 @@ def train(config: TrainConfig) -> TrainResult:
         data.outcome[labelled],
         candidate=data.candidate[labelled],
         n_candidates=len(data.candidates),
+        **fit_params,
     )
     cost_model = LogLinearCostModel().fit(
         data.features[data.prompt], units(data), components=components, candidate=data.candidate

@@ -1,5 +1,9 @@
 """One contract suite over every registered learner, on real prompt features."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -165,6 +169,31 @@ def test_shared_learner_borrows_strength_for_a_thin_candidate(training_set, held
             pooled_error.append(abs(data.outcome.mean() - truth))
     assert np.mean(shared_error) < 0.6 * np.mean(constant_error)
     assert np.mean(shared_error) < 0.6 * np.mean(pooled_error)
+
+
+def test_knn_counts_only_answered_prompts_once_each():
+    """Neighbours come from the candidate's own rows; a prompt logged twice is one."""
+    X = np.array([[1.0, 0.0], [1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    knn = make_learner("knn", n_neighbors=1, prior_weight=1.0, embedding_dim=2).fit(
+        X,
+        np.array([1.0, 0.0, 1.0, 1.0]),
+        candidate=np.array([0, 0, 0, 1]),
+        n_candidates=2,
+    )
+    p = knn.predict_proba(X[:1])
+    prior = [(2 + 1) / (3 + 2), (1 + 1) / (1 + 2)]
+    # Candidate 0: the nearest prompt, logged twice, has mean outcome 0.5.
+    np.testing.assert_allclose(p[0, 0], (0.5 + prior[0]) / 2)
+    # Candidate 1 answered only the far prompt, which is still its nearest.
+    np.testing.assert_allclose(p[0, 1], (1.0 + prior[1]) / 2)
+
+
+def test_importing_learners_does_not_import_torch_or_lightgbm():
+    code = (
+        "import sys, training.learners; "
+        "assert 'torch' not in sys.modules and 'lightgbm' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
 def test_candidate_features_describe_identity_family_and_price():

@@ -46,7 +46,7 @@ class KNNLearner(BaseEstimator):
     ----------
     n_features_in_ : int
     n_candidates_ : int
-    embeddings_ : ndarray of shape (n_stored, embedding_dim)
+    embeddings_ : ndarray of float32, shape (n_stored, embedding_dim)
         Unit-norm embeddings of the distinct training prompts.
     outcome_ : ndarray of shape (n_candidates, n_stored)
         Mean outcome of each candidate on each stored prompt (0 where unobserved).
@@ -120,7 +120,8 @@ class KNNLearner(BaseEstimator):
         np.add.at(count, (candidate, prompt), 1.0)
         self.n_features_in_ = X.shape[1]
         self.n_candidates_ = n_candidates
-        self.embeddings_ = stored / np.maximum(norms, 1e-12)
+        # float32 halves the bundle; both predict paths widen it to float64 exactly.
+        self.embeddings_ = (stored / np.maximum(norms, 1e-12)).astype(np.float32)
         self.observed_ = count > 0
         self.outcome_ = np.where(self.observed_, total / np.maximum(count, 1.0), 0.0)
         self.prior_ = candidate_means(y, candidate, n_candidates)
@@ -136,7 +137,7 @@ class KNNLearner(BaseEstimator):
         k = np.arange(self.n_candidates_)[None, :, None]
         for start in range(0, len(X), chunk):
             q = X[start : start + chunk, : self.embedding_dim].astype(np.float64)
-            scores = (q @ self.embeddings_.T)[:, None, :] + penalty[None]
+            scores = (q @ self.embeddings_.T.astype(np.float64))[:, None, :] + penalty[None]
             # Stable sort of the negated scores: equal scores keep the lower index
             # first, as ONNX TopK does.
             top = np.argsort(-scores, axis=2, kind="stable")[:, :, : self.n_neighbors_]

@@ -32,8 +32,9 @@ class MLPLearner(PerCandidateLearner):
 
     After fitting, the per-candidate networks are stacked into one wider network
     (``hidden_coef_`` side by side, ``output_coef_`` block-diagonal) with the
-    standardisation folded into the first layer; ``predict_proba`` and the
-    exported graph (MatMul, Add, Relu, MatMul, Add, Sigmoid) both use that form.
+    standardisation folded into the first layer: the exported graph is that
+    network (MatMul, Add, Relu, MatMul, Add, Sigmoid), while ``predict_proba``
+    runs each candidate's own network, so the parity test checks the stacking.
     Torch is imported inside ``fit`` only.
 
     Parameters
