@@ -68,7 +68,13 @@ def _train(args: argparse.Namespace) -> int:
                 "router_version": result.bundle.router_version,
                 "mlflow_run_id": result.run_id,
                 "model_version": result.model_version,
-                "metrics": result.metrics,
+                "learner": result.validation.get("chosen"),
+                # The chosen setting's figures; every setting's are in the manifest and MLflow.
+                "metrics": {
+                    k: v
+                    for k, v in result.metrics.items()
+                    if not any(k.endswith(f"_{label}") for label in result.validation["learners"])
+                },
             },
             indent=2,
         )
