@@ -5,6 +5,7 @@ of work done once).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -67,3 +68,30 @@ def training_set(small_logs, encoder_dir):
 
     frame = read_call_logs(small_logs["train"]).frame
     return build_training_set(frame, Featurizer(FeatureSpec(), encoder_dir, workers=2))
+
+
+@pytest.fixture(scope="session")
+def serving_forbidden() -> frozenset[str]:
+    """The training stack a serving process must never load (DESIGN.md section 1)."""
+    return frozenset(
+        {
+            "torch",
+            "transformers",
+            "sentence_transformers",
+            "sklearn",
+            "lightgbm",
+            "mlflow",
+            "pandas",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def imported_packages():
+    """Top-level packages a process loaded, from its ``python -X importtime`` stderr."""
+
+    def parse(stderr: str) -> set[str]:
+        names = re.findall(r"import time:\s+\d+ \|\s+\d+ \|\s*([\w.]+)", stderr)
+        return {name.split(".")[0] for name in names}
+
+    return parse

@@ -5,7 +5,6 @@ evaluate -> route offline -> serve over real HTTP -> decisions.
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -14,16 +13,6 @@ import httpx
 import pytest
 
 from training.demo import start_server, wait_for_health
-
-HEAVY = (
-    "torch",
-    "transformers",
-    "sentence_transformers",
-    "sklearn",
-    "lightgbm",
-    "mlflow",
-    "pandas",
-)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -95,7 +84,9 @@ def prompts_file(small_logs, tmp_path_factory):
     return path
 
 
-def test_route_then_serve_give_the_same_decisions(cli_bundle, prompts_file, tmp_path):
+def test_route_then_serve_give_the_same_decisions(
+    cli_bundle, prompts_file, tmp_path, imported_packages, serving_forbidden
+):
     decisions = tmp_path / "decisions.jsonl"
     cli(
         "route",
@@ -150,7 +141,6 @@ def test_route_then_serve_give_the_same_decisions(cli_bundle, prompts_file, tmp_
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=20)
-    imported = set(re.findall(r"import time:\s+\d+ \|\s+\d+ \|\s*([\w.]+)", stderr))
-    top_level = {name.split(".")[0] for name in imported}
+    top_level = imported_packages(stderr)
     assert "onnxruntime" in top_level and "fastapi" in top_level
-    assert not top_level & set(HEAVY), sorted(top_level & set(HEAVY))
+    assert not top_level & serving_forbidden, sorted(top_level & serving_forbidden)

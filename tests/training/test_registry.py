@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -36,15 +35,6 @@ from training.tracking import DEFAULT_EXPERIMENT, log_training_run
 
 NAME = "outcome-router"
 #: Never imported by the serving process (DESIGN.md: serving stays lean).
-HEAVY = (
-    "mlflow",
-    "torch",
-    "transformers",
-    "sentence_transformers",
-    "sklearn",
-    "lightgbm",
-    "pandas",
-)
 
 
 def variant_bundle(bundle_dir: Path, dst: Path, value_usd: float) -> Path:
@@ -274,7 +264,7 @@ def test_serve_refuses_an_unknown_alias_before_starting(store, capsys):
     assert "no alias 'nope'" in capsys.readouterr().err
 
 
-def test_serve_a_registry_uri_without_importing_mlflow(store):
+def test_serve_a_registry_uri_without_importing_mlflow(store, imported_packages, serving_forbidden):
     """``serve --bundle models:/NAME@champion`` over HTTP; the server never imports mlflow."""
     port = free_port()
     proc = start_server(
@@ -297,8 +287,7 @@ def test_serve_a_registry_uri_without_importing_mlflow(store):
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=20)
-    imported = set(re.findall(r"import time:\s+\d+ \|\s+\d+ \|\s*([\w.]+)", stderr))
-    top_level = {name.split(".")[0] for name in imported}
+    top_level = imported_packages(stderr)
     assert "onnxruntime" in top_level and "uvicorn" in top_level
-    assert not top_level & set(HEAVY), sorted(top_level & set(HEAVY))
+    assert not top_level & serving_forbidden, sorted(top_level & serving_forbidden)
     assert f"models:/{NAME}@champion -> " in stderr
