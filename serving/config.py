@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "OUTCOME_ROUTER_"
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         Most chat messages accepted in one request (413 above).
     max_text_chars : int
         Most characters of prompt and message text in one request (413 above).
+    api_keys : secret str or None
+        Comma-separated API keys (``OUTCOME_ROUTER_API_KEYS``); when set, ``/route``
+        needs one in ``Authorization: Bearer KEY`` or ``X-API-Key``. ``/health`` and
+        ``/metrics`` stay open for probes and scrapers.
     intra_op_threads : int
         onnxruntime threads per inference session. 1 suits a server that handles
         requests concurrently on a few cores.
@@ -66,6 +70,14 @@ class Settings(BaseSettings):
     max_messages: int = Field(default=256, gt=0)
     max_text_chars: int = Field(default=200_000, gt=0)
     intra_op_threads: int = Field(default=1, ge=1)
+    api_keys: SecretStr | None = None
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        """Accepted keys: ``OUTCOME_ROUTER_API_KEYS`` split on commas (empty: no auth)."""
+        if self.api_keys is None:
+            return ()
+        return tuple(k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip())
 
 
 @lru_cache(maxsize=1)

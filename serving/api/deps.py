@@ -7,11 +7,12 @@ kept on ``app.state``.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Request, status
 
 from features.spec import FeatureSpec
 from serving.api.routes.metrics import RouterMetrics
@@ -156,5 +157,34 @@ def get_metrics(request: Request) -> RouterMetrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> None:
+    """Refuse a request without a configured API key (none configured: open).
+
+    Keys are compared in constant time, every key every time, so response timing
+    does not reveal how much of a guess was right or which key matched.
+    """
+    keys = settings.api_key_list
+    if not keys:
+        return
+    presented = x_api_key
+    if presented is None and authorization and authorization[:7].lower() == "bearer ":
+        presented = authorization[7:].strip()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest((presented or "").encode(), key.encode())
+    if presented is None or not matched:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "A valid API key is required: send `Authorization: Bearer KEY` or `X-API-Key: KEY`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 ServiceDep = Annotated[RouterService, Depends(get_service)]
 MetricsDep = Annotated[RouterMetrics, Depends(get_metrics)]
