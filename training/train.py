@@ -29,6 +29,7 @@ from serving.scoring import BundleScorer
 from training.calibration import fit_calibration
 from training.cost_model import CostComponent, LogLinearCostModel
 from training.dataset import TrainingSet, build_training_set
+from training.export import write_bundle
 from training.learners import CandidateInfo, make_learner
 from training.policy_target import PolicyTarget, fit_policy_target
 from training.selection import CrossValidation, LearnerConfig, cross_validate, units
@@ -151,7 +152,6 @@ def default_policy(
     policy: dict[str, Any] = {
         "min_success": None,
         "max_cost_usd": None,
-        "fallback_model": _fallback_model(data),
         "target": str(target),
     }
     if cv is not None and cv.criterion == "area":
@@ -239,8 +239,10 @@ def train(config: TrainConfig) -> TrainResult:
     cost_model = LogLinearCostModel().fit(
         data.features[data.prompt], units(data), components=components, candidate=data.candidate
     )
-    policy = default_policy(cv_data, cv, calibration, target, config.seed)
-    policy["fallback_model"] = _fallback_model(data)
+    policy = {
+        **default_policy(cv_data, cv, calibration, target, config.seed),
+        "fallback_model": _fallback_model(data),
+    }
     metrics = _metrics(cv, label, policy)
     training_summary = {
         "n_calls": len(read.frame),
@@ -263,18 +265,19 @@ def train(config: TrainConfig) -> TrainResult:
         "calibration": calibration_report,
         "metrics": metrics,
     }
-    bundle = write_bundle_for(
+    bundle = write_bundle(
         out,
-        encoder_dir,
-        config.spec,
-        data,
-        prices,
-        learner,
-        name,
-        cost_model,
-        policy,
-        training_summary,
-        calibration,
+        encoder_dir=encoder_dir,
+        spec=config.spec,
+        candidates=list(data.candidates),
+        families=families,
+        prices=prices,
+        learner=learner,
+        learner_name=name,
+        cost_model=cost_model,
+        policy=policy,
+        training=training_summary,
+        calibration=calibration,
     )
     check_parity(bundle, data, learner, cost_model)
     _say(f"bundle {bundle.router_version} written to {out}")
@@ -300,37 +303,6 @@ def train(config: TrainConfig) -> TrainResult:
         validation=training_summary["selection"],
         run_id=run_id,
         model_version=model_version,
-    )
-
-
-def write_bundle_for(
-    out,
-    encoder_dir,
-    spec,
-    data,
-    prices,
-    learner,
-    learner_name,
-    cost_model,
-    policy,
-    training,
-    calibration,
-) -> Bundle:
-    from training.export import write_bundle
-
-    return write_bundle(
-        out,
-        encoder_dir=encoder_dir,
-        spec=spec,
-        candidates=list(data.candidates),
-        families={c: model_family(c) for c in data.candidates},
-        prices=prices,
-        learner=learner,
-        learner_name=learner_name,
-        cost_model=cost_model,
-        policy=policy,
-        training=training,
-        calibration=calibration,
     )
 
 
