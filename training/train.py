@@ -218,7 +218,14 @@ def train(config: TrainConfig) -> TrainResult:
         _say(f"cross-validating on a sample of {config.cv_max_prompts} of {data.n_prompts} prompts")
     n_folds = min(config.n_folds, cv_data.n_prompts)
     if (len(config.learners) > 1 or config.calibrate) and n_folds >= 2:
-        cv = cross_validate(cv_data, config.learners, components, n_folds=n_folds, seed=config.seed)
+        cv = cross_validate(
+            cv_data,
+            config.learners,
+            components,
+            n_folds=n_folds,
+            seed=config.seed,
+            fit_params=fit_params,
+        )
     label, name, params = next(
         (c for c in config.learners if cv is not None and c[0] == cv.chosen), config.learners[0]
     )
