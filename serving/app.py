@@ -26,6 +26,7 @@ from serving.api.deps import RouterService
 from serving.api.main import api_router
 from serving.api.routes.metrics import RouterMetrics
 from serving.config import Settings, get_settings
+from serving.reload import BundleReloader
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,19 +45,28 @@ def resolve_settings(app: FastAPI) -> Settings:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the bundle once at start-up; close the decision log at shutdown."""
+    """Load the bundle once at start-up; close the decision log at shutdown.
+
+    ``POST /admin/reload`` may replace ``app.state.service`` in between; the
+    decision log object is handed from service to service, so the one closed here
+    is the one opened here.
+    """
     settings = resolve_settings(app)
     service = RouterService.load(settings)
     app.state.settings = settings
     app.state.service = service
-    app.state.metrics.build.info(
-        {"router_version": service.bundle.router_version, "fallback_model": service.fallback_model}
+    app.state.metrics.set_bundle(
+        service.bundle.router_version, service.fallback_model, len(service.bundle.candidate_names)
     )
     try:
         yield
     finally:
-        app.state.service = None
-        service.close()
+        # Close what serves now (a reload may have swapped it), never mid-reload.
+        with app.state.reloader.lock:
+            current = app.state.service
+            app.state.service = None
+            if current is not None:
+                current.close()
 
 
 class BodySizeLimitMiddleware:
@@ -208,7 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     --------
     >>> app = create_app(Settings(bundle="out/bundle"))  # nothing is loaded yet
     >>> sorted(app.openapi()["paths"])
-    ['/health', '/metrics', '/route']
+    ['/admin/reload', '/health', '/metrics', '/route']
     """
     app = FastAPI(
         title="outcome-router",
@@ -219,6 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.dependency_overrides[get_settings] = lambda: settings
     app.state.metrics = RouterMetrics()
     app.state.service = None
+    app.state.reloader = BundleReloader(app.state, app.state.metrics, RouterService.load)
 
     def max_body_bytes() -> int:
         loaded = getattr(app.state, "settings", None)
