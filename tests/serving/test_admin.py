@@ -359,3 +359,25 @@ def test_bundle_files_are_untouched(bundle_dir, versions):
     """The refusal tests copied before tampering: the session's bundle still verifies."""
     assert load_bundle(bundle_dir).router_version == versions[0]
     assert (bundle_dir / MANIFEST_FILE).is_file()
+
+
+def test_shutdown_closes_the_handed_over_log_once(settings, other_bundle, tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    with TestClient(create_app(settings.model_copy(update={"decision_log": path}))) as own:
+        first = own.app.state.service.decision_log
+        assert reload(own, {"bundle": str(other_bundle)}).status_code == 200
+        assert own.app.state.service.decision_log is first
+        assert own.post("/route", json={"prompt": "Hi"}, headers=GATEWAY).status_code == 200
+    assert own.app.state.service is None
+    with pytest.raises(ValueError):
+        first.write(
+            decision_id="after-shutdown",
+            router_version="x",
+            candidates=[],
+            model="x",
+            propensity=1.0,
+            reason="fallback",
+            scores=[],
+            routing_text=None,
+        )
+    assert len(path.read_text().splitlines()) == 1
