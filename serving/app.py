@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api.deps import RouterService
@@ -61,12 +62,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        # Close what serves now (a reload may have swapped it), never mid-reload.
-        with app.state.reloader.lock:
-            current = app.state.service
-            app.state.service = None
-            if current is not None:
-                current.close()
+        await run_in_threadpool(_close_service, app)
+
+
+def _close_service(app: FastAPI) -> None:
+    """Close what serves now (a reload may have swapped it), never mid-reload.
+
+    Runs on a worker thread: waiting for the reload lock must not block the loop.
+    """
+    with app.state.reloader.lock:
+        current = app.state.service
+        app.state.service = None
+        if current is not None:
+            current.close()
 
 
 class BodySizeLimitMiddleware:

@@ -1,7 +1,8 @@
 """Dependencies of the routes, as ``Annotated`` aliases.
 
 A route's signature lists what it needs (``SettingsDep``, ``ServiceDep``,
-``MetricsDep``, ``ReloaderDep``); the objects themselves are built once by the app's lifespan and
+``MetricsDep``, ``ReloaderDep``); the objects themselves are built once by the
+app's lifespan and
 kept on ``app.state``.
 """
 
