@@ -2,8 +2,7 @@
 
 A route's signature lists what it needs (``SettingsDep``, ``ServiceDep``,
 ``MetricsDep``, ``ReloaderDep``); the objects themselves are built once by the
-app's lifespan and
-kept on ``app.state``.
+app's lifespan and kept on ``app.state``.
 """
 
 from __future__ import annotations
