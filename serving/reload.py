@@ -54,7 +54,8 @@ class ReloadError(Exception):
         bundle loaded yet).
     message : str
     outcome : str
-        Label of ``outcome_router_reloads_total`` (see `RELOAD_OUTCOMES`).
+        Label of ``outcome_router_reloads_total``
+        (`serving.api.routes.metrics.RELOAD_OUTCOMES`).
     """
 
     def __init__(self, status_code: int, message: str, outcome: str) -> None:
