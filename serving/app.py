@@ -20,12 +20,14 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.api.deps import RouterService
 from serving.api.main import api_router
 from serving.api.routes.metrics import RouterMetrics
 from serving.config import Settings, get_settings
+from serving.reload import BundleReloader
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,19 +46,35 @@ def resolve_settings(app: FastAPI) -> Settings:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the bundle once at start-up; close the decision log at shutdown."""
+    """Load the bundle once at start-up; close the decision log at shutdown.
+
+    ``POST /admin/reload`` may replace ``app.state.service`` in between; the
+    decision log object is handed from service to service, so the one closed here
+    is the one opened here.
+    """
     settings = resolve_settings(app)
     service = RouterService.load(settings)
     app.state.settings = settings
     app.state.service = service
-    app.state.metrics.build.info(
-        {"router_version": service.bundle.router_version, "fallback_model": service.fallback_model}
+    app.state.metrics.set_bundle(
+        service.bundle.router_version, service.fallback_model, len(service.bundle.candidate_names)
     )
     try:
         yield
     finally:
+        await run_in_threadpool(_close_service, app)
+
+
+def _close_service(app: FastAPI) -> None:
+    """Close what serves now (a reload may have swapped it), never mid-reload.
+
+    Runs on a worker thread: waiting for the reload lock must not block the loop.
+    """
+    with app.state.reloader.lock:
+        current = app.state.service
         app.state.service = None
-        service.close()
+        if current is not None:
+            current.close()
 
 
 class BodySizeLimitMiddleware:
@@ -208,7 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     --------
     >>> app = create_app(Settings(bundle="out/bundle"))  # nothing is loaded yet
     >>> sorted(app.openapi()["paths"])
-    ['/health', '/metrics', '/route']
+    ['/admin/reload', '/health', '/metrics', '/route']
     """
     app = FastAPI(
         title="outcome-router",
@@ -219,6 +237,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.dependency_overrides[get_settings] = lambda: settings
     app.state.metrics = RouterMetrics()
     app.state.service = None
+    app.state.reloader = BundleReloader(app.state, app.state.metrics, RouterService.load)
 
     def max_body_bytes() -> int:
         loaded = getattr(app.state, "settings", None)

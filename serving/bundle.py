@@ -27,6 +27,14 @@ class BundleError(ValueError):
     """The bundle is missing, malformed or does not match its hashes."""
 
 
+class FallbackModelError(BundleError):
+    """The configured fallback model is not a candidate of the bundle.
+
+    Apart from `BundleError` because the fix differs: the bundle may be fine, the
+    setting ``OUTCOME_ROUTER_FALLBACK_MODEL`` (or the manifest's policy) must change.
+    """
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -86,7 +86,9 @@ def _add_mlruns_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def fetch_registry_bundle(uri: str, mlruns: str | Path = "mlruns") -> Path:
+def fetch_registry_bundle(
+    uri: str, mlruns: str | Path = "mlruns", *, timeout_s: float | None = None
+) -> Path:
     """Download a ``models:/`` bundle through a child process; return its local folder.
 
     The child, ``python -m training.registry download``, talks to MLflow, copies the
@@ -95,17 +97,30 @@ def fetch_registry_bundle(uri: str, mlruns: str | Path = "mlruns") -> Path:
     never imports mlflow, and still verifies the folder's hashes itself when it
     loads it.
 
+    Parameters
+    ----------
+    timeout_s : float, optional
+        Give up on a child that runs longer (a hung store must not hold a running
+        server's reload lock forever). None waits as long as it takes.
+
     Raises
     ------
     ValueError
         With the child's one-line reason (unknown alias or version, no store, no
-        training extra installed, ...).
+        training extra installed, ...), or when it ran out of time.
     """
     import subprocess
 
     cmd = [sys.executable, "-m", "training.registry", "download", uri, "--mlruns", str(mlruns)]
     env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, check=False, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        raise ValueError(
+            f"Could not fetch {uri} from the MLflow registry within {timeout_s:g} s."
+        ) from None
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
@@ -178,11 +193,14 @@ def serve_command(args: argparse.Namespace) -> int:
     from serving.bundle import load_bundle
     from serving.config import Settings
 
-    bundle = args.bundle or os.environ.get("OUTCOME_ROUTER_BUNDLE")
-    if bundle:
-        bundle = resolve_bundle_arg(bundle, args.mlruns)
+    source = args.bundle or os.environ.get("OUTCOME_ROUTER_BUNDLE")
+    bundle = resolve_bundle_arg(source, args.mlruns) if source else None
     overrides = {
         "bundle": bundle,
+        # A bodyless POST /admin/reload re-resolves the URI (a moved alias), not the
+        # folder it resolved to at start-up.
+        "bundle_source": source if source != bundle else None,
+        "mlruns": args.mlruns,
         "fallback_model": args.fallback_model,
         "time_budget_ms": args.time_budget_ms,
         "decision_log": args.decision_log,

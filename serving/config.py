@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "OUTCOME_ROUTER_"
@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     intra_op_threads : int
         onnxruntime threads per inference session. 1 suits a server that handles
         requests concurrently on a few cores.
+    admin_keys : secret str or None
+        Comma-separated admin keys (``OUTCOME_ROUTER_ADMIN_KEYS``) for ``/admin/*``
+        (``POST /admin/reload``), sent like API keys. None: the admin endpoints
+        answer 403, so a bundle swap is never open by accident. A key may not also
+        be an API key: every gateway holds those.
+    bundle_source : str or None
+        What ``POST /admin/reload`` re-reads when its body names no bundle: a folder
+        or ``models:/NAME@ALIAS``. ``serve --bundle models:/...`` sets it to the URI
+        (while ``bundle`` is the downloaded folder), so promote-then-reload serves
+        the new champion. None: ``bundle``.
+    mlruns : str
+        MLflow store folder that ``models:/`` reloads download from (a child process
+        does it; ``$MLFLOW_TRACKING_URI`` overrides the store there).
 
     Examples
     --------
@@ -71,13 +84,36 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=200_000, gt=0)
     intra_op_threads: int = Field(default=1, ge=1)
     api_keys: SecretStr | None = None
+    admin_keys: SecretStr | None = None
+    bundle_source: str | None = Field(default=None, min_length=1)
+    mlruns: str = Field(default="mlruns", min_length=1)
 
     @property
     def api_key_list(self) -> tuple[str, ...]:
         """Accepted keys: ``OUTCOME_ROUTER_API_KEYS`` split on commas (empty: no auth)."""
-        if self.api_keys is None:
-            return ()
-        return tuple(k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip())
+        return _split_keys(self.api_keys)
+
+    @property
+    def admin_key_list(self) -> tuple[str, ...]:
+        """Admin keys: ``OUTCOME_ROUTER_ADMIN_KEYS`` split on commas (empty: admin off)."""
+        return _split_keys(self.admin_keys)
+
+    @model_validator(mode="after")
+    def _admin_keys_are_not_api_keys(self) -> Settings:
+        # A gateway's API key that also reloads bundles would put every gateway one
+        # typo away from swapping the router: refuse the overlap at start-up.
+        if set(self.admin_key_list) & set(self.api_key_list):
+            raise ValueError(
+                "OUTCOME_ROUTER_ADMIN_KEYS shares a key with OUTCOME_ROUTER_API_KEYS; "
+                "give admins keys of their own."
+            )
+        return self
+
+
+def _split_keys(keys: SecretStr | None) -> tuple[str, ...]:
+    if keys is None:
+        return ()
+    return tuple(k.strip() for k in keys.get_secret_value().split(",") if k.strip())
 
 
 @lru_cache(maxsize=1)

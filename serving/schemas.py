@@ -171,3 +171,39 @@ class HealthResponse(BaseModel):
     router_version: str
     candidates: list[str]
     fallback_model: str
+
+
+class ReloadRequest(BaseModel):
+    """Body of ``POST /admin/reload``; send none (or ``{}``) to re-read the configured bundle.
+
+    Unknown fields are refused: on an admin call a typo (``"bundel"``) should fail,
+    not silently reload the configured bundle.
+
+    Examples
+    --------
+    >>> ReloadRequest(bundle="models:/outcome-router@champion").bundle
+    'models:/outcome-router@champion'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A bundle folder on the server, or models:/NAME@ALIAS or "
+        "models:/NAME/VERSION. Default: the configured bundle "
+        "(OUTCOME_ROUTER_BUNDLE_SOURCE, else OUTCOME_ROUTER_BUNDLE), re-read.",
+    )
+
+
+class ReloadResponse(BaseModel):
+    """A completed swap: what served before, what serves now, and how long it took."""
+
+    previous_router_version: str
+    router_version: str
+    changed: bool = Field(description="False when the new bundle is the same version.")
+    source: str = Field(description="The bundle as asked for (folder or models:/ URI).")
+    bundle: str = Field(description="The local folder now serving.")
+    candidates: list[str]
+    fallback_model: str
+    load_ms: float = Field(description="Fetch, verification, session building and warm-up.")

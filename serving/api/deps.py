@@ -1,8 +1,8 @@
 """Dependencies of the routes, as ``Annotated`` aliases.
 
 A route's signature lists what it needs (``SettingsDep``, ``ServiceDep``,
-``MetricsDep``); the objects themselves are built once by the app's lifespan and
-kept on ``app.state``.
+``MetricsDep``, ``ReloaderDep``); the objects themselves are built once by the
+app's lifespan and kept on ``app.state``.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from features.spec import FeatureSpec
 from serving.api.routes.metrics import RouterMetrics
-from serving.bundle import Bundle, BundleError, load_bundle
+from serving.bundle import Bundle, BundleError, FallbackModelError, load_bundle
 from serving.config import Settings, get_settings
 from serving.decision_log import DecisionLog
 from serving.policy import PolicyParams
+from serving.reload import BundleReloader
 from serving.scoring import BundleScorer
 
 
@@ -78,38 +81,69 @@ class RouterService:
     decision_log: DecisionLog | None = None
 
     @classmethod
-    def load(cls, settings: Settings) -> RouterService:
-        """Load and verify the bundle, build the scorer and open the decision log.
+    def load(
+        cls,
+        settings: Settings,
+        bundle_path: str | Path | None = None,
+        *,
+        open_log: bool = True,
+    ) -> RouterService:
+        """Load and verify the bundle, build and warm up the scorer, open the log.
+
+        Parameters
+        ----------
+        settings : Settings
+        bundle_path : path, optional
+            A bundle folder other than ``settings.bundle``: ``POST /admin/reload``
+            loads its new bundle here, off to the side of the one serving.
+        open_log : bool
+            False leaves ``decision_log`` None. A reload hands the serving log object
+            to the new service instead, so the file keeps exactly one writer.
 
         Raises
         ------
         serving.bundle.BundleError
-            If the bundle is missing or does not match its hashes.
-        ValueError
+            If the bundle is missing, does not match its hashes, or its warm-up
+            decision is not finite scores for every candidate.
+        serving.bundle.FallbackModelError
             If the fallback model is not one of the bundle's candidates.
         """
-        bundle = load_bundle(settings.bundle)
+        source = settings.bundle if bundle_path is None else str(bundle_path)
+        bundle = load_bundle(source)
         try:
             policy_params(bundle.policy)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
-                f"The manifest of {settings.bundle} has an unusable `policy` "
+                f"The manifest of {source} has an unusable `policy` "
                 f"{bundle.policy!r} ({exc!r}); expected at least a numeric value_usd."
             ) from exc
         fallback = settings.fallback_model or bundle.policy["fallback_model"]
         if fallback not in bundle.candidate_names:
-            raise ValueError(
+            raise FallbackModelError(
                 f"The fallback model {fallback!r} is not a candidate of the bundle "
-                f"{settings.bundle} (candidates: {list(bundle.candidate_names)}); set "
+                f"{source} (candidates: {list(bundle.candidate_names)}); set "
                 "OUTCOME_ROUTER_FALLBACK_MODEL to one of them."
             )
         scorer = BundleScorer(bundle, intra_op_threads=settings.intra_op_threads)
         # The first onnxruntime run allocates and optimises; pay it here, not on a
-        # request that would then miss its time budget.
-        scorer.score_request(prompt="warm-up")
+        # request that would then miss its time budget. Its output is checked too:
+        # a bundle that cannot score is refused before it answers anyone.
+        warm = scorer.score_request(prompt="warm-up")
+        shape = (1, len(bundle.candidate_names))
+        p, cost = warm.p_success, warm.expected_cost_usd
+        if (
+            p.shape != shape
+            or cost.shape != shape
+            or not (np.isfinite(p).all() and np.isfinite(cost).all())
+        ):
+            raise BundleError(
+                f"The bundle {source} scored its warm-up prompt with shapes {p.shape} and "
+                f"{cost.shape} (expected {shape}, finite): its graphs do not match its "
+                "manifest's candidates."
+            )
         log = (
             DecisionLog(settings.decision_log, log_prompts=settings.log_prompts)
-            if settings.decision_log is not None
+            if open_log and settings.decision_log is not None
             else None
         )
         return cls(
@@ -156,7 +190,30 @@ def get_metrics(request: Request) -> RouterMetrics:
     return request.app.state.metrics
 
 
+def get_reloader(request: Request) -> BundleReloader:
+    """The app's bundle reloader (built by `serving.app.create_app`)."""
+    return request.app.state.reloader
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key a request carries: ``X-API-Key``, else ``Authorization: Bearer KEY``."""
+    if x_api_key is not None:
+        return x_api_key
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+def _key_matches(presented: str | None, keys: tuple[str, ...]) -> bool:
+    """Constant-time check, every key every time, so response timing reveals neither
+    how much of a guess was right nor which key matched."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest((presented or "").encode(), key.encode())
+    return presented is not None and matched
 
 
 def require_api_key(
@@ -164,21 +221,11 @@ def require_api_key(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:
-    """Refuse a request without a configured API key (none configured: open).
-
-    Keys are compared in constant time, every key every time, so response timing
-    does not reveal how much of a guess was right or which key matched.
-    """
+    """Refuse a request without a configured API key (none configured: open)."""
     keys = settings.api_key_list
     if not keys:
         return
-    presented = x_api_key
-    if presented is None and authorization and authorization[:7].lower() == "bearer ":
-        presented = authorization[7:].strip()
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest((presented or "").encode(), key.encode())
-    if presented is None or not matched:
+    if not _key_matches(_presented_key(authorization, x_api_key), keys):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "A valid API key is required: send `Authorization: Bearer KEY` or `X-API-Key: KEY`.",
@@ -186,5 +233,31 @@ def require_api_key(
         )
 
 
+def require_admin_key(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> None:
+    """Refuse an admin request without an admin key; with none configured, refuse all.
+
+    Unlike `require_api_key`, no keys means closed (403), not open: swapping the
+    bundle must be switched on deliberately.
+    """
+    keys = settings.admin_key_list
+    if not keys:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "Admin endpoints are disabled: set OUTCOME_ROUTER_ADMIN_KEYS to enable them.",
+        )
+    if not _key_matches(_presented_key(authorization, x_api_key), keys):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "A valid admin key is required: send `Authorization: Bearer KEY` or "
+            "`X-API-Key: KEY` with a key from OUTCOME_ROUTER_ADMIN_KEYS.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 ServiceDep = Annotated[RouterService, Depends(get_service)]
 MetricsDep = Annotated[RouterMetrics, Depends(get_metrics)]
+ReloaderDep = Annotated[BundleReloader, Depends(get_reloader)]

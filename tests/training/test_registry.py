@@ -291,3 +291,53 @@ def test_serve_a_registry_uri_without_importing_mlflow(store, imported_packages,
     assert "onnxruntime" in top_level and "uvicorn" in top_level
     assert not top_level & serving_forbidden, sorted(top_level & serving_forbidden)
     assert f"models:/{NAME}@champion -> " in stderr
+
+
+def test_admin_reload_follows_a_promoted_alias_without_importing_mlflow(
+    store, imported_packages, serving_forbidden, monkeypatch
+):
+    """serve models:/NAME@champion, promote version 2, POST /admin/reload: the server
+    re-resolves the alias (in a child process) and serves version 2."""
+    monkeypatch.setenv("OUTCOME_ROUTER_ADMIN_KEYS", "registry-admin")
+    admin = {"Authorization": "Bearer registry-admin"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(
+        f"models:/{NAME}@champion",
+        "127.0.0.1",
+        port,
+        python_flags=("-X", "importtime"),
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=store["base"],
+    )
+    try:
+        health = wait_for_health("127.0.0.1", port, timeout_s=120, proc=proc)
+        assert health["router_version"] == store["router_versions"][0]
+        promote("2", name=NAME, root=store["root"])
+        try:
+            response = httpx.post(f"{base}/admin/reload", headers=admin, timeout=120)
+        finally:
+            promote("1", name=NAME, root=store["root"])
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["source"] == f"models:/{NAME}@champion"
+        assert body["router_version"] == store["router_versions"][1]
+        assert body["bundle"].endswith(f"{NAME}-2")
+        decision = httpx.post(f"{base}/route", json={"prompt": "Fix the bug."}, timeout=30)
+        assert decision.json()["router_version"] == store["router_versions"][1]
+
+        unknown = {"bundle": f"models:/{NAME}@nope"}
+        refused = httpx.post(f"{base}/admin/reload", json=unknown, headers=admin, timeout=120)
+        assert refused.status_code == 422
+        assert "no alias 'nope'" in refused.json()["message"]
+        assert httpx.get(f"{base}/health").json()["router_version"] == store["router_versions"][1]
+
+        pinned = {"bundle": f"models:/{NAME}/1"}
+        back = httpx.post(f"{base}/admin/reload", json=pinned, headers=admin, timeout=120)
+        assert back.json()["router_version"] == store["router_versions"][0]
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=20)
+    top_level = imported_packages(stderr)
+    assert not top_level & serving_forbidden, sorted(top_level & serving_forbidden)

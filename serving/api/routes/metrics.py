@@ -12,6 +12,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     Info,
     generate_latest,
@@ -21,6 +22,13 @@ NAMESPACE = "outcome_router"
 #: Seconds (Prometheus' base unit) at millisecond resolution: the decision budget
 #: is tens of milliseconds, so that is where the buckets are dense.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0)
+#: A reload reads and hashes tens of MB and builds onnxruntime sessions (about a
+#: second); a ``models:/`` reload also starts a child process that imports MLflow.
+RELOAD_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+#: ``success``: swapped; ``rejected``: the bundle was refused (hashes, missing,
+#: fallback model, registry), the old one serves; ``busy``: another reload was
+#: running; ``error``: an unexpected failure, the old bundle serves.
+RELOAD_OUTCOMES = ("success", "rejected", "busy", "error")
 
 
 class RouterMetrics:
@@ -40,7 +48,19 @@ class RouterMetrics:
     latency : Histogram
         ``outcome_router_route_latency_seconds``: time spent deciding, per answer.
     build : Info
-        ``outcome_router_build_info{router_version, fallback_model}``.
+        ``outcome_router_build_info{router_version, fallback_model}``: the bundle
+        serving now. An Info holds one label set, so a reload replaces the old
+        version's series instead of leaving it behind at 1.
+    candidates : Gauge
+        ``outcome_router_candidates``: candidates of the bundle serving now.
+    bundle_loaded : Gauge
+        ``outcome_router_bundle_loaded_timestamp_seconds``: when it was loaded.
+    reloads : Counter
+        ``outcome_router_reloads_total{outcome}``: ``POST /admin/reload`` calls that
+        got past authentication, by `RELOAD_OUTCOMES`.
+    reload_duration : Histogram
+        ``outcome_router_reload_duration_seconds``: fetch + load + warm-up of each
+        successful reload.
     """
 
     def __init__(self) -> None:
@@ -78,9 +98,43 @@ class RouterMetrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
-        # Export the label-less series at 0 from the start, so rates are defined.
+        self.candidates = Gauge(
+            "candidates",
+            "Candidates of the bundle serving now.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.bundle_loaded = Gauge(
+            "bundle_loaded_timestamp_seconds",
+            "Unix time the bundle serving now was loaded (start-up or reload).",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "reloads",
+            "POST /admin/reload calls past authentication, by outcome.",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.reload_duration = Histogram(
+            "reload_duration_seconds",
+            "Fetch, load, verify and warm-up time of each successful reload.",
+            buckets=RELOAD_BUCKETS,
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        # Export the labelled series at 0 from the start, so rates are defined.
         for cause in ("error", "time_budget"):
             self.fallbacks.labels(cause=cause)
+        for outcome in RELOAD_OUTCOMES:
+            self.reloads.labels(outcome=outcome)
+
+    def set_bundle(self, router_version: str, fallback_model: str, n_candidates: int) -> None:
+        """Publish the bundle now serving (at start-up and after each reload)."""
+        self.build.info({"router_version": router_version, "fallback_model": fallback_model})
+        self.candidates.set(n_candidates)
+        self.bundle_loaded.set_to_current_time()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -1,0 +1,58 @@
+"""Fixtures for the serving tests: variants of the session's real bundle.
+
+A variant is a copy of the trained bundle whose manifest is edited and then
+re-hashed with `serving.bundle.router_version_of`, the function `write_bundle`
+itself ends with: a valid bundle with its own router version, in milliseconds
+instead of another training run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving.bundle import MANIFEST_FILE, router_version_of
+
+RENAMED_SUFFIX = "-renamed"
+
+
+def edited_copy(
+    src: Path, dst: Path, edit: Callable[[dict[str, Any]], None], *, rehash: bool = True
+) -> Path:
+    """Copy a bundle folder, apply ``edit`` to its manifest, and re-hash it (or not)."""
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / MANIFEST_FILE).read_text())
+    edit(manifest)
+    if rehash:
+        manifest["router_version"] = router_version_of(manifest)
+    (dst / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return dst
+
+
+def rename_fallback(manifest: dict[str, Any]) -> None:
+    """Another default value, and the fallback candidate under a new name."""
+    fallback = manifest["policy"]["fallback_model"]
+    renamed = fallback + RENAMED_SUFFIX
+    for candidate in manifest["candidates"]:
+        if candidate["name"] == fallback:
+            candidate["name"] = renamed
+    manifest["policy"]["fallback_model"] = renamed
+    manifest["policy"]["value_usd"] = manifest["policy"]["value_usd"] * 2 + 0.5
+
+
+@pytest.fixture(scope="session")
+def other_bundle(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second valid bundle: other router version, default value and candidate names
+    (the fallback model is renamed, so a configured fallback no longer fits it)."""
+    return edited_copy(bundle_dir, tmp_path_factory.mktemp("other") / "bundle", rename_fallback)
+
+
+@pytest.fixture(scope="session")
+def copy_bundle() -> Callable[..., Path]:
+    """`edited_copy`, for tests that make bundles of their own."""
+    return edited_copy
