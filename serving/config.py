@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,9 +32,24 @@ class Settings(BaseSettings):
         so a typo is refused at start-up instead of surfacing during an outage.
     time_budget_ms : float
         Time a decision may take before the fallback model is answered instead.
-        The check is post-hoc (see `serving.api.routes.route`).
+        The budget is preemptive: the fallback is answered as soon as it runs out
+        (see `serving.deadline`).
+    decision_threads : int or None
+        Threads that score and decide (`serving.deadline.DecisionRunner`); None
+        uses one per core.
+    decision_queue : int
+        Decisions admitted beyond the busy threads; further requests get the
+        fallback at once (``cause="overload"``) instead of queueing without bound.
     decision_log : path or None
         JSONL file that receives one line per decision; None turns the log off.
+        See `serving.decision_log` for the flush policy.
+    decision_log_max_bytes : int
+        Rotate the decision log before it grows past this size; 0 never rotates.
+    decision_log_backups : int
+        Rotated decision-log files kept (the oldest are deleted); 0 keeps all.
+    decision_log_fsync_s : float
+        Seconds between fsyncs of the decision log, the window of decisions a power
+        loss can take (a killed process loses none); 0 fsyncs every decision.
     log_prompts : bool
         Also write the routing text to the decision log (its sha256 is always
         written). Off by default: prompts can hold personal or secret data.
@@ -50,6 +66,19 @@ class Settings(BaseSettings):
     intra_op_threads : int
         onnxruntime threads per inference session. 1 suits a server that handles
         requests concurrently on a few cores.
+    explore : {"none", "epsilon", "softmax"}
+        Exploration among near-best candidates (`serving.policy.Exploration`);
+        the chosen model's exact probability is answered as ``propensity``.
+    explore_epsilon : float
+        Probability of a uniform draw among near-best candidates (``epsilon``).
+    explore_temperature : float
+        Softmax temperature, in USD of utility (``softmax``).
+    explore_margin_usd : float or None
+        Near-best: utility within this many USD of the best. None: any feasible.
+    explore_top_k : int or None
+        Near-best: among the top k feasible candidates by utility. None: all.
+    explore_seed : int or None
+        Seed of the exploration draws (tests, replays); None draws a fresh seed.
 
     Examples
     --------
@@ -71,6 +100,17 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=200_000, gt=0)
     intra_op_threads: int = Field(default=1, ge=1)
     api_keys: SecretStr | None = None
+    decision_threads: int | None = Field(default=None, ge=1)
+    decision_queue: int = Field(default=64, ge=0)
+    decision_log_max_bytes: int = Field(default=128 << 20, ge=0)
+    decision_log_backups: int = Field(default=0, ge=0)
+    decision_log_fsync_s: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    explore: Literal["none", "epsilon", "softmax"] = "none"
+    explore_epsilon: float = Field(default=0.05, gt=0, le=1)
+    explore_temperature: float = Field(default=0.05, gt=0, allow_inf_nan=False)
+    explore_margin_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    explore_top_k: int | None = Field(default=None, ge=1)
+    explore_seed: int | None = None
 
     @property
     def api_key_list(self) -> tuple[str, ...]:
