@@ -83,8 +83,11 @@ class DecisionRunner:
             self._slots.release()
             raise
         future.add_done_callback(self._release)
-        # Cancelling the awaited wrapper (the timeout) cancels a queued `future`.
-        return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        # On timeout the task is cancelled, which cancels the awaited wrapper, which
+        # cancels `future` if it is still queued. `asyncio.timeout` is one timer
+        # handle; `asyncio.wait_for` (3.11) costs an extra future and loop round.
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.wrap_future(future)
 
     def _release(self, _: Future[object]) -> None:
         self._slots.release()

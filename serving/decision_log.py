@@ -53,6 +53,9 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+#: One encoder for every line: ``json.dumps`` with non-default options builds a new
+#: encoder per call, a measurable part of a ~20 us write.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 # O_RDWR, not O_WRONLY: reopening reads the tail to repair a torn last line.
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
@@ -323,7 +326,7 @@ class DecisionLog:
         }
         if self.log_prompts:
             record["prompt"] = routing_text
-        line = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        line = (_ENCODER.encode(record) + "\n").encode("utf-8")
         with self._lock:
             if self._fd < 0:
                 raise ValueError(f"The decision log {self.path} is closed.")

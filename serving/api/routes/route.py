@@ -51,7 +51,7 @@ from serving.policy import (
     decide,
     utility,
 )
-from serving.schemas import RouteRequest, RouteResponse, ScoreOut
+from serving.schemas import RouteRequest, RouteResponse
 from serving.scoring import CacheHint
 
 logger = logging.getLogger(__name__)
@@ -164,13 +164,14 @@ async def route(
     else:
         reason = REASON_UTILITY
     u = utility(p, cost, params.value_usd)
-    score_rows = [
-        ScoreOut(
-            model=name,
-            p_success=float(p[0, k]),
-            expected_cost_usd=float(cost[0, k]),
-            utility=float(u[0, k]),
-        )
+    # Plain dicts: the response validates them into `ScoreOut`, the log writes them.
+    score_rows: list[dict[str, Any]] = [
+        {
+            "model": name,
+            "p_success": float(p[0, k]),
+            "expected_cost_usd": float(cost[0, k]),
+            "utility": float(u[0, k]),
+        }
         for k, name in enumerate(candidates)
         if allowed[k]
     ]
@@ -182,7 +183,7 @@ async def route(
         reason=reason,
         scores=score_rows,
     )
-    _record(body, service, metrics, response, params, text, start)
+    _record(body, service, metrics, response, params, text, start, score_rows)
     return response
 
 
@@ -260,15 +261,20 @@ def _record(
     params: PolicyParams,
     text: str | None,
     start: float,
+    scores: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Count, time and log one answered decision; logging never fails the request."""
+    """Count, time and log one answered decision; logging never fails the request.
+
+    ``scores`` are the response's scores as dicts (None: dumped from the response).
+    """
     metrics.decisions.labels(model=response.model, reason=response.reason).inc()
     metrics.latency.observe(time.perf_counter() - start)
     log = service.decision_log
     if log is None:
         return
     candidates = body.candidates or list(service.bundle.candidate_names)
-    scores: list[dict[str, Any]] = [s.model_dump() for s in response.scores]
+    if scores is None:
+        scores = [s.model_dump() for s in response.scores]
     try:
         log.write(
             decision_id=response.decision_id,
