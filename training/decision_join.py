@@ -145,7 +145,7 @@ def attach_propensities(
     log = decisions if isinstance(decisions, DecisionLogFrame) else read_decision_logs(decisions)
     by_id = log.frame.set_index("decision_id")
     ids = calls["decision_id"]
-    has_id = ids.notna() & (ids.astype("string").str.len() > 0)
+    has_id = (ids.notna() & (ids.astype("string").str.len() > 0)).fillna(False).astype(bool)
     found = has_id & ids.isin(by_id.index)
     matched = by_id.reindex(ids.where(found))
 
