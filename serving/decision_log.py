@@ -38,6 +38,7 @@ One process writes one log file: replicas and workers each get their own path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -68,7 +69,7 @@ def text_sha256(text: str) -> str:
     >>> text_sha256("hi")[:12]
     '8f434346648f'
     """
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _rotated_pattern(path: Path) -> re.Pattern[str]:
@@ -326,13 +327,22 @@ class DecisionLog:
         }
         if self.log_prompts:
             record["prompt"] = routing_text
-        line = (_ENCODER.encode(record) + "\n").encode("utf-8")
+        # "replace": a lone surrogate that slipped past validation must not cost the
+        # line (the request is answered either way).
+        line = (_ENCODER.encode(record) + "\n").encode("utf-8", "replace")
         with self._lock:
             if self._fd < 0:
                 raise ValueError(f"The decision log {self.path} is closed.")
             if self.max_bytes and self._size and self._size + len(line) > self.max_bytes:
                 self._rotate()
-            _write_all(self._fd, line)
+            try:
+                _write_all(self._fd, line)
+            except OSError:
+                # Disk full mid-line: cut the part written, so the next line does
+                # not glue onto it.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._size)
+                raise
             self._size += len(line)
             if self.fsync_interval_s == 0:
                 os.fsync(self._fd)
@@ -467,8 +477,7 @@ def _fsync_dir(folder: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)

@@ -179,3 +179,12 @@ def test_the_log_folder_is_created(tmp_path):
     with DecisionLog(path) as log:
         write(log, "d1")
     assert Path(path).is_file()
+
+
+def test_a_lone_surrogate_does_not_cost_the_line(tmp_path):
+    path = tmp_path / "decisions.jsonl"
+    with DecisionLog(path, log_prompts=True) as log:
+        write(log, "d1", user="ann\ud800", routing_text="why\udfff")
+        write(log, "d2")
+    read = read_decision_log(path)
+    assert [r["decision_id"] for r in read.records] == ["d1", "d2"] and read.bad == []
