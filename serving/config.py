@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,9 +32,24 @@ class Settings(BaseSettings):
         so a typo is refused at start-up instead of surfacing during an outage.
     time_budget_ms : float
         Time a decision may take before the fallback model is answered instead.
-        The check is post-hoc (see `serving.api.routes.route`).
+        The budget is preemptive: the fallback is answered as soon as it runs out
+        (see `serving.deadline`).
+    decision_threads : int or None
+        Threads that score and decide (`serving.deadline.DecisionRunner`); None
+        uses one per core.
+    decision_queue : int
+        Decisions admitted beyond the busy threads; further requests get the
+        fallback at once (``cause="overload"``) instead of queueing without bound.
     decision_log : path or None
         JSONL file that receives one line per decision; None turns the log off.
+        See `serving.decision_log` for the flush policy.
+    decision_log_max_bytes : int
+        Rotate the decision log before it grows past this size; 0 never rotates.
+    decision_log_backups : int
+        Rotated decision-log files kept (the oldest are deleted); 0 keeps all.
+    decision_log_fsync_s : float
+        Seconds between fsyncs of the decision log, the window of decisions a power
+        loss can take (a killed process loses none); 0 fsyncs every decision.
     log_prompts : bool
         Also write the routing text to the decision log (its sha256 is always
         written). Off by default: prompts can hold personal or secret data.
@@ -63,6 +79,19 @@ class Settings(BaseSettings):
     mlruns : str
         MLflow store folder that ``models:/`` reloads download from (a child process
         does it; ``$MLFLOW_TRACKING_URI`` overrides the store there).
+    explore : {"none", "epsilon", "softmax"}
+        Exploration among near-best candidates (`serving.policy.Exploration`);
+        the chosen model's exact probability is answered as ``propensity``.
+    explore_epsilon : float
+        Probability of a uniform draw among near-best candidates (``epsilon``).
+    explore_temperature : float
+        Softmax temperature, in USD of utility (``softmax``).
+    explore_margin_usd : float or None
+        Near-best: utility within this many USD of the best. None: any feasible.
+    explore_top_k : int or None
+        Near-best: among the top k feasible candidates by utility. None: all.
+    explore_seed : int or None
+        Seed of the exploration draws (tests, replays); None draws a fresh seed.
 
     Examples
     --------
@@ -87,6 +116,17 @@ class Settings(BaseSettings):
     admin_keys: SecretStr | None = None
     bundle_source: str | None = Field(default=None, min_length=1)
     mlruns: str = Field(default="mlruns", min_length=1)
+    decision_threads: int | None = Field(default=None, ge=1)
+    decision_queue: int = Field(default=64, ge=0)
+    decision_log_max_bytes: int = Field(default=128 << 20, ge=0)
+    decision_log_backups: int = Field(default=0, ge=0)
+    decision_log_fsync_s: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    explore: Literal["none", "epsilon", "softmax"] = "none"
+    explore_epsilon: float = Field(default=0.05, gt=0, le=1)
+    explore_temperature: float = Field(default=0.05, gt=0, allow_inf_nan=False)
+    explore_margin_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    explore_top_k: int | None = Field(default=None, ge=1)
+    explore_seed: int | None = None
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

@@ -9,11 +9,12 @@ resolves the service once, when it starts, so requests in flight finish on the
 old service and every later one sees the new one; no request ever sees half of
 each. Anything that fails before the assignment leaves the old bundle serving.
 
-The decision log is not reopened: the object the old service writes through is
-handed to the new one, so the file keeps exactly one writer (and one lock, one
-rotation policy), and in-flight requests on the old service keep writing through
-that same open object. The old service is never closed; it is dropped once its
-last request finishes. Changing the decision log's settings needs a restart.
+The decision log is not reopened and the decision pool (`serving.deadline`) is
+not rebuilt: the objects the old service uses are handed to the new one, so the
+file keeps exactly one writer (and one lock, one rotation policy), and in-flight
+requests on the old service keep writing through that same open object. The old
+service is never closed; it is dropped once its last request finishes.
+Changing the decision log's settings needs a restart.
 """
 
 from __future__ import annotations
@@ -186,8 +187,12 @@ class BundleReloader:
                 f"Could not load {source}: {type(exc).__name__}: {exc} {keeps}",
                 "error",
             ) from exc
-        # One writer for the decision log: the open object moves to the new service.
-        fresh = dataclasses.replace(fresh, decision_log=current.decision_log)
+        # One writer for the decision log and one decision pool: the open objects move
+        # to the new service, and the pool the new service built is not needed.
+        unused_runner = fresh.runner
+        fresh = dataclasses.replace(fresh, decision_log=current.decision_log, runner=current.runner)
+        if unused_runner is not None and unused_runner is not current.runner:
+            unused_runner.close()
         load_ms = (time.perf_counter() - start) * 1000.0
         self._state.service = fresh  # the swap: one reference assignment
         self._metrics.set_bundle(

@@ -151,9 +151,12 @@ class RouteResponse(BaseModel):
     """The decision.
 
     ``propensity`` is the probability the policy gave the chosen model (1.0 for the
-    deterministic policy); with ``decision_id`` and ``router_version`` it lets the
-    logged calls be evaluated off-policy later. ``scores`` lists every allowed
-    candidate, and is empty when ``reason`` is ``"fallback"``.
+    deterministic policy and for fallbacks; below 1 when exploration is on); with
+    ``decision_id`` and ``router_version`` it lets the logged calls be evaluated
+    off-policy later. ``reason`` is ``"max_utility"``, ``"explore"`` (exploration
+    drew another than the best candidate), ``"no_candidate_met_constraints"`` or
+    ``"fallback"``. ``scores`` lists every allowed candidate, and is empty when
+    ``reason`` is ``"fallback"``.
     """
 
     model: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,8 +20,9 @@ from features.spec import FeatureSpec
 from serving.api.routes.metrics import RouterMetrics
 from serving.bundle import Bundle, BundleError, FallbackModelError, load_bundle
 from serving.config import Settings, get_settings
+from serving.deadline import DecisionRunner
 from serving.decision_log import DecisionLog
-from serving.policy import PolicyParams
+from serving.policy import Exploration, PolicyParams
 from serving.reload import BundleReloader
 from serving.scoring import BundleScorer
 
@@ -72,6 +73,13 @@ class RouterService:
         The bundle's feature spec, parsed once (its text source picks the routing
         text; its version goes to the decision log).
     decision_log : DecisionLog or None
+    exploration : Exploration
+        The exploring policy's knobs (method ``"none"``: greedy, propensity 1).
+    rng : numpy.random.Generator
+        Draws of the exploring policy (seeded by ``OUTCOME_ROUTER_EXPLORE_SEED``).
+    runner : DecisionRunner or None
+        Pool that scores and decides under the preemptive time budget; None
+        decides on the request's thread with a post-hoc budget check.
     """
 
     bundle: Bundle
@@ -79,6 +87,9 @@ class RouterService:
     fallback_model: str
     feature_spec: FeatureSpec
     decision_log: DecisionLog | None = None
+    exploration: Exploration = field(default_factory=Exploration)
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    runner: DecisionRunner | None = None
 
     @classmethod
     def load(
@@ -142,9 +153,22 @@ class RouterService:
                 "manifest's candidates."
             )
         log = (
-            DecisionLog(settings.decision_log, log_prompts=settings.log_prompts)
+            DecisionLog(
+                settings.decision_log,
+                log_prompts=settings.log_prompts,
+                max_bytes=settings.decision_log_max_bytes,
+                backups=settings.decision_log_backups,
+                fsync_interval_s=settings.decision_log_fsync_s,
+            )
             if open_log and settings.decision_log is not None
             else None
+        )
+        exploration = Exploration(
+            settings.explore,
+            epsilon=settings.explore_epsilon,
+            temperature=settings.explore_temperature,
+            margin_usd=settings.explore_margin_usd,
+            top_k=settings.explore_top_k,
         )
         return cls(
             bundle=bundle,
@@ -152,6 +176,11 @@ class RouterService:
             fallback_model=fallback,
             feature_spec=bundle.feature_spec,
             decision_log=log,
+            exploration=exploration,
+            rng=np.random.default_rng(settings.explore_seed),
+            runner=DecisionRunner(
+                threads=settings.decision_threads, max_pending=settings.decision_queue
+            ),
         )
 
     def policy(
@@ -169,7 +198,9 @@ class RouterService:
         )
 
     def close(self) -> None:
-        """Release what the service holds open (the decision log)."""
+        """Release what the service holds open (the decision log, the decision pool)."""
+        if self.runner is not None:
+            self.runner.close()
         if self.decision_log is not None:
             self.decision_log.close()
 

@@ -15,7 +15,9 @@ from features.routing_text import routing_text
 from serving.app import create_app
 from serving.bundle import load_bundle
 from serving.config import Settings, get_settings
-from serving.decision_log import DecisionLog, text_sha256
+from serving.deadline import DecisionRunner
+from serving.decision_log import DecisionLog, read_decision_log, text_sha256
+from serving.policy import Exploration, PolicyParams, action_distribution
 from serving.scoring import Scores
 
 # Generous: these tests check behaviour, not speed, and may share a busy machine.
@@ -316,6 +318,90 @@ def test_missed_time_budget_answers_the_fallback(client, manifest, override_sett
     assert after == before + 1
 
 
+class _SlowScorer:
+    """The bundle's real scorer made genuinely slow: it encodes and scores the text
+    ``repeats`` times over, and records when it is done."""
+
+    def __init__(self, scorer, repeats: int) -> None:
+        self.scorer, self.repeats = scorer, repeats
+        self.done = threading.Event()
+
+    def score_text(self, text, cache=None):
+        for _ in range(self.repeats):
+            scores = self.scorer.score_text(text, cache)
+        self.done.set()
+        return scores
+
+
+class _GatedScorer:
+    """The bundle's real scorer behind a gate that the test opens."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer = scorer
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def score_text(self, text, cache=None):
+        self.entered.set()
+        self.gate.wait(60)
+        return self.scorer.score_text(text, cache)
+
+
+def test_time_budget_is_preemptive(client, manifest, swap_scorer, override_settings):
+    """The fallback is answered while the slow decision is still running, not after."""
+    slow = _SlowScorer(client.app.state.service.scorer, repeats=10)
+    swap_scorer(slow)
+    override_settings(time_budget_ms=20.0)
+    cause = 'outcome_router_fallbacks_total{cause="time_budget"}'
+    before = metric_value(client, cause)
+    long_text = "Please review this diff and find the race condition. " * 2000
+    response = client.post("/route", json={"prompt": long_text})
+    answered_while_scoring = not slow.done.is_set()
+    assert slow.done.wait(300), "the abandoned decision never finished"
+    assert answered_while_scoring, "the fallback waited for the slow decision"
+    body = response.json()
+    assert body["model"] == manifest["policy"]["fallback_model"]
+    assert body["reason"] == "fallback" and body["propensity"] == 1.0
+    assert metric_value(client, cause) == before + 1
+
+
+@pytest.fixture
+def swap_runner(client: TestClient) -> Iterator:
+    service = client.app.state.service
+    original = service.runner
+
+    def apply(runner: DecisionRunner) -> None:
+        service.runner = runner
+
+    yield apply
+    if service.runner is not original:
+        service.runner.close()
+    service.runner = original
+
+
+def test_decisions_beyond_the_pool_bound_get_the_fallback_at_once(
+    client, manifest, swap_scorer, swap_runner
+):
+    swap_runner(DecisionRunner(threads=1, max_pending=0))
+    gated = _GatedScorer(client.app.state.service.scorer)
+    swap_scorer(gated)
+    cause = 'outcome_router_fallbacks_total{cause="overload"}'
+    before = metric_value(client, cause)
+    first: list = []
+    worker = threading.Thread(
+        target=lambda: first.append(client.post("/route", json={"prompt": "First"}).json())
+    )
+    worker.start()
+    try:
+        assert gated.entered.wait(60)
+        body = client.post("/route", json={"prompt": "Second"}).json()
+    finally:
+        gated.gate.set()
+        worker.join(60)
+    assert body["reason"] == "fallback" and body["model"] == manifest["policy"]["fallback_model"]
+    assert metric_value(client, cause) == before + 1
+    assert first[0]["reason"] == "max_utility"
+
+
 def test_configured_fallback_must_be_a_candidate(settings):
     app = create_app(settings.model_copy(update={"fallback_model": "not-a-candidate"}))
     with pytest.raises(ValueError, match="not a candidate"), TestClient(app):
@@ -462,3 +548,51 @@ def test_decision_log_is_thread_safe(tmp_path):
     log.close()
     ids = [json.loads(line)["decision_id"] for line in path.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 8 * 200
+
+
+# --------------------------------------------------------------------- exploration
+
+
+def test_exploration_answers_and_logs_exact_propensities(settings, manifest, tmp_path):
+    log_path = tmp_path / "explore.jsonl"
+    exploring = settings.model_copy(
+        update={
+            "explore": "epsilon",
+            "explore_epsilon": 0.5,
+            "explore_seed": 0,
+            "decision_log": log_path,
+        }
+    )
+    request = {
+        "prompt": "Write a parser for ISO 8601 durations.",
+        "value_usd": 1.0,
+        "min_success": 0.0,
+        "max_cost_usd": 1e6,
+    }
+    with TestClient(create_app(exploring)) as explore_client:
+        bodies = [explore_client.post("/route", json=request).json() for _ in range(60)]
+        explore_client.app.dependency_overrides[get_settings] = lambda: exploring.model_copy(
+            update={"time_budget_ms": 1e-6}
+        )
+        fallback = explore_client.post("/route", json=request).json()
+
+    names = candidate_names(manifest)
+    scores = bodies[0]["scores"]
+    p = np.array([[s["p_success"] for s in scores]])
+    cost = np.array([[s["expected_cost_usd"] for s in scores]])
+    exploration = Exploration("epsilon", epsilon=0.5)
+    dist = action_distribution(p, cost, PolicyParams(1.0, 0.0, 1e6), exploration)[0]
+    greedy = names[int(np.argmax(dist))]
+    for body in bodies:
+        assert body["scores"] == scores
+        assert body["propensity"] == pytest.approx(dist[names.index(body["model"])], abs=1e-12)
+        assert body["reason"] == ("max_utility" if body["model"] == greedy else "explore")
+    assert len({b["model"] for b in bodies}) > 1, "nothing was explored"
+
+    assert fallback["reason"] == "fallback" and fallback["propensity"] == 1.0
+    logged = {r["decision_id"]: r for r in read_decision_log(log_path).records}
+    for body in bodies:
+        record = logged[body["decision_id"]]
+        assert record["propensity"] == body["propensity"] and record["model"] == body["model"]
+        assert record["exploration"] == exploration.describe()
+    assert logged[fallback["decision_id"]]["exploration"] is None

@@ -1,11 +1,22 @@
-"""The decision policy on hand-made score tables: every knob and every fallback."""
+"""The decision policy on hand-made score tables: every knob and every fallback, and
+exploration whose logged propensities match the observed choice frequencies."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import chisquare
 
-from serving.policy import PolicyParams, choose, utility
+from serving.policy import (
+    Exploration,
+    PolicyParams,
+    action_distribution,
+    choose,
+    decide,
+    near_best,
+    sample_actions,
+    utility,
+)
 
 # Three candidates: cheap and weak, middle, strong and expensive.
 P3 = [[0.50, 0.80, 0.95]]
@@ -141,3 +152,139 @@ BAD_SHAPES = [
 def test_choose_refuses_bad_shapes(p, cost, allowed):
     with pytest.raises(ValueError):
         choose(p, cost, PolicyParams(1.0), allowed=allowed)
+
+
+# ------------------------------------------------------------------- exploration
+
+EXPLORATIONS = [
+    Exploration("epsilon", epsilon=0.2),
+    Exploration("epsilon", epsilon=1.0, top_k=2),
+    Exploration("epsilon", epsilon=0.3, margin_usd=0.05),
+    Exploration("softmax", temperature=0.02),
+    Exploration("softmax", temperature=0.5, top_k=3),
+    Exploration("softmax", temperature=0.1, margin_usd=0.02),
+]
+PARAMS = [PolicyParams(0.3), PolicyParams(0.3, min_success=0.4, max_cost_usd=0.04)]
+
+
+def random_tables(n_rounds: int = 300, n_candidates: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(size=(n_rounds, n_candidates)), rng.uniform(0, 0.05, (n_rounds, 5))
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=["plain", "floor+budget"])
+@pytest.mark.parametrize("exploration", EXPLORATIONS, ids=repr)
+def test_action_distribution_rows_sum_to_one_over_near_best(exploration, params):
+    p, cost = random_tables()
+    allowed = np.array([True, True, False, True, True])
+    dist = action_distribution(p, cost, params, exploration, allowed=allowed)
+    near, greedy, feasible = near_best(p, cost, params, exploration, allowed=allowed)
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert (dist >= 0).all()
+    assert (dist[:, 2] == 0).all(), "a candidate the caller excluded was given probability"
+    assert ((dist > 0) <= near).all(), "probability outside the near-best set"
+    rows = np.arange(len(p))
+    assert (dist[rows, greedy] > 0).all()
+    # Rounds with no feasible candidate are not explored.
+    assert (dist[~feasible][np.arange((~feasible).sum()), greedy[~feasible]] == 1.0).all()
+    if exploration.top_k is not None:
+        assert (near.sum(axis=1) <= exploration.top_k).all()
+
+
+def test_epsilon_probabilities_are_exact():
+    p, cost = np.array([[0.5, 0.8, 0.95, 0.1]]), np.array([[0.001, 0.01, 0.5, 0.0]])
+    # value 1: utilities 0.499, 0.79, 0.45, 0.1 -> greedy is 1.
+    dist = action_distribution(p, cost, PolicyParams(1.0), Exploration("epsilon", epsilon=0.2))
+    np.testing.assert_allclose(dist, [[0.05, 0.85, 0.05, 0.05]], rtol=0, atol=1e-15)
+    near = Exploration("epsilon", epsilon=0.2, margin_usd=0.3)  # 0.499 and 0.79 only
+    dist = action_distribution(p, cost, PolicyParams(1.0), near)
+    np.testing.assert_allclose(dist, [[0.1, 0.9, 0.0, 0.0]], rtol=0, atol=1e-15)
+    alone = Exploration("epsilon", epsilon=0.2, margin_usd=0.01)
+    assert action_distribution(p, cost, PolicyParams(1.0), alone).tolist() == [[0, 1, 0, 0]]
+
+
+def test_softmax_weights_follow_utility():
+    p, cost = np.array([[0.5, 0.6, 0.7]]), np.zeros((1, 3))
+    dist = action_distribution(p, cost, PolicyParams(1.0), Exploration("softmax", temperature=0.1))
+    # Each candidate 0.1 USD better is e times likelier.
+    np.testing.assert_allclose(dist[0, 1] / dist[0, 0], np.e)
+    np.testing.assert_allclose(dist[0, 2] / dist[0, 1], np.e)
+
+
+def test_without_exploration_the_policy_is_greedy_with_propensity_one():
+    p, cost = random_tables()
+    for exploration in (None, Exploration()):
+        decisions = decide(p, cost, PolicyParams(0.3), exploration)
+        greedy, feasible = choose(p, cost, PolicyParams(0.3))
+        np.testing.assert_array_equal(decisions.action, greedy)
+        np.testing.assert_array_equal(decisions.feasible, feasible)
+        assert (decisions.propensity == 1.0).all()
+        dist = action_distribution(p, cost, PolicyParams(0.3), exploration)
+        assert (dist[np.arange(len(p)), greedy] == 1.0).all() and (dist.sum(axis=1) == 1).all()
+
+
+def test_exploration_needs_an_rng():
+    p, cost = random_tables(3)
+    with pytest.raises(ValueError, match="default_rng"):
+        decide(p, cost, PolicyParams(0.3), Exploration("epsilon"))
+
+
+@pytest.mark.parametrize("exploration", EXPLORATIONS, ids=repr)
+def test_draws_match_the_logged_propensities(exploration):
+    """Over many draws (fixed seed), each candidate is chosen as often as its
+    propensity says, and the propensity logged with a draw is its probability."""
+    p, cost = random_tables(1, seed=3)
+    n_draws = 20_000
+    p_rep, c_rep = np.repeat(p, n_draws, axis=0), np.repeat(cost, n_draws, axis=0)
+    decisions = decide(p_rep, c_rep, PolicyParams(0.3), exploration, np.random.default_rng(7))
+    dist = action_distribution(p, cost, PolicyParams(0.3), exploration)[0]
+    np.testing.assert_array_equal(decisions.propensity, dist[decisions.action])
+    counts = np.bincount(decisions.action, minlength=len(dist))
+    support = dist > 0
+    assert (counts[~support] == 0).all()
+    if support.sum() > 1:
+        assert chisquare(counts[support], dist[support] * n_draws).pvalue > 1e-3
+    # The check has power: the same draws do not fit a different distribution.
+    shifted = np.roll(dist[support], 1)
+    if support.sum() > 1 and not np.allclose(shifted, dist[support]):
+        assert chisquare(counts[support], shifted * n_draws).pvalue < 1e-6
+
+
+def test_inverse_propensity_weighting_recovers_the_greedy_value():
+    """What the propensities are for: rewards logged under exploration, weighted by
+    1/propensity, estimate the value of another policy (here the greedy one)."""
+    rng = np.random.default_rng(11)
+    p, cost = random_tables(4000, seed=5)
+    exploration = Exploration("epsilon", epsilon=0.5)
+    logged = decide(p, cost, PolicyParams(0.3), exploration, rng)
+    rows = np.arange(len(p))
+    reward = rng.uniform(size=len(p)) < p[rows, logged.action]
+    match = logged.action == logged.greedy
+    ipw = np.mean(match * reward / logged.propensity)
+    truth = p[rows, logged.greedy].mean()
+    assert abs(ipw - truth) < 0.03
+
+
+def test_sample_actions_never_draws_a_zero_probability_candidate():
+    dist = np.array([[0.5, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    action, propensity = sample_actions(np.repeat(dist, 2000, axis=0), np.random.default_rng(0))
+    assert (propensity > 0).all()
+    assert set(action[:2000]) == {0, 2}
+    assert set(action[2000:4000]) == {3} and set(action[4000:]) == {0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "greedy"}, "Unknown exploration method"),
+        ({"method": "epsilon", "epsilon": 0.0}, "epsilon must be in"),
+        ({"method": "epsilon", "epsilon": 1.5}, "epsilon must be in"),
+        ({"method": "softmax", "temperature": 0.0}, "temperature"),
+        ({"method": "softmax", "temperature": float("inf")}, "temperature"),
+        ({"method": "epsilon", "margin_usd": -0.1}, "margin_usd"),
+        ({"method": "epsilon", "top_k": 0}, "top_k"),
+    ],
+)
+def test_exploration_refuses_bad_knobs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Exploration(**kwargs)

@@ -1,20 +1,26 @@
 """``POST /route``: score every allowed candidate, then pick one.
 
-The endpoint is a plain ``def``: the work is CPU-bound onnxruntime calls, which
-FastAPI runs in its thread pool, and on a couple of cores that beats an ``async``
-endpoint that would block the event loop.
-
 Failure policy: bad input is the caller's to fix and gets a 4xx with a message.
 Anything that goes wrong on our side (an exception while scoring, non-finite
-scores, a decision slower than ``time_budget_ms``) is answered with the fallback
-model and ``reason: "fallback"``, never a 500 and never a hang.
+scores, a decision slower than ``time_budget_ms``, more decisions in flight than
+the service admits) is answered with the fallback model and ``reason:
+"fallback"``, never a 500 and never a hang; `RouterMetrics.fallbacks` counts it by
+cause (``error``, ``time_budget``, ``overload``).
 
-The time budget is checked *post-hoc*: a decision that took longer than the budget
-is discarded and the fallback is answered, so a slow decision still costs its
-time. It is measured from the start of the endpoint, so body parsing and waiting
-for a thread-pool slot are not counted. Making the budget preemptive (answering
-the fallback as soon as the budget runs out) is issue 4; no per-request thread is
-spawned here.
+The time budget is *preemptive*. The endpoint is ``async``: validation runs on the
+event loop, and the CPU-bound part (encoder, scorer, policy) runs on the service's
+`serving.deadline.DecisionRunner`, awaited with a timeout. When the budget runs
+out the fallback is answered at once; the abandoned decision finishes in the
+background (a thread cannot be stopped), and the runner's admission bound keeps
+such work from piling up. This costs about what FastAPI's thread-pool hop for a
+``def`` endpoint did. The budget is counted from the start of the endpoint, so
+body parsing is not counted but waiting for a free decision thread is.
+
+Each decision (fallbacks too) is written to the decision log before the response
+is returned, so an acknowledged decision survives a killed process (see
+`serving.decision_log`). With exploration on (`serving.policy.Exploration`), the
+chosen model is drawn among near-best candidates and ``propensity`` is its exact
+probability; fallbacks keep propensity 1.
 """
 
 from __future__ import annotations
@@ -22,36 +28,38 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
+from starlette.concurrency import run_in_threadpool
 
 from features.routing_text import routing_text
 from serving.api.deps import MetricsDep, RouterService, ServiceDep, SettingsDep
 from serving.api.routes.metrics import RouterMetrics
+from serving.config import Settings
+from serving.deadline import Overloaded
 from serving.policy import (
+    REASON_EXPLORE,
     REASON_FALLBACK,
     REASON_NO_FEASIBLE,
     REASON_UTILITY,
+    Decisions,
     PolicyParams,
-    choose,
+    decide,
     utility,
 )
-from serving.schemas import RouteRequest, RouteResponse, ScoreOut
+from serving.schemas import RouteRequest, RouteResponse
 from serving.scoring import CacheHint
 
 logger = logging.getLogger(__name__)
 
-#: Deterministic policy: the chosen model had probability 1. Exploration (a
-#: stochastic policy with real propensities) comes with a later issue.
-PROPENSITY = 1.0
+#: Propensity of a fallback answer: the fallback model is not drawn.
+FALLBACK_PROPENSITY = 1.0
 
 router = APIRouter(tags=["route"])
-
-
-class _TimeBudgetExceeded(Exception):
-    """The decision took longer than ``time_budget_ms``."""
 
 
 def _check_size(body: RouteRequest, max_messages: int, max_text_chars: int) -> None:
@@ -106,7 +114,7 @@ def _fallback_model(configured: str, requested: list[str] | None) -> str:
         422: {"description": "Malformed JSON, invalid knobs or unknown candidates."},
     },
 )
-def route(
+async def route(
     body: RouteRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
 ) -> RouteResponse:
     """Score every allowed candidate and pick ``argmax(value_usd * p_success - cost)``
@@ -115,7 +123,9 @@ def route(
     Knobs left out of the request take the bundle's policy defaults. If no allowed
     candidate meets the constraints, the most likely to succeed (with a floor) or
     the cheapest (with a budget only) is answered with
-    ``reason: "no_candidate_met_constraints"``.
+    ``reason: "no_candidate_met_constraints"``. With exploration configured, a
+    near-best candidate may be drawn instead (``reason: "explore"``), and
+    ``propensity`` is the probability it had.
     """
     start = time.perf_counter()
     _check_size(body, settings.max_messages, settings.max_text_chars)
@@ -128,52 +138,97 @@ def route(
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
-        scores = service.scorer.score_text(text, cache)
-        p, cost = scores.p_success, scores.expected_cost_usd
-        if p.shape != (1, len(candidates)) or cost.shape != p.shape:
-            raise ValueError(
-                f"The scorer returned shapes {p.shape} and {cost.shape}; "
-                f"expected (1, {len(candidates)})."
-            )
-        if not (np.isfinite(p).all() and np.isfinite(cost).all()):
-            raise ValueError("The scorer returned non-finite scores.")
-        action, feasible = choose(p, cost, params, allowed=allowed)
-        u = utility(p, cost, params.value_usd)
-        elapsed_ms = (time.perf_counter() - start) * 1000.0
-        if elapsed_ms > settings.time_budget_ms:
-            raise _TimeBudgetExceeded(
-                f"Decision took {elapsed_ms:.1f} ms, budget {settings.time_budget_ms} ms."
-            )
-    except _TimeBudgetExceeded as exc:
-        logger.warning("Answering the fallback model: %s", exc)
+        scored = await _run_within_budget(
+            service, lambda: _decide(service, text, cache, params, allowed), settings, start
+        )
+    except TimeoutError:
+        logger.warning(
+            "Answering the fallback model: no decision within the %s ms budget.",
+            settings.time_budget_ms,
+        )
         return _answer_fallback(body, service, metrics, params, "time_budget", text, start)
+    except Overloaded as exc:
+        logger.warning("Answering the fallback model: %s", exc)
+        return _answer_fallback(body, service, metrics, params, "overload", text, start)
     except Exception:
         logger.exception("Scoring failed; answering the fallback model.")
         metrics.errors.inc()
         return _answer_fallback(body, service, metrics, params, "error", text, start)
 
-    chosen = candidates[int(action[0])]
-    reason = REASON_UTILITY if bool(feasible[0]) else REASON_NO_FEASIBLE
-    score_rows = [
-        ScoreOut(
-            model=name,
-            p_success=float(p[0, k]),
-            expected_cost_usd=float(cost[0, k]),
-            utility=float(u[0, k]),
-        )
+    p, cost, decision = scored.p_success, scored.expected_cost_usd, scored.decision
+    action = int(decision.action[0])
+    if not bool(decision.feasible[0]):
+        reason = REASON_NO_FEASIBLE
+    elif action != int(decision.greedy[0]):
+        reason = REASON_EXPLORE
+    else:
+        reason = REASON_UTILITY
+    u = utility(p, cost, params.value_usd)
+    # Plain dicts: the response validates them into `ScoreOut`, the log writes them.
+    score_rows: list[dict[str, Any]] = [
+        {
+            "model": name,
+            "p_success": float(p[0, k]),
+            "expected_cost_usd": float(cost[0, k]),
+            "utility": float(u[0, k]),
+        }
         for k, name in enumerate(candidates)
         if allowed[k]
     ]
     response = RouteResponse(
-        model=chosen,
+        model=candidates[action],
         decision_id=uuid.uuid4().hex,
-        propensity=PROPENSITY,
+        propensity=float(decision.propensity[0]),
         router_version=service.bundle.router_version,
         reason=reason,
         scores=score_rows,
     )
-    _record(body, service, metrics, response, params, text, start)
+    _record(body, service, metrics, response, params, text, start, score_rows)
     return response
+
+
+@dataclass(frozen=True)
+class _Scored:
+    p_success: np.ndarray
+    expected_cost_usd: np.ndarray
+    decision: Decisions
+
+
+def _decide(
+    service: RouterService,
+    text: str,
+    cache: CacheHint | None,
+    params: PolicyParams,
+    allowed: np.ndarray,
+) -> _Scored:
+    """The CPU-bound part of a decision: encode, score, check, decide."""
+    n = len(service.bundle.candidate_names)
+    scores = service.scorer.score_text(text, cache)
+    p, cost = scores.p_success, scores.expected_cost_usd
+    if p.shape != (1, n) or cost.shape != p.shape:
+        raise ValueError(
+            f"The scorer returned shapes {p.shape} and {cost.shape}; expected (1, {n})."
+        )
+    if not (np.isfinite(p).all() and np.isfinite(cost).all()):
+        raise ValueError("The scorer returned non-finite scores.")
+    decision = decide(p, cost, params, service.exploration, service.rng, allowed=allowed)
+    return _Scored(p, cost, decision)
+
+
+async def _run_within_budget(
+    service: RouterService, work: Callable[[], _Scored], settings: Settings, start: float
+) -> _Scored:
+    """``work()`` on the decision pool, or ``TimeoutError`` when the budget runs out."""
+    remaining_s = settings.time_budget_ms / 1000.0 - (time.perf_counter() - start)
+    if remaining_s <= 0:
+        raise TimeoutError
+    if service.runner is not None:
+        return await service.runner.run(work, remaining_s)
+    # No runner (a service built by hand): decide on a thread, check the budget after.
+    scored = await run_in_threadpool(work)
+    if (time.perf_counter() - start) * 1000.0 > settings.time_budget_ms:
+        raise TimeoutError
+    return scored
 
 
 def _answer_fallback(
@@ -189,7 +244,7 @@ def _answer_fallback(
     response = RouteResponse(
         model=_fallback_model(service.fallback_model, body.candidates),
         decision_id=uuid.uuid4().hex,
-        propensity=PROPENSITY,
+        propensity=FALLBACK_PROPENSITY,
         router_version=service.bundle.router_version,
         reason=REASON_FALLBACK,
         scores=[],
@@ -206,15 +261,20 @@ def _record(
     params: PolicyParams,
     text: str | None,
     start: float,
+    scores: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Count, time and log one answered decision; logging never fails the request."""
+    """Count, time and log one answered decision; logging never fails the request.
+
+    ``scores`` are the response's scores as dicts (None: dumped from the response).
+    """
     metrics.decisions.labels(model=response.model, reason=response.reason).inc()
     metrics.latency.observe(time.perf_counter() - start)
     log = service.decision_log
     if log is None:
         return
     candidates = body.candidates or list(service.bundle.candidate_names)
-    scores: list[dict[str, Any]] = [s.model_dump() for s in response.scores]
+    if scores is None:
+        scores = [s.model_dump() for s in response.scores]
     try:
         log.write(
             decision_id=response.decision_id,
@@ -233,6 +293,9 @@ def _record(
             task=body.task,
             session_id=body.session_id,
             feature_spec_version=service.feature_spec.version,
+            exploration=(
+                service.exploration.describe() if response.reason != REASON_FALLBACK else None
+            ),
         )
     except Exception:
         logger.exception("Could not write decision %s to the decision log.", response.decision_id)
