@@ -320,33 +320,42 @@ def _ratio(value: float, target: float, higher_is_better: bool = False) -> str:
 
 
 def report(label: str, tier: str, base: dict, http_: dict) -> list[str]:
+    """The printed block of one bundle and server configuration."""
     s_in, l_in = base["short"], base["long"]
     s_seq, l_seq = http_["short"]["sequential"], http_["long"]["sequential"]
     s_con, l_con = http_["short"]["concurrent"], http_["long"]["concurrent"]
-    overhead_s = s_seq["p50_ms"] - s_in["p50_ms"]
-    overhead_l = l_seq["p50_ms"] - l_in["p50_ms"]
+    over_s = s_seq["p50_ms"] - s_in["p50_ms"]
+    over_l = l_seq["p50_ms"] - l_in["p50_ms"]
+    errors = s_con["errors"] + l_con["errors"] + s_seq["errors"] + l_seq["errors"]
     t = TARGETS
-    lines = [
+
+    def pair(a: dict, b: dict) -> str:
+        return (
+            f"short p50 {a['p50_ms']:7.2f} ms  p99 {a['p99_ms']:7.2f} ms"
+            f" | long p50 {b['p50_ms']:7.2f} ms  p99 {b['p99_ms']:7.2f} ms"
+        )
+
+    def rate(c: dict) -> str:
+        return (
+            f"{c['decisions_per_s']:7.1f} /s (errors {c['errors']}, fallbacks {c['fallbacks']},"
+            f" p99 {c['p99_ms']:.1f} ms)"
+        )
+
+    return [
         f"== {label} [{tier}] ==",
-        f"in-process encode+score   short p50 {s_in['p50_ms']:7.2f} ms  p99 {s_in['p99_ms']:7.2f} ms"
-        f" | long p50 {l_in['p50_ms']:7.2f} ms  p99 {l_in['p99_ms']:7.2f} ms",
-        f"HTTP, 1 connection        short p50 {s_seq['p50_ms']:7.2f} ms  p99 {s_seq['p99_ms']:7.2f} ms"
-        f" | long p50 {l_seq['p50_ms']:7.2f} ms  p99 {l_seq['p99_ms']:7.2f} ms",
-        f"  vs in-process p50       short {s_seq['p50_ms'] / s_in['p50_ms']:5.2f}x"
-        f"                 | long {l_seq['p50_ms'] / l_in['p50_ms']:5.2f}x",
-        f"HTTP+policy overhead p50  short {overhead_s:6.2f} ms  ({_ratio(overhead_s, t['overhead_p50_ms'])})"
-        f" | long {overhead_l:6.2f} ms",
-        f"{s_con['connections']} connections             short {s_con['decisions_per_s']:7.1f} /s"
-        f" (errors {s_con['errors']}, fallbacks {s_con['fallbacks']}, p99 {s_con['p99_ms']:.1f} ms)"
-        f" | long {l_con['decisions_per_s']:7.1f} /s (errors {l_con['errors']},"
-        f" fallbacks {l_con['fallbacks']}, p99 {l_con['p99_ms']:.1f} ms)",
+        f"in-process encode+score   {pair(s_in, l_in)}",
+        f"HTTP, 1 connection        {pair(s_seq, l_seq)}",
+        f"  HTTP / in-process p50   short {s_seq['p50_ms'] / s_in['p50_ms']:5.2f}x"
+        f" | long {l_seq['p50_ms'] / l_in['p50_ms']:5.2f}x",
+        f"HTTP+policy overhead p50  short {over_s:6.2f} ms"
+        f" ({_ratio(over_s, t['overhead_p50_ms'])}) | long {over_l:6.2f} ms",
+        f"{s_con['connections']} connections             short {rate(s_con)} | long {rate(l_con)}",
         f"targets: short p50 {_ratio(s_seq['p50_ms'], t['short_p50_ms'])};"
         f" short p99 {_ratio(s_seq['p99_ms'], t['short_p99_ms'])};"
         f" long p99 {_ratio(l_seq['p99_ms'], t['long_p99_ms'])};"
         f" short /s {_ratio(s_con['decisions_per_s'], t['short_rps_4'], True)};"
-        f" errors {'ok' if s_con['errors'] + l_con['errors'] + s_seq['errors'] + l_seq['errors'] == 0 else 'MISSED'}",
+        f" errors {errors} ({'ok' if errors == 0 else 'MISSED'})",
     ]
-    return lines
 
 
 def main() -> None:

@@ -117,7 +117,10 @@ def export_encoder(out_dir: str | Path, *, quantize: bool = True) -> Path:
 
 
 def static_token_vectors(
-    *, dims: int = STATIC_DIMS, sif_coefficient: float | None = SIF_COEFFICIENT, batch_size: int = 512
+    *,
+    dims: int = STATIC_DIMS,
+    sif_coefficient: float | None = SIF_COEFFICIENT,
+    batch_size: int = 512,
 ) -> np.ndarray:
     """Distil MiniLM into one vector per vocabulary token (Model2Vec's recipe).
 

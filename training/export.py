@@ -389,8 +389,7 @@ def write_bundle(
         "policy": policy,
         "training": training,
         "files": {
-            name: file_sha256(out_dir / name)
-            for name in (*encoder_files, SCORER_FILE, COST_FILE)
+            name: file_sha256(out_dir / name) for name in (*encoder_files, SCORER_FILE, COST_FILE)
         },
     }
     manifest["router_version"] = router_version_of(manifest)
