@@ -171,7 +171,7 @@ class StaticEncoder(_Truncating):
         head_tokens: int = 64,
         intra_op_threads: int = 1,
     ) -> None:
-        model_dir = Path(model_dir)
+        self.model_dir = model_dir = Path(model_dir)
         self.max_tokens = max_tokens
         self.head_tokens = head_tokens
         self.tokenizer = _load_tokenizer(model_dir)
