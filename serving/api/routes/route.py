@@ -29,6 +29,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from features.routing_text import routing_text
 from serving.api.deps import MetricsDep, RouterService, ServiceDep, SettingsDep
+from serving.api.offload import offload_when_slow
 from serving.api.routes.metrics import RouterMetrics
 from serving.policy import (
     REASON_FALLBACK,
@@ -106,6 +107,7 @@ def _fallback_model(configured: str, requested: list[str] | None) -> str:
         422: {"description": "Malformed JSON, invalid knobs or unknown candidates."},
     },
 )
+@offload_when_slow
 def route(
     body: RouteRequest, service: ServiceDep, settings: SettingsDep, metrics: MetricsDep
 ) -> RouteResponse:
