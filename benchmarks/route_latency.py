@@ -399,7 +399,11 @@ def main() -> None:
             "long": [{"messages": [{"role": "user", "content": t}]} for t in long],
         }
         for label, server_args in servers:
-            http_ = serve_and_drive(bundle, server_args, bodies, args)
+            try:
+                http_ = serve_and_drive(bundle, server_args, bodies, args)
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                print(f"== {bundle.name} / {label}: skipped, {exc}", flush=True)
+                continue
             rows.append(
                 {
                     "bundle": str(bundle),
