@@ -58,8 +58,10 @@ def test_served_features_equal_training_features(static_bundle, static_encoder_d
     bundle = load_bundle(static_bundle)
     texts = read_call_logs(small_logs["test"]).frame["prompt"].drop_duplicates().tolist()[:20]
     training = Featurizer(bundle.feature_spec, static_encoder_dir, workers=2)
-    served = BundleScorer(bundle).featurizer
+    scorer = BundleScorer(bundle)
+    served = scorer.featurizer
     assert isinstance(served.encoder, StaticEncoder)
+    assert scorer.offload is False  # cheap and GIL-bound: /route runs it on the loop
     np.testing.assert_array_equal(training.transform_texts(texts), served.transform_texts(texts))
     # The one-text path /route takes gives the same vectors.
     one_by_one = np.vstack([served.transform_texts([t]) for t in texts])
