@@ -11,6 +11,9 @@ routing tokens) prompts:
 - next to the in-process cost of tokenize + encode + score (`BundleScorer.score_text`)
   measured in this same run, and the derived HTTP + policy overhead (HTTP p50 minus
   in-process p50);
+- and the same request sent straight to the ASGI app in this process, which splits
+  that overhead into framework + validation + policy and the rest (sockets, HTTP
+  parsing, waking two processes);
 - ratios against the targets of issue 4 and against the in-process baseline.
 
 Run: ``.venv/bin/python benchmarks/route_latency.py [--bundle B ...]``. Without
@@ -237,6 +240,72 @@ def in_process(bundle: Path, texts: list[str], n: int) -> dict[str, float]:
     }
 
 
+def asgi_in_process(bundle: Path, bodies: list[dict], n: int) -> dict[str, float]:
+    """p50/p99 of a whole /route request through the ASGI app, called directly in
+    this process (no socket, no HTTP parsing, no second process): what the framework,
+    validation and policy add to encode+score, apart from transport and scheduling."""
+    import asyncio
+
+    import numpy as np
+
+    from serving.app import create_app
+    from serving.config import Settings
+
+    app = create_app(Settings(bundle=str(bundle), time_budget_ms=60_000.0))
+    payloads = [json.dumps(b).encode() for b in bodies]
+
+    async def call(body: bytes) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/route",
+            "raw_path": b"/route",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"bench"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        status: list[int] = []
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop()
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await app(scope, receive, send)
+        if status != [200]:
+            raise RuntimeError(f"/route answered {status}")
+
+    async def run() -> list[float]:
+        async with app.router.lifespan_context(app):
+            for body in payloads[:10]:
+                await call(body)
+            times = []
+            for i in range(n):
+                start = time.perf_counter()
+                await call(payloads[i % len(payloads)])
+                times.append((time.perf_counter() - start) * 1000.0)
+            return times
+
+    times = asyncio.run(run())
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -344,6 +413,10 @@ def report(label: str, tier: str, base: dict, http_: dict) -> list[str]:
     return [
         f"== {label} [{tier}] ==",
         f"in-process encode+score   {pair(s_in, l_in)}",
+        f"in-process ASGI /route    {pair(base['asgi_short'], base['asgi_long'])}",
+        f"  framework+policy p50    short {base['asgi_short']['p50_ms'] - s_in['p50_ms']:6.2f} ms"
+        f" | long {base['asgi_long']['p50_ms'] - l_in['p50_ms']:6.2f} ms"
+        " (the rest of the HTTP overhead is sockets, HTTP parsing and scheduling)",
         f"HTTP, 1 connection        {pair(s_seq, l_seq)}",
         f"  HTTP / in-process p50   short {s_seq['p50_ms'] / s_in['p50_ms']:5.2f}x"
         f" | long {l_seq['p50_ms'] / l_in['p50_ms']:5.2f}x",
@@ -398,6 +471,8 @@ def main() -> None:
             "short": [{"prompt": t} for t in short],
             "long": [{"messages": [{"role": "user", "content": t}]} for t in long],
         }
+        base["asgi_short"] = asgi_in_process(bundle, bodies["short"], args.in_process)
+        base["asgi_long"] = asgi_in_process(bundle, bodies["long"], max(args.in_process // 3, 50))
         for label, server_args in servers:
             try:
                 http_ = serve_and_drive(bundle, server_args, bodies, args)
