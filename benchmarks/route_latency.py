@@ -240,18 +240,34 @@ def in_process(bundle: Path, texts: list[str], n: int) -> dict[str, float]:
     }
 
 
-def asgi_in_process(bundle: Path, bodies: list[dict], n: int) -> dict[str, float]:
+#: Request-path variants of `asgi_in_process`: (label, a dependency override
+#: registered as `create_app` used to do, endpoint run in the thread pool).
+ABLATION = (
+    ("settings override + thread pool (before)", True, True),
+    ("thread pool, no override", False, True),
+    ("on the loop, no override (static default)", False, False),
+)
+
+
+def asgi_in_process(
+    bundle: Path, bodies: list[dict], n: int, variants: tuple = ()
+) -> dict[str, Any]:
     """p50/p99 of a whole /route request through the ASGI app, called directly in
     this process (no socket, no HTTP parsing, no second process): what the framework,
-    validation and policy add to encode+score, apart from transport and scheduling."""
+    validation and policy add to encode+score, apart from transport and scheduling.
+
+    With ``variants`` (see `ABLATION`), the request-path changes are toggled on the
+    same loaded app, interleaved in rounds, and each variant's p50/p99 is returned.
+    """
     import asyncio
 
     import numpy as np
 
     from serving.app import create_app
-    from serving.config import Settings
+    from serving.config import Settings, get_settings
 
-    app = create_app(Settings(bundle=str(bundle), time_budget_ms=60_000.0))
+    settings = Settings(bundle=str(bundle), time_budget_ms=60_000.0)
+    app = create_app(settings)
     payloads = [json.dumps(b).encode() for b in bodies]
 
     async def call(body: bytes) -> None:
@@ -291,19 +307,41 @@ def asgi_in_process(bundle: Path, bodies: list[dict], n: int) -> dict[str, float
         if status != [200]:
             raise RuntimeError(f"/route answered {status}")
 
-    async def run() -> list[float]:
+    async def timed(k: int) -> list[float]:
+        times = []
+        for i in range(k):
+            start = time.perf_counter()
+            await call(payloads[i % len(payloads)])
+            times.append((time.perf_counter() - start) * 1000.0)
+        return times
+
+    def stats(times: list[float]) -> dict[str, float]:
+        p50, p99 = np.percentile(times, [50, 99])
+        return {"p50_ms": float(p50), "p99_ms": float(p99)}
+
+    async def run() -> dict[str, Any]:
         async with app.router.lifespan_context(app):
             for body in payloads[:10]:
                 await call(body)
-            times = []
-            for i in range(n):
-                start = time.perf_counter()
-                await call(payloads[i % len(payloads)])
-                times.append((time.perf_counter() - start) * 1000.0)
-            return times
+            if not variants:
+                return stats(await timed(n))
+            scorer = app.state.service.scorer
+            default_offload = scorer.offload
+            by_label: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            rounds = 5
+            for _ in range(rounds):
+                for label, override, offload in variants:
+                    if override:
+                        app.dependency_overrides[get_settings] = lambda: settings
+                    else:
+                        app.dependency_overrides.clear()
+                    scorer.offload = offload
+                    by_label[label] += await timed(max(n // rounds, 1))
+            app.dependency_overrides.clear()
+            scorer.offload = default_offload
+            return {label: stats(times) for label, times in by_label.items()}
 
-    times = asyncio.run(run())
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+    return asyncio.run(run())
 
 
 def _free_port() -> int:
@@ -445,6 +483,11 @@ def main() -> None:
     parser.add_argument("--in-process", type=int, default=300, help="in-process timings per length")
     parser.add_argument("--seconds", type=float, default=5.0, help="concurrent phase length")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also time the request-path variants of ABLATION in-process, per bundle",
+    )
     parser.add_argument("--out", default=str(WORK / "results.json"))
     args = parser.parse_args()
 
@@ -473,6 +516,17 @@ def main() -> None:
         }
         base["asgi_short"] = asgi_in_process(bundle, bodies["short"], args.in_process)
         base["asgi_long"] = asgi_in_process(bundle, bodies["long"], max(args.in_process // 3, 50))
+        if args.ablation:
+            ablation = asgi_in_process(bundle, bodies["short"], 3 * args.in_process, ABLATION)
+            first = next(iter(ablation.values()))["p50_ms"]
+            print(f"== {bundle.name} [{tier}]: request path, short prompts, in-process ASGI ==")
+            for label, r in ablation.items():
+                print(
+                    f"{label:44} p50 {r['p50_ms']:6.2f} ms ({r['p50_ms'] / first:4.2f}x)"
+                    f"  p99 {r['p99_ms']:6.2f} ms  overhead p50 "
+                    f"{r['p50_ms'] - base['short']['p50_ms']:6.2f} ms"
+                )
+            base["ablation"] = ablation
         for label, server_args in servers:
             try:
                 http_ = serve_and_drive(bundle, server_args, bodies, args)
