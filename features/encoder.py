@@ -193,7 +193,7 @@ class StaticEncoder(_Truncating):
         return vector / max(float(np.sqrt(vector @ vector)), 1e-12)
 
     def encode_text(self, text: str) -> np.ndarray:
-        """Embedding of one text, ``(dim,)``: the serving fast path of `encode`."""
+        """Embedding of one text, ``(dim,)``; equals ``encode([text])[0]``."""
         ids = self.tokenizer.encode(self._clip_chars(text), add_special_tokens=False).ids
         return self.encode_one([self.cls_id, *self._body_ids(ids), self.sep_id])
 
