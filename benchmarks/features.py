@@ -1,7 +1,8 @@
 """Which routing features earn their latency?
 
 Compares feature specs (routing-text token cap 64/128/256, head+tail against
-head-only truncation, with and without the text statistics) by the metric the
+head-only truncation, with and without the text statistics, the MiniLM encoder
+against its distilled static token vectors) by the metric the
 router is selected on, the cross-validated area under the cost-quality curve
 (`training.selection`), and by what they cost at request time: the single-thread
 encoder time per prompt, p50 and p99, measured in this same run.
@@ -41,6 +42,8 @@ VARIANTS = {
     "cap64-head16": FeatureSpec(max_tokens=64, head_tokens=16),
     "cap256-no-stats": FeatureSpec(max_tokens=256, head_tokens=64, text_stats=()),
     "cap64-no-stats": FeatureSpec(max_tokens=64, head_tokens=16, text_stats=()),
+    "static-cap256-head64": FeatureSpec.for_encoder("static", max_tokens=256, head_tokens=64),
+    "static-cap512-head128": FeatureSpec.for_encoder("static", max_tokens=512, head_tokens=128),
 }
 #: A fast, representative part of the default grid: the comparison is between
 #: feature sets, so every variant gets the same learners.
@@ -62,15 +65,26 @@ def main() -> None:
     parser.add_argument("--logs", default=str(ROOT / "data/swebench_verified/calls.parquet"))
     parser.add_argument("--prompts", type=int, default=0, help="limit prompts (0: all)")
     parser.add_argument("--out", default=str(ROOT / "build/benchmarks/features.json"))
+    parser.add_argument(
+        "--variants",
+        help=f"comma-separated variant names (default: all): {', '.join(VARIANTS)}",
+    )
     args = parser.parse_args()
+    variants = VARIANTS
+    if args.variants:
+        wanted = args.variants.split(",")
+        unknown = [v for v in wanted if v not in VARIANTS]
+        if unknown:
+            parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+        variants = {v: VARIANTS[v] for v in wanted}
 
     frame = read_call_logs(args.logs, prices=PriceCatalog.load()).frame
     if args.prompts:
         keep = frame["prompt_id"].drop_duplicates().head(args.prompts)
         frame = frame[frame["prompt_id"].isin(keep)]
-    encoder_dir = ensure_encoder()
     rows = []
-    for name, spec in VARIANTS.items():
+    for name, spec in variants.items():
+        encoder_dir = ensure_encoder(kind=spec.encoder)
         started = time.perf_counter()
         data = build_training_set(frame, Featurizer(spec, encoder_dir, workers=2))
         timing_featurizer = Featurizer(spec, encoder_dir, intra_op_threads=1)

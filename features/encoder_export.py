@@ -14,18 +14,28 @@ import os
 import shutil
 from pathlib import Path
 
-from features.encoder import ENCODER_FILE, TOKENIZER_FILE
+import numpy as np
+
+from features.encoder import ENCODER_FILE, ENCODER_FILES, STATIC_ENCODER_FILE, TOKENIZER_FILE
 
 #: Bumped when the export recipe changes, so caches are rebuilt.
 EXPORT_RECIPE = "minilm-l6-v2/opset17/meanpool-l2/int8-perchannel-matmul/v1"
+STATIC_RECIPE = "minilm-l6-v2/static/cls-tok-sep-meanpool/pca256/zipf-sif1e-4/v1"
+RECIPES = {"minilm": EXPORT_RECIPE, "static": STATIC_RECIPE}
 ONNX_OPSET = 17
+#: Static-vector defaults, Model2Vec's: PCA to 256 dimensions, then each token's
+#: vector scaled by ``sif / (sif + p)`` with ``p`` a Zipf estimate from its vocabulary
+#: rank (BERT's WordPiece vocabulary is roughly frequency-ordered), so frequent
+#: tokens weigh little in the mean.
+STATIC_DIMS = 256
+SIF_COEFFICIENT = 1e-4
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(kind: str = "minilm") -> Path:
     """Where exported encoders are cached: ``$OUTCOME_ROUTER_CACHE`` or ``~/.cache``."""
     root = os.environ.get("OUTCOME_ROUTER_CACHE") or Path.home() / ".cache" / "outcome-router"
-    tag = hashlib.sha256(EXPORT_RECIPE.encode()).hexdigest()[:12]
-    return Path(root) / f"encoder-{tag}"
+    tag = hashlib.sha256(RECIPES[kind].encode()).hexdigest()[:12]
+    return Path(root) / (f"encoder-{tag}" if kind == "minilm" else f"encoder-{kind}-{tag}")
 
 
 def source_model_path() -> Path:
@@ -106,12 +116,94 @@ def export_encoder(out_dir: str | Path, *, quantize: bool = True) -> Path:
     return out_dir
 
 
-def ensure_encoder(cache_dir: str | Path | None = None) -> Path:
-    """Return a folder with the exported int8 encoder, exporting it on first use."""
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    if (cache_dir / ENCODER_FILE).exists() and (cache_dir / TOKENIZER_FILE).exists():
+def static_token_vectors(
+    *,
+    dims: int = STATIC_DIMS,
+    sif_coefficient: float | None = SIF_COEFFICIENT,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """Distil MiniLM into one vector per vocabulary token (Model2Vec's recipe).
+
+    Every token id ``t`` of the vocabulary is run through MiniLM (fp32, torch) as
+    ``[CLS] t [SEP]`` and its output mean-pooled over the three positions; the
+    vocabulary's vectors are then centred and projected on their first ``dims``
+    principal axes, and scaled by the Zipf-SIF weight of their rank.
+
+    Parameters
+    ----------
+    dims : int
+        Principal components kept (at most 384).
+    sif_coefficient : float or None
+        SIF weighting ``a / (a + p(rank))``; None leaves vectors unweighted.
+    batch_size : int
+        Tokens per forward pass.
+
+    Returns
+    -------
+    ndarray of shape (vocab_size, dims), float32
+
+    References
+    ----------
+    Tulkens and van Dongen, Model2Vec: fast state-of-the-art static embeddings (2024).
+    Arora, Liang and Ma, A simple but tough-to-beat baseline for sentence embeddings
+    (ICLR 2017).
+    """
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    src = source_model_path()
+    tokenizer = Tokenizer.from_file(str(src / TOKENIZER_FILE))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    n_vocab = tokenizer.get_vocab_size()
+    model = AutoModel.from_pretrained(str(src)).eval()
+    out = np.zeros((n_vocab, model.config.hidden_size), dtype=np.float64)
+    with torch.inference_mode():
+        for start in range(0, n_vocab, batch_size):
+            ids = torch.arange(start, min(start + batch_size, n_vocab), dtype=torch.int64)
+            batch = torch.stack(
+                [torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], dim=1
+            )
+            hidden = model(
+                input_ids=batch,
+                attention_mask=torch.ones_like(batch),
+                token_type_ids=torch.zeros_like(batch),
+            ).last_hidden_state
+            out[start : start + len(ids)] = hidden.mean(dim=1).double().numpy()
+    centred = out - out.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    vectors = centred @ vt[:dims].T
+    if sif_coefficient is not None:
+        rank = np.arange(1, n_vocab + 1, dtype=np.float64)
+        p = (1.0 / rank) / (1.0 / rank).sum()
+        vectors *= (sif_coefficient / (sif_coefficient + p))[:, None]
+    return vectors.astype(np.float32)
+
+
+def export_static_encoder(out_dir: str | Path, **kwargs) -> Path:
+    """Write ``static_encoder.npy`` (`static_token_vectors`) and ``tokenizer.json``.
+
+    Needs the training extras; serving reads the result with numpy alone.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.save(out_dir / STATIC_ENCODER_FILE, static_token_vectors(**kwargs), allow_pickle=False)
+    shutil.copyfile(source_model_path() / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+    return out_dir
+
+
+def ensure_encoder(cache_dir: str | Path | None = None, *, kind: str = "minilm") -> Path:
+    """Return a folder with the ``kind`` encoder's files, exporting them on first use.
+
+    ``minilm`` is the int8 ONNX MiniLM (`export_encoder`); ``static`` its static
+    token vectors (`export_static_encoder`).
+    """
+    if kind not in RECIPES:
+        raise ValueError(f"Unknown encoder {kind!r}; known: {sorted(RECIPES)}.")
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(kind)
+    if all((cache_dir / name).exists() for name in ENCODER_FILES[kind]):
         return cache_dir
     tmp = cache_dir.with_name(cache_dir.name + f".tmp{os.getpid()}")
-    export_encoder(tmp)
+    (export_encoder if kind == "minilm" else export_static_encoder)(tmp)
     tmp.replace(cache_dir) if not cache_dir.exists() else shutil.rmtree(tmp)
     return cache_dir

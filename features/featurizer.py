@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from features.encoder import OnnxEncoder
+from features.encoder import make_encoder
 from features.routing_text import routing_text
 from features.spec import FeatureSpec
 from features.text_stats import TEXT_STATS, text_stats_batch
@@ -21,7 +21,8 @@ class Featurizer:
     ----------
     spec : FeatureSpec
     model_dir : path
-        Folder with ``encoder.onnx`` and ``tokenizer.json`` (a bundle or the encoder cache).
+        Folder with the spec's encoder files (`features.encoder.ENCODER_FILES`): a
+        bundle or the encoder cache.
     intra_op_threads : int
         onnxruntime threads per encoder call.
     workers : int
@@ -38,7 +39,8 @@ class Featurizer:
     ):
         self.spec = spec
         self.workers = workers
-        self.encoder = OnnxEncoder(
+        self.encoder = make_encoder(
+            spec.encoder,
             model_dir,
             max_tokens=spec.max_tokens,
             head_tokens=spec.head_tokens,

@@ -10,7 +10,13 @@ from typing import Any
 from features.routing_text import TEXT_SOURCES
 from features.text_stats import TEXT_STATS
 
-FEATURE_SPEC_VERSION = 1
+#: Version 2 added ``encoder``; version-1 specs (older bundles) still load, as MiniLM.
+FEATURE_SPEC_VERSION = 2
+SUPPORTED_FEATURE_SPEC_VERSIONS = (1, 2)
+#: Sentence encoders a spec can name, with the width of their embeddings:
+#: ``minilm`` is all-MiniLM-L6-v2 as int8 ONNX; ``static`` its distilled static token
+#: vectors (`features.encoder.StaticEncoder`), about 50x faster on a long prompt.
+ENCODER_DIMS = {"minilm": 384, "static": 256}
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class FeatureSpec:
         Names of the `features.text_stats` statistics appended after the embedding.
     embedding_dim : int
         Width of the sentence embedding.
+    encoder : {"minilm", "static"}
+        Which sentence encoder embeds the text (see `ENCODER_DIMS`).
 
     The vector is ``[embedding (embedding_dim), text statistics (len(text_stats))]``.
     """
@@ -40,6 +48,7 @@ class FeatureSpec:
     text_stats: tuple[str, ...] = field(default=TEXT_STATS)
     embedding_dim: int = 384
     version: int = FEATURE_SPEC_VERSION
+    encoder: str = "minilm"
 
     def __post_init__(self) -> None:
         if self.text_source not in TEXT_SOURCES:
@@ -56,10 +65,19 @@ class FeatureSpec:
         unknown = set(self.text_stats) - set(TEXT_STATS)
         if unknown:
             raise ValueError(f"Unknown text statistics {sorted(unknown)}; known: {TEXT_STATS}.")
-        if self.version != FEATURE_SPEC_VERSION:
+        if self.version not in SUPPORTED_FEATURE_SPEC_VERSIONS:
             raise ValueError(
                 f"Feature spec version {self.version} is not supported by this code "
-                f"(version {FEATURE_SPEC_VERSION}); retrain the bundle."
+                f"(versions {SUPPORTED_FEATURE_SPEC_VERSIONS}); retrain the bundle."
+            )
+        if self.encoder not in ENCODER_DIMS:
+            raise ValueError(
+                f"encoder must be one of {sorted(ENCODER_DIMS)}, got {self.encoder!r}."
+            )
+        if self.version < 2 and self.encoder != "minilm":
+            raise ValueError(
+                f"Feature spec version {self.version} predates the `encoder` field and "
+                f"only knows MiniLM, got encoder={self.encoder!r}; write version 2."
             )
 
     @property
@@ -77,6 +95,20 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        """Parse a manifest's spec; a version-1 spec (no ``encoder``) is MiniLM."""
         d = dict(d)
         d["text_stats"] = tuple(d.get("text_stats", TEXT_STATS))
         return cls(**d)
+
+    @classmethod
+    def for_encoder(cls, encoder: str, **kwargs: Any) -> FeatureSpec:
+        """A spec for ``encoder`` with its embedding width.
+
+        Examples
+        --------
+        >>> FeatureSpec.for_encoder("static").embedding_dim
+        256
+        """
+        if encoder not in ENCODER_DIMS:
+            raise ValueError(f"encoder must be one of {sorted(ENCODER_DIMS)}, got {encoder!r}.")
+        return cls(encoder=encoder, embedding_dim=ENCODER_DIMS[encoder], **kwargs)

@@ -26,6 +26,7 @@ TEXT_STATS: tuple[str, ...] = (
 _CODE_LINE = re.compile(r"^(\s{4,}|\t)|[;{}]\s*$|^\s*(def|class|import|from|return|#include)\b")
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*\w+(Error|Exception):", re.M)
 _MATH = set("=+-*/^<>$\\")
+_ASCII_DIGITS = "0123456789"
 
 
 def text_stats(text: str) -> np.ndarray:
@@ -33,8 +34,14 @@ def text_stats(text: str) -> np.ndarray:
     n_chars = len(text)
     lines = text.splitlines() or [""]
     code_lines = sum(1 for line in lines if _CODE_LINE.search(line))
-    digits = sum(ch.isdigit() for ch in text)
-    maths = sum(ch in _MATH for ch in text)
+    if text.isascii():
+        # Same counts as the loop below (ASCII digits are all of isdigit there), in C:
+        # a long prompt is counted in microseconds instead of a millisecond.
+        digits = sum(map(text.count, _ASCII_DIGITS))
+        maths = sum(map(text.count, _MATH))
+    else:
+        digits = sum(ch.isdigit() for ch in text)
+        maths = sum(ch in _MATH for ch in text)
     denom = max(n_chars, 1)
     return np.array(
         [

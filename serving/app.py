@@ -23,10 +23,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.api.deps import RouterService
+from serving.api.deps import RouterService, resolve_settings
 from serving.api.main import api_router
 from serving.api.routes.metrics import RouterMetrics
-from serving.config import Settings, get_settings
+from serving.config import Settings
 from serving.reload import BundleReloader
 
 Scope = MutableMapping[str, Any]
@@ -37,11 +37,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DEFAULT_MAX_BODY_BYTES: int = Settings.model_fields["max_body_bytes"].default
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-def resolve_settings(app: FastAPI) -> Settings:
-    """The settings the routes will see: an override of `get_settings` if any."""
-    return app.dependency_overrides.get(get_settings, get_settings)()
 
 
 @asynccontextmanager
@@ -233,8 +228,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Pick the LLM that should answer a request, from learned outcomes and cost.",
         lifespan=lifespan,
     )
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
+    # Not a dependency override: see `serving.api.deps.resolve_settings`.
+    app.state.given_settings = settings
     app.state.metrics = RouterMetrics()
     app.state.service = None
     app.state.reloader = BundleReloader(app.state, app.state.metrics, RouterService.load)

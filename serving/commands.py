@@ -175,6 +175,24 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn log level (default: %(default)s).",
     )
+    parser.add_argument(
+        "--http",
+        default="auto",
+        choices=["auto", "h11", "httptools"],
+        help="uvicorn HTTP parser; auto takes httptools when installed (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio", "uvloop"],
+        help="Event loop; auto takes uvloop when installed (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="Log one line per request (off by default: the decision log records every "
+        "decision, and a log line per request costs latency).",
+    )
     parser.set_defaults(func=serve_command)
     return parser
 
@@ -218,7 +236,15 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from serving.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        http=getattr(args, "http", "auto"),
+        loop=getattr(args, "loop", "auto"),
+        access_log=getattr(args, "access_log", False),
+    )
     return 0
 
 

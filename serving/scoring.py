@@ -84,6 +84,9 @@ class BundleScorer:
             c["candidate"]: i for i, c in enumerate(components) if c["name"] == "input_tokens"
         }
         self._index = {name: i for i, name in enumerate(self.candidates)}
+        #: Worth a thread-pool hand-off per request (`serving.api.offload`): MiniLM
+        #: runs for milliseconds with the GIL released; the static encoder does not.
+        self.offload = bundle.feature_spec.encoder != "static"
 
     def score_features(self, features: np.ndarray) -> Scores:
         """Scores from feature vectors of shape ``(n_rounds, n_features)``."""

@@ -30,6 +30,14 @@ def encoder_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def static_encoder_dir() -> Path:
+    """The static token vectors distilled from MiniLM (minutes on first use, then cached)."""
+    from features.encoder_export import ensure_encoder
+
+    return ensure_encoder(kind="static")
+
+
+@pytest.fixture(scope="session")
 def small_logs(shipped_calls, tmp_path_factory) -> dict[str, Path]:
     """Train/test call logs of disjoint prompts, every candidate present."""
     counts = shipped_calls.groupby("prompt_id")["model"].nunique()

@@ -53,8 +53,10 @@ def _train(args: argparse.Namespace) -> int:
         cv_max_prompts=args.cv_max_prompts,
         seed=args.seed,
         calibrate=not args.no_calibration,
-        spec=FeatureSpec(
-            max_tokens=args.max_tokens, head_tokens=min(args.head_tokens, args.max_tokens - 2)
+        spec=FeatureSpec.for_encoder(
+            args.encoder,
+            max_tokens=args.max_tokens,
+            head_tokens=min(args.head_tokens, args.max_tokens - 2),
         ),
         track=not args.no_mlflow,
         register_as=args.register_as or None,
@@ -205,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--max-tokens", type=int, default=256, help="routing token cap")
     train.add_argument("--head-tokens", type=int, default=64, help="tokens kept from the start")
+    train.add_argument(
+        "--encoder",
+        choices=["minilm", "static"],
+        default="minilm",
+        help="sentence encoder: int8 MiniLM, or its static token vectors distilled offline "
+        "(about 50x faster on a long prompt, see README 'Speed'; default: %(default)s)",
+    )
     train.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     train.add_argument(
         "--register-as",

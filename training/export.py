@@ -19,7 +19,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.utils.validation import check_is_fitted
 
-from features.encoder import ENCODER_FILE, TOKENIZER_FILE
+from features.encoder import ENCODER_FILES
 from features.prices import ModelPrice
 from features.spec import FeatureSpec
 from serving.bundle import (
@@ -346,7 +346,8 @@ def write_bundle(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     encoder_dir = Path(encoder_dir)
-    for name in (ENCODER_FILE, TOKENIZER_FILE):
+    encoder_files = ENCODER_FILES[spec.encoder]
+    for name in encoder_files:
         shutil.copyfile(encoder_dir / name, out_dir / name)
     onnx.save(export_scorer(learner), out_dir / SCORER_FILE)
     onnx.save(export_cost_model(cost_model), out_dir / COST_FILE)
@@ -388,8 +389,7 @@ def write_bundle(
         "policy": policy,
         "training": training,
         "files": {
-            name: file_sha256(out_dir / name)
-            for name in (ENCODER_FILE, TOKENIZER_FILE, SCORER_FILE, COST_FILE)
+            name: file_sha256(out_dir / name) for name in (*encoder_files, SCORER_FILE, COST_FILE)
         },
     }
     manifest["router_version"] = router_version_of(manifest)

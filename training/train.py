@@ -192,7 +192,7 @@ def train(config: TrainConfig) -> TrainResult:
         f"read {len(read.frame)} calls; quarantined {read.n_quarantined}"
         + (f" -> {quarantine}" if read.n_quarantined else "")
     )
-    encoder_dir = ensure_encoder()
+    encoder_dir = ensure_encoder(kind=config.spec.encoder)
     featurizer = Featurizer(config.spec, encoder_dir, workers=2)
     data = build_training_set(read.frame, featurizer, config.candidates)
     n_labelled = int(data.labelled.sum())

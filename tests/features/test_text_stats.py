@@ -27,3 +27,14 @@ def test_batch_shape_and_empty_text(shipped_calls):
     assert stats.shape == (6, len(TEXT_STATS))
     assert np.isfinite(stats).all()
     assert text_stats_batch([]).shape == (0, len(TEXT_STATS))
+
+
+def test_ascii_fast_path_counts_like_the_character_loop(shipped_calls):
+    from features.text_stats import _MATH
+
+    texts = [CODE, "1+1=2 <b> $x^2$ \\frac", *shipped_calls["prompt"].drop_duplicates().head(30)]
+    for text in (t for t in texts if t.isascii()):
+        stats = dict(zip(TEXT_STATS, text_stats(text), strict=True))
+        n = max(len(text), 1)
+        assert stats["digit_fraction"] == np.float32(sum(c.isdigit() for c in text) / n)
+        assert stats["math_marker_fraction"] == np.float32(sum(c in _MATH for c in text) / n)

@@ -8,15 +8,21 @@ instead of another training run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from serving.api.deps import RouterService
+from serving.api.routes.route import _run_within_budget
 from serving.bundle import MANIFEST_FILE, router_version_of
+from serving.config import Settings
 
 RENAMED_SUFFIX = "-renamed"
 
@@ -56,3 +62,22 @@ def other_bundle(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def copy_bundle() -> Callable[..., Path]:
     """`edited_copy`, for tests that make bundles of their own."""
     return edited_copy
+
+
+def _decided_on_thread(bundle: str) -> tuple[int, bool]:
+    """The thread `/route`'s decision step ran on for a real service of ``bundle``, and
+    whether that was the event loop's."""
+    settings = Settings(bundle=bundle, time_budget_ms=60_000.0)
+    service = RouterService.load(settings)
+    try:
+        work = threading.get_ident
+        ran_on = asyncio.run(_run_within_budget(service, work, settings, time.perf_counter()))
+    finally:
+        service.close()
+    return ran_on, ran_on == threading.get_ident()
+
+
+@pytest.fixture
+def decided_on_thread():
+    """``f(bundle) -> (thread id, on the event loop?)`` of `/route`'s decision step."""
+    return _decided_on_thread
