@@ -115,6 +115,7 @@ def run_split(
     )
     rows = train.labelled
     results: dict[str, dict[str, Any]] = {}
+    calibrated: dict[str, np.ndarray] = {}
     for label, name, params in configs:
         calibration, _ = fit_calibration(train, cv.p_oof[label], cv.folds)
         learner = make_learner(name, **params).fit(
@@ -125,9 +126,16 @@ def run_split(
             **fit_params,
         )
         p = apply_calibration(learner.predict_proba(test.features), calibration)
+        calibrated[label] = p
         summary = route_summary(log, p, cost)
         results[label] = {key: summary[key] for key in METRICS}
         results[label]["cv_area"] = cv.scores[label].get("area")
+        results[label]["cv_log_loss"] = cv.scores[label]["log_loss"]
+    for label, members in ensembles(cv).items():
+        p = np.mean([calibrated[m] for m in members], axis=0)
+        summary = route_summary(log, p, cost)
+        results[label] = {key: summary[key] for key in METRICS}
+        results[label]["members"] = members
     summary = route_summary(log, log.outcome, log.cost_usd)
     return {
         "split": split,
@@ -139,6 +147,12 @@ def run_split(
     }
 
 
+def ensembles(cv) -> dict[str, list[str]]:
+    """Averaging candidates: every learner, and the three best by cross-validated area."""
+    by_area = sorted(cv.scores, key=lambda lb: -(cv.scores[lb].get("area") or 0.0))
+    return {"mean-all": list(cv.scores), "mean-top3": by_area[:3]}
+
+
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     """Mean and standard error (0 for a single value)."""
     values = np.asarray(values, dtype=float)
@@ -148,7 +162,8 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
 
 def summarize_dataset(splits: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-learner means, the selected router's, and its paired gain over the baselines."""
-    labels = list(splits[0]["learners"])
+    labels = [lb for lb in splits[0]["learners"] if not lb.startswith("mean-")]
+    ensemble_labels = [lb for lb in splits[0]["learners"] if lb.startswith("mean-")]
 
     def rows_of(pick) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -159,7 +174,9 @@ def summarize_dataset(splits: list[dict[str, Any]]) -> dict[str, Any]:
             out[f"{metric}_reached"] = len(reached)
         return out
 
-    table = {label: rows_of(lambda s, lb=label: s["learners"][lb]) for label in labels}
+    table = {
+        label: rows_of(lambda s, lb=label: s["learners"][lb]) for label in labels + ensemble_labels
+    }
     table["selected"] = rows_of(lambda s: s["learners"][s["chosen"]])
     baseline_labels = [lb for lb in labels if lb.split("-")[0] in BASELINES]
     gains = [
