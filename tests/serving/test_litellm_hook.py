@@ -370,11 +370,17 @@ def test_call_rows_count_cached_tokens_in_input_tokens(usage, expected, tmp_path
     assert read_call_logs(tmp_path / "calls.jsonl").n_quarantined == 0
 
 
-def test_the_proxy_config_line_loads_the_hook():
-    """``callbacks: serving.gateways.litellm_hook.proxy_handler_instance`` resolves
-    through the proxy's own loader to a hook instance."""
+def test_the_documented_proxy_config_loads_the_hook(bundle_dir):
+    """docs/litellm-proxy-config.yaml: its ``callbacks`` line resolves through the
+    proxy's own loader to a hook, and the models it routes to are bundle candidates."""
+    import yaml
     from litellm.proxy.types_utils.utils import get_instance_fn
 
-    instance = get_instance_fn("serving.gateways.litellm_hook.proxy_handler_instance")
+    path = Path(__file__).resolve().parents[2] / "docs" / "litellm-proxy-config.yaml"
+    config = yaml.safe_load(path.read_text())
+    instance = get_instance_fn(config["litellm_settings"]["callbacks"], config_file_path=str(path))
     assert isinstance(instance, OutcomeRouterHook)
     assert "async_pre_call_hook" in vars(type(instance))  # how the proxy detects the hook
+    names = [m["model_name"] for m in config["model_list"]]
+    assert REQUESTED in names
+    assert set(names) - {REQUESTED} <= set(load_bundle(bundle_dir).candidate_names)
