@@ -26,8 +26,8 @@ import argparse
 import asyncio
 import json
 import socket
-import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -222,17 +222,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.rate <= 0 or args.max_in_flight < 1:
         parser.error("--seconds, --rate and --max-in-flight must be positive")
 
-    proc = None
+    proc = server_log = None
     url = args.url
     if args.bundle:
         port = _free_port()
-        # The server's warnings (one per fallback) would drown the summary; fallbacks
-        # are counted from the answers instead.
-        proc = start_server(args.bundle, "127.0.0.1", port, stderr=subprocess.DEVNULL)
+        # The server's warnings (one per fallback) would drown the summary: they go to
+        # a file, shown only if the server fails to start. Fallbacks are counted from
+        # the answers instead.
+        server_log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in finally
+        proc = start_server(args.bundle, "127.0.0.1", port, stderr=server_log)
         url = f"http://127.0.0.1:{port}"
     try:
         if proc is not None:
-            wait_for_health("127.0.0.1", int(url.rsplit(":", 1)[1]), proc=proc)
+            try:
+                wait_for_health("127.0.0.1", port, proc=proc)
+            except (RuntimeError, TimeoutError):
+                server_log.seek(0)
+                print(server_log.read()[-3000:], file=sys.stderr)
+                raise
         bodies = load_bodies()
         result = asyncio.run(
             run_load(
@@ -249,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=20)
+            server_log.close()
 
     summary = {"offered_rps": args.rate, "seconds": args.seconds, **result.summary()}
     if args.json:
