@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cached_property
@@ -206,7 +207,9 @@ class OutcomeRouterHook(CustomLogger):
     def __init__(self, settings: HookSettings | None = None) -> None:
         super().__init__()
         self._settings = settings
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @cached_property
     def settings(self) -> HookSettings:
@@ -223,14 +226,14 @@ class OutcomeRouterHook(CustomLogger):
 
     def _client(self) -> httpx.AsyncClient:
         """One pooled client per event loop (an httpx client is bound to its loop)."""
-        loop_id = id(asyncio.get_running_loop())
-        client = self._clients.get(loop_id)
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
         if client is None or client.is_closed:
             headers = {"content-type": "application/json"}
             if self.settings.api_key is not None:
                 headers["authorization"] = f"Bearer {self.settings.api_key.get_secret_value()}"
             client = httpx.AsyncClient(headers=headers, trust_env=False)
-            self._clients[loop_id] = client
+            self._clients[loop] = client
         return client
 
     @staticmethod
@@ -460,10 +463,11 @@ class OutcomeRouterHook(CustomLogger):
             logger.exception("outcome-router hook could not write a call-log row.")
 
     async def aclose(self) -> None:
-        """Close the HTTP clients and the call log (tests; the proxy never calls it)."""
-        for client in list(self._clients.values()):
+        """Close this event loop's HTTP client and the call log (tests; the proxy
+        never calls it)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
             await client.aclose()
-        self._clients.clear()
         if self.call_log is not None:
             self.call_log.close()
 
