@@ -100,12 +100,14 @@ class LoadResult:
         }
 
 
-def load_bodies(n: int = 200) -> list[bytes]:
+def load_bodies(n: int = 200, prompt_chars: int | None = None) -> list[bytes]:
     """Request bodies: chat-completions bodies around distinct shipped prompts.
 
     The shipped SWE-bench issue texts (read with pyarrow when installed) vary from
-    a few lines to long tracebacks, so the load mixes short and long routing texts;
-    without pyarrow the shipped example request is used alone.
+    a few lines to long tracebacks, so the load mixes short and long routing texts
+    (most fill the 256-token routing window); ``prompt_chars`` cuts each to its
+    first characters for a short-prompt load. Without pyarrow the shipped example
+    request is used alone.
     """
     base = json.loads(EXAMPLE_REQUEST.read_text())
     try:
@@ -114,7 +116,7 @@ def load_bodies(n: int = 200) -> list[bytes]:
         prompts = pq.read_table(SHIPPED_CALLS, columns=["prompt"]).column("prompt").to_pylist()
     except ImportError:
         return [json.dumps(base).encode()]
-    unique = list(dict.fromkeys(p for p in prompts if p))[:n]
+    unique = list(dict.fromkeys(p[:prompt_chars] for p in prompts if p))[:n]
     bodies = []
     for prompt in unique:
         messages = [*base["messages"][:-1], {"role": "user", "content": prompt}]
@@ -217,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="Per request, s.")
     parser.add_argument("--api-key", help="Sent as a bearer token (OUTCOME_ROUTER_API_KEYS).")
+    parser.add_argument(
+        "--prompt-chars",
+        type=int,
+        help="Cut every prompt to its first N characters (e.g. 200 for ~40-token prompts).",
+    )
     parser.add_argument("--json", action="store_true", help="Print the summary as JSON only.")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.rate <= 0 or args.max_in_flight < 1:
@@ -240,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 server_log.seek(0)
                 print(server_log.read()[-3000:], file=sys.stderr)
                 raise
-        bodies = load_bodies()
+        bodies = load_bodies(prompt_chars=args.prompt_chars)
         result = asyncio.run(
             run_load(
                 url,
@@ -258,7 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=20)
             server_log.close()
 
-    summary = {"offered_rps": args.rate, "seconds": args.seconds, **result.summary()}
+    summary = {
+        "offered_rps": args.rate,
+        "seconds": args.seconds,
+        "prompt_chars": args.prompt_chars,
+        **result.summary(),
+    }
     if args.json:
         print(json.dumps(summary))
     else:
