@@ -80,7 +80,8 @@ def training_set(small_logs, encoder_dir):
 
 @pytest.fixture(scope="session")
 def serving_forbidden() -> frozenset[str]:
-    """The training stack a serving process must never load (DESIGN.md section 1)."""
+    """The training stack (DESIGN.md section 1) and gateway libraries a serving
+    process must never load."""
     return frozenset(
         {
             "torch",
@@ -90,6 +91,8 @@ def serving_forbidden() -> frozenset[str]:
             "lightgbm",
             "mlflow",
             "pandas",
+            # the LiteLLM hook runs in the proxy (serving/gateways), never in the server
+            "litellm",
         }
     )
 
