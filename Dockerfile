@@ -17,13 +17,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The base install is exactly the serving dependencies (pyproject `dependencies`);
-# the `serve` extra adds httptools, uvicorn's faster HTTP parser. Never `[train]`.
+# The base install is exactly the serving dependencies (pyproject `dependencies`,
+# httptools and uvloop included). Never `[train]`.
 COPY pyproject.toml README.md ./
 COPY features ./features
 COPY serving ./serving
 COPY training ./training
-RUN pip install ".[serve]" && useradd --system --uid 10001 --no-create-home router
+RUN pip install . && useradd --system --uid 10001 --no-create-home router
 
 # The bundle: a folder inside the build context (verified against its manifest's
 # sha256 at start-up). A volume mounted on /srv/bundle replaces it at run time.

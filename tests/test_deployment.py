@@ -65,7 +65,7 @@ def test_the_image_is_slim_python_311_with_serving_dependencies_only():
     (base,) = [rest for word, rest in instructions() if word == "FROM"]
     assert base == "python:3.11-slim"
     assert "train" not in installed_extras()
-    assert installed_extras() <= {"serve"}
+    assert installed_extras() == set()
 
 
 def test_cmd_runs_one_worker_of_an_importable_app_factory():
@@ -144,7 +144,7 @@ def test_the_cmd_serves_with_only_the_serving_dependencies(
     args[args.index("--host") + 1] = "127.0.0.1"
     args[args.index("--port") + 1] = str(port)
     if importlib.util.find_spec("httptools") is None:
-        # The image installs it (the `serve` extra); this environment may not have it.
+        # A base dependency; an environment installed before it was added may lack it.
         i = args.index("--http")
         del args[i : i + 2]
     env = {
