@@ -59,7 +59,12 @@ from training.evaluation import FullInfoLog  # noqa: E402
 from training.learners import CandidateInfo, make_learner  # noqa: E402
 from training.selection import LearnerConfig, cross_validate, route_summary, units  # noqa: E402
 from training.split import in_train_split  # noqa: E402
-from training.train import DEFAULT_LEARNERS, cost_components, model_family  # noqa: E402
+from training.train import (  # noqa: E402
+    DEFAULT_LEARNERS,
+    cost_components,
+    learners_for_spec,
+    model_family,
+)
 
 TRAIN_FRACTION = 0.7
 #: The issue's baselines: RouterBench's kNN and MLP routers and logistic regression.
@@ -71,8 +76,8 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def training_set(name: str, quick: bool) -> tuple[TrainingSet, PriceCatalog]:
-    """The dataset's call log, featurized once through the exported encoder."""
+def training_set(name: str, quick: bool, encoder: str) -> tuple[TrainingSet, PriceCatalog]:
+    """The dataset's call log, featurized once through the exported ``encoder``."""
     catalog = PriceCatalog.load()
     frame = DATASETS[name](quick, 0)
     folder = ROOT / "build" / "benchmarks" / "learners"
@@ -80,7 +85,8 @@ def training_set(name: str, quick: bool) -> tuple[TrainingSet, PriceCatalog]:
     path = folder / f"{name}{'-quick' if quick else ''}.parquet"
     frame.to_parquet(path, index=False)
     read = read_call_logs([str(path)], prices=catalog, quarantine_path=path.with_suffix(".q.jsonl"))
-    featurizer = Featurizer(FeatureSpec(), ensure_encoder(), workers=2)
+    spec = FeatureSpec.for_encoder(encoder)
+    featurizer = Featurizer(spec, ensure_encoder(kind=encoder), workers=2)
     return build_training_set(read.frame, featurizer), catalog
 
 
@@ -223,23 +229,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=5, help="seeded grouped splits")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     parser.add_argument("--quick", action="store_true", help="the smaller datasets of --quick")
+    parser.add_argument(
+        "--encoder", default="minilm", choices=("minilm", "static"), help="the encoder tier"
+    )
     parser.add_argument("--out", default=str(ROOT / "build" / "benchmarks" / "learners.json"))
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {}
     for name in args.datasets.split(","):
         start = time.perf_counter()
-        data, catalog = training_set(name, args.quick)
+        data, catalog = training_set(name, args.quick, args.encoder)
         splits = []
         for split in range(args.splits):
             say(f"[{name}] split {split + 1}/{args.splits}")
-            splits.append(run_split(data, catalog, DEFAULT_LEARNERS, split, args.folds))
+            learners = learners_for_spec(DEFAULT_LEARNERS, FeatureSpec.for_encoder(args.encoder))
+            splits.append(run_split(data, catalog, learners, split, args.folds))
         results[name] = {
             **summarize_dataset(splits),
             "splits": splits,
             "seconds": round(time.perf_counter() - start, 1),
         }
-        print_dataset(name, results[name])
+        print_dataset(f"{name} ({args.encoder} encoder)", results[name])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=float))
     print(f"\nresults: {args.out}")

@@ -101,6 +101,21 @@ def model_family(name: str) -> str:
     return re.split(r"-(?=\d|latest|mini|nano|preview)", name.lower())[0]
 
 
+def learners_for_spec(learners: list[LearnerConfig], spec: FeatureSpec) -> list[LearnerConfig]:
+    """The learner settings with the spec's embedding width where a learner reads it.
+
+    kNN's cosine runs on the embedding columns only, and their number depends on the
+    encoder (384 for MiniLM, 256 for the static tier); a width given explicitly is
+    kept.
+    """
+    adapted = []
+    for label, name, params in learners:
+        if "embedding_dim" in make_learner(name).get_params() and "embedding_dim" not in params:
+            params = {**params, "embedding_dim": spec.embedding_dim}
+        adapted.append((label, name, params))
+    return adapted
+
+
 def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> list[CostComponent]:
     """Priced units of each candidate's cost (see `training.cost_model`).
 
@@ -217,17 +232,18 @@ def train(config: TrainConfig) -> TrainResult:
         cv_data = data.subset(keep)
         _say(f"cross-validating on a sample of {config.cv_max_prompts} of {data.n_prompts} prompts")
     n_folds = min(config.n_folds, cv_data.n_prompts)
-    if (len(config.learners) > 1 or config.calibrate) and n_folds >= 2:
+    learners = learners_for_spec(config.learners, config.spec)
+    if (len(learners) > 1 or config.calibrate) and n_folds >= 2:
         cv = cross_validate(
             cv_data,
-            config.learners,
+            learners,
             components,
             n_folds=n_folds,
             seed=config.seed,
             fit_params=fit_params,
         )
     label, name, params = next(
-        (c for c in config.learners if cv is not None and c[0] == cv.chosen), config.learners[0]
+        (c for c in learners if cv is not None and c[0] == cv.chosen), learners[0]
     )
     _say(f"chosen learner: {label}" + (f" (by cross-validated {cv.criterion})" if cv else ""))
     calibration, calibration_report = None, {"chosen": "none", "reason": "not cross-validated"}

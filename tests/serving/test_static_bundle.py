@@ -26,9 +26,16 @@ from training.cli import main as cli_main
 def static_bundle(small_logs, static_encoder_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("static") / "bundle"
     argv = ["train", "--logs", str(small_logs["train"]), "--out", str(out)]
-    argv += ["--encoder", "static", "--learner", "logistic-C0.0003", "--no-mlflow"]
+    # kNN reads the embedding width: 256 columns here, not MiniLM's 384.
+    argv += ["--encoder", "static", "--learner", "knn,logistic-C0.0003", "--no-mlflow"]
     assert cli_main(argv) == 0
     return out
+
+
+def test_every_learner_setting_fits_the_static_width(static_bundle):
+    selection = load_bundle(static_bundle).manifest["training"]["selection"]
+    assert selection["learners"]["knn"]["params"]["embedding_dim"] == 256
+    assert set(selection["learners"]) == {"knn", "logistic-C0.0003"}
 
 
 def test_bundle_carries_the_static_vectors_hashed(static_bundle, static_encoder_dir):
