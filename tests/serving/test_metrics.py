@@ -65,7 +65,7 @@ def test_metrics_after_decisions_a_fallback_and_a_reload(
     assert samples(before, "outcome_router_bundle_loaded_timestamp_seconds")[()] > 0
     for outcome in ("success", "rejected", "busy", "error"):
         assert samples(before, "outcome_router_reloads_total")[(("outcome", outcome),)] == 0
-    for cause in ("error", "time_budget"):
+    for cause in ("error", "time_budget", "overload"):
         assert (("cause", cause),) in samples(before, "outcome_router_fallbacks_total")
 
     chosen = [client.post("/route", json={"prompt": p}).json()["model"] for p in PROMPTS]

@@ -42,7 +42,8 @@ class RouterMetrics:
         fallbacks included.
     fallbacks : Counter
         ``outcome_router_fallbacks_total{cause}``: answers with the fallback model,
-        ``cause`` is ``"error"`` or ``"time_budget"``.
+        ``cause`` is ``"error"``, ``"time_budget"`` or ``"overload"`` (more decisions
+        in flight than the decision pool admits, `serving.deadline`).
     errors : Counter
         ``outcome_router_errors_total``: internal exceptions (scoring, decision log).
     latency : Histogram
@@ -125,7 +126,7 @@ class RouterMetrics:
             registry=self.registry,
         )
         # Export the labelled series at 0 from the start, so rates are defined.
-        for cause in ("error", "time_budget"):
+        for cause in ("error", "time_budget", "overload"):
             self.fallbacks.labels(cause=cause)
         for outcome in RELOAD_OUTCOMES:
             self.reloads.labels(outcome=outcome)
