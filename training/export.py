@@ -32,6 +32,7 @@ from serving.bundle import (
 )
 from training.cost_model import LogLinearCostModel
 from training.learners import (
+    AveragingLearner,
     KNNLearner,
     Learner,
     LightGBMLearner,
@@ -280,6 +281,18 @@ def _export_shared(learner: SharedLearner) -> onnx.ModelProto:
     return _make_model(nodes, inits, d, SCORER_OUTPUT, k)
 
 
+def _export_ensemble(learner: AveragingLearner) -> onnx.ModelProto:
+    """Every member's graph side by side on the shared input, then their Mean."""
+    nodes, inits, outputs = [], [], []
+    for i, member in enumerate(learner.members_):
+        graph = onnx.compose.add_prefix(export_scorer(member), f"m{i}_", rename_inputs=False)
+        nodes += graph.graph.node
+        inits += graph.graph.initializer
+        outputs.append(f"m{i}_{SCORER_OUTPUT}")
+    nodes.append(helper.make_node("Mean", outputs, [SCORER_OUTPUT]))
+    return _make_model(nodes, inits, learner.n_features_in_, SCORER_OUTPUT, learner.n_candidates_)
+
+
 #: Exporter of each learner class; `export_scorer` refuses anything else.
 SCORER_EXPORTERS: dict[type, Callable[[Any], onnx.ModelProto]] = {
     LogisticLearner: _export_logistic,
@@ -288,6 +301,7 @@ SCORER_EXPORTERS: dict[type, Callable[[Any], onnx.ModelProto]] = {
     MLPLearner: _export_mlp,
     MatrixFactorizationLearner: _export_mf,
     SharedLearner: _export_shared,
+    AveragingLearner: _export_ensemble,
 }
 
 

@@ -110,6 +110,24 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def ensembles_of_configs(configs: list[LearnerConfig]) -> dict[str, list[str]]:
+    """Ensemble settings whose members are all settings of ``configs`` too, with the
+    labels of those members.
+
+    An averaging ensemble fit on a fold is the mean of its members fit on that fold,
+    so its out-of-fold predictions are the mean of theirs: no second fit of each.
+    """
+    by_setting = {(name, repr(params)): label for label, name, params in configs}
+    derived = {}
+    for label, name, params in configs:
+        if name != "ensemble" or "members" not in params:
+            continue
+        members = [by_setting.get((m, repr(p))) for m, p in params["members"]]
+        if members and all(m is not None for m in members):
+            derived[label] = members
+    return derived
+
+
 def cross_validate(
     data: TrainingSet,
     configs: list[LearnerConfig],
@@ -143,6 +161,7 @@ def cross_validate(
 
     cost_oof = np.zeros((data.n_prompts, k))
     p_oof = {label: np.zeros((data.n_prompts, k)) for label, _, _ in configs}
+    derived = ensembles_of_configs(configs)
     for f in range(n_folds):
         _say(f"cross-validation fold {f + 1}/{n_folds}")
         fit_rows = row_fold != f
@@ -156,6 +175,8 @@ def cross_validate(
         cost_oof[held] = cost_model.predict_cost(data.features[held], k)
         train_rows = fit_rows & labelled
         for label, name, params in configs:
+            if label in derived:
+                continue
             learner = make_learner(name, **params).fit(
                 data.features[data.prompt[train_rows]],
                 data.outcome[train_rows],
@@ -164,6 +185,9 @@ def cross_validate(
                 **fit_params,
             )
             p_oof[label][held] = learner.predict_proba(data.features[held])
+
+    for label, members in derived.items():
+        p_oof[label] = np.mean([p_oof[m] for m in members], axis=0)
 
     log = None
     if use_area:

@@ -31,6 +31,7 @@ from training.cost_model import CostComponent, LogLinearCostModel
 from training.dataset import TrainingSet, build_training_set
 from training.export import write_bundle
 from training.learners import CandidateInfo, make_learner
+from training.learners.ensemble import DEFAULT_MEMBERS
 from training.policy_target import PolicyTarget, fit_policy_target
 from training.selection import CrossValidation, LearnerConfig, cross_validate, units
 
@@ -108,12 +109,16 @@ def learners_for_spec(learners: list[LearnerConfig], spec: FeatureSpec) -> list[
     encoder (384 for MiniLM, 256 for the static tier); a width given explicitly is
     kept.
     """
-    adapted = []
-    for label, name, params in learners:
+
+    def adapt(name: str, params: dict[str, Any]) -> dict[str, Any]:
+        if name == "ensemble":
+            given = params.get("members", DEFAULT_MEMBERS)
+            return {**params, "members": tuple((m, adapt(m, p)) for m, p in given)}
         if "embedding_dim" in make_learner(name).get_params() and "embedding_dim" not in params:
-            params = {**params, "embedding_dim": spec.embedding_dim}
-        adapted.append((label, name, params))
-    return adapted
+            return {**params, "embedding_dim": spec.embedding_dim}
+        return params
+
+    return [(label, name, adapt(name, params)) for label, name, params in learners]
 
 
 def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> list[CostComponent]:

@@ -269,5 +269,5 @@ def test_bad_candidate_info_raises(kwargs, match):
 
 
 def test_unknown_learner_lists_the_registry():
-    with pytest.raises(ValueError, match=r"available: \['knn', 'lightgbm', 'logistic', 'mf'"):
+    with pytest.raises(ValueError, match=r"available: \['ensemble', 'knn', 'lightgbm', 'logistic'"):
         make_learner("forest")

@@ -29,6 +29,7 @@ Registered learners (`LEARNERS`):
   (RouteLLM's matrix factorisation, for N candidates).
 - ``shared``, `SharedLearner`: one model over prompt and candidate features
   (identity, family, price), pooling evidence across candidates.
+- ``ensemble``, `AveragingLearner`: the mean of several of the above.
 
 Importing this package imports neither torch nor LightGBM; learners import what
 they need in ``fit``.
@@ -45,6 +46,7 @@ from training.learners._base import (
     soft_label_rows,
 )
 from training.learners.boosting import LightGBMLearner
+from training.learners.ensemble import AveragingLearner
 from training.learners.knn import KNNLearner
 from training.learners.linear import LogisticLearner
 from training.learners.mf import MatrixFactorizationLearner
@@ -54,6 +56,7 @@ from training.learners.shared import SharedLearner, candidate_features
 __all__ = [
     "DEFAULT_MIN_ROWS",
     "LEARNERS",
+    "AveragingLearner",
     "CandidateInfo",
     "KNNLearner",
     "Learner",
@@ -77,6 +80,7 @@ LEARNERS: dict[str, type[Learner]] = {
     "mlp": MLPLearner,
     "mf": MatrixFactorizationLearner,
     "shared": SharedLearner,
+    "ensemble": AveragingLearner,
 }
 
 
