@@ -19,7 +19,6 @@ Changing the decision log's settings needs a restart.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -107,7 +106,7 @@ class BundleReloader:
         ``app.state``, whose ``service`` attribute is read and replaced.
     metrics : RouterMetrics
     load : callable
-        ``load(settings, bundle_path, open_log=False) -> RouterService``: normally
+        ``load(settings, bundle_path, handover=current) -> RouterService``: normally
         `RouterService.load`, passed in so this module does not import the API.
 
     Attributes
@@ -175,7 +174,7 @@ class BundleReloader:
         start = time.perf_counter()
         try:
             path = self._fetch(source, settings)
-            fresh = self._load(settings, path, open_log=False)
+            fresh = self._load(settings, path, handover=current)
         except FallbackModelError as exc:
             raise ReloadError(409, f"Refused {source}: {exc} {keeps}", "rejected") from exc
         except (BundleError, ValueError, OSError) as exc:
@@ -187,12 +186,6 @@ class BundleReloader:
                 f"Could not load {source}: {type(exc).__name__}: {exc} {keeps}",
                 "error",
             ) from exc
-        # One writer for the decision log and one decision pool: the open objects move
-        # to the new service, and the pool the new service built is not needed.
-        unused_runner = fresh.runner
-        fresh = dataclasses.replace(fresh, decision_log=current.decision_log, runner=current.runner)
-        if unused_runner is not None and unused_runner is not current.runner:
-            unused_runner.close()
         load_ms = (time.perf_counter() - start) * 1000.0
         self._state.service = fresh  # the swap: one reference assignment
         self._metrics.set_bundle(

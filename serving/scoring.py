@@ -30,6 +30,18 @@ class Scores:
     p_success: np.ndarray
     expected_cost_usd: np.ndarray
 
+    def check_one(self, n_candidates: int) -> None:
+        """Raise ``ValueError`` unless these are finite scores of one request for
+        ``n_candidates`` candidates: what `/route` and a loading bundle both need."""
+        p, cost = self.p_success, self.expected_cost_usd
+        if p.shape != (1, n_candidates) or cost.shape != p.shape:
+            raise ValueError(
+                f"The scorer returned shapes {p.shape} and {cost.shape}; "
+                f"expected (1, {n_candidates})."
+            )
+        if not (np.isfinite(p).all() and np.isfinite(cost).all()):
+            raise ValueError("The scorer returned non-finite scores.")
+
 
 @dataclass(frozen=True)
 class CacheHint:
@@ -84,7 +96,7 @@ class BundleScorer:
             c["candidate"]: i for i, c in enumerate(components) if c["name"] == "input_tokens"
         }
         self._index = {name: i for i, name in enumerate(self.candidates)}
-        #: Worth a thread-pool hand-off per request (`serving.api.offload`): MiniLM
+        #: Worth a hand-off to the decision pool per request (`/route`): MiniLM
         #: runs for milliseconds with the GIL released; the static encoder does not.
         self.offload = bundle.feature_spec.encoder != "static"
 

@@ -66,30 +66,30 @@ class RouterService:
     ----------
     bundle : Bundle
     scorer : BundleScorer
-        Anything with ``score_text(text, cache) -> Scores``.
+        Anything with ``score_text(text, cache) -> Scores`` and ``offload`` (whether
+        a decision is worth a hand-off to ``runner``).
     fallback_model : str
         A bundle candidate answered when deciding fails or is too slow.
     feature_spec : FeatureSpec
         The bundle's feature spec, parsed once (its text source picks the routing
         text; its version goes to the decision log).
+    runner : DecisionRunner
+        Pool that scores and decides under the preemptive time budget.
     decision_log : DecisionLog or None
     exploration : Exploration
         The exploring policy's knobs (method ``"none"``: greedy, propensity 1).
     rng : numpy.random.Generator
         Draws of the exploring policy (seeded by ``OUTCOME_ROUTER_EXPLORE_SEED``).
-    runner : DecisionRunner or None
-        Pool that scores and decides under the preemptive time budget; None
-        decides on the request's thread with a post-hoc budget check.
     """
 
     bundle: Bundle
     scorer: BundleScorer
     fallback_model: str
     feature_spec: FeatureSpec
+    runner: DecisionRunner
     decision_log: DecisionLog | None = None
     exploration: Exploration = field(default_factory=Exploration)
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    runner: DecisionRunner | None = None
 
     @classmethod
     def load(
@@ -97,7 +97,7 @@ class RouterService:
         settings: Settings,
         bundle_path: str | Path | None = None,
         *,
-        open_log: bool = True,
+        handover: RouterService | None = None,
     ) -> RouterService:
         """Load and verify the bundle, build and warm up the scorer, open the log.
 
@@ -107,9 +107,10 @@ class RouterService:
         bundle_path : path, optional
             A bundle folder other than ``settings.bundle``: ``POST /admin/reload``
             loads its new bundle here, off to the side of the one serving.
-        open_log : bool
-            False leaves ``decision_log`` None. A reload hands the serving log object
-            to the new service instead, so the file keeps exactly one writer.
+        handover : RouterService, optional
+            The service serving now, whose decision log and decision pool the new
+            one takes over instead of opening its own: a reload keeps exactly one
+            writer on the log file and one pool.
 
         Raises
         ------
@@ -139,30 +140,30 @@ class RouterService:
         # The first onnxruntime run allocates and optimises; pay it here, not on a
         # request that would then miss its time budget. Its output is checked too:
         # a bundle that cannot score is refused before it answers anyone.
-        warm = scorer.score_request(prompt="warm-up")
-        shape = (1, len(bundle.candidate_names))
-        p, cost = warm.p_success, warm.expected_cost_usd
-        if (
-            p.shape != shape
-            or cost.shape != shape
-            or not (np.isfinite(p).all() and np.isfinite(cost).all())
-        ):
+        try:
+            scorer.score_request(prompt="warm-up").check_one(len(bundle.candidate_names))
+        except ValueError as exc:
             raise BundleError(
-                f"The bundle {source} scored its warm-up prompt with shapes {p.shape} and "
-                f"{cost.shape} (expected {shape}, finite): its graphs do not match its "
-                "manifest's candidates."
+                f"The bundle {source} cannot score its warm-up prompt ({exc}): its graphs "
+                "do not match its manifest's candidates."
+            ) from exc
+        if handover is not None:
+            log, runner = handover.decision_log, handover.runner
+        else:
+            log = (
+                DecisionLog(
+                    settings.decision_log,
+                    log_prompts=settings.log_prompts,
+                    max_bytes=settings.decision_log_max_bytes,
+                    backups=settings.decision_log_backups,
+                    fsync_interval_s=settings.decision_log_fsync_s,
+                )
+                if settings.decision_log is not None
+                else None
             )
-        log = (
-            DecisionLog(
-                settings.decision_log,
-                log_prompts=settings.log_prompts,
-                max_bytes=settings.decision_log_max_bytes,
-                backups=settings.decision_log_backups,
-                fsync_interval_s=settings.decision_log_fsync_s,
+            runner = DecisionRunner(
+                threads=settings.decision_threads, max_pending=settings.decision_queue
             )
-            if open_log and settings.decision_log is not None
-            else None
-        )
         exploration = Exploration(
             settings.explore,
             epsilon=settings.explore_epsilon,
@@ -178,9 +179,7 @@ class RouterService:
             decision_log=log,
             exploration=exploration,
             rng=np.random.default_rng(settings.explore_seed),
-            runner=DecisionRunner(
-                threads=settings.decision_threads, max_pending=settings.decision_queue
-            ),
+            runner=runner,
         )
 
     def policy(
@@ -199,8 +198,7 @@ class RouterService:
 
     def close(self) -> None:
         """Release what the service holds open (the decision log, the decision pool)."""
-        if self.runner is not None:
-            self.runner.close()
+        self.runner.close()
         if self.decision_log is not None:
             self.decision_log.close()
 

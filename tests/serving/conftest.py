@@ -81,3 +81,9 @@ def _decided_on_thread(bundle: str) -> tuple[int, bool]:
 def decided_on_thread():
     """``f(bundle) -> (thread id, on the event loop?)`` of `/route`'s decision step."""
     return _decided_on_thread
+
+
+@pytest.fixture(scope="module")
+def decision_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh decision-log path per test module."""
+    return tmp_path_factory.mktemp("decisions") / "decisions.jsonl"

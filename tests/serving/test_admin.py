@@ -27,11 +27,6 @@ RELAXED_BUDGET_MS = 60_000.0
 
 
 @pytest.fixture(scope="module")
-def decision_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("decisions") / "decisions.jsonl"
-
-
-@pytest.fixture(scope="module")
 def settings(bundle_dir: Path, decision_log_path: Path) -> Settings:
     return Settings(
         bundle=str(bundle_dir),

@@ -25,11 +25,6 @@ RELAXED_BUDGET_MS = 60_000.0
 
 
 @pytest.fixture(scope="module")
-def decision_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("decisions") / "decisions.jsonl"
-
-
-@pytest.fixture(scope="module")
 def settings(bundle_dir: Path, decision_log_path: Path) -> Settings:
     return Settings(
         bundle=str(bundle_dir),
@@ -252,11 +247,15 @@ def test_too_much_text_gets_413(client, override_settings):
 
 
 class _RaisingScorer:
+    offload = True  # decides on the pool, as MiniLM does
+
     def score_text(self, text, cache=None):
         raise RuntimeError("injected scoring failure")
 
 
 class _BadScorer:
+    offload = True
+
     def __init__(self, p: np.ndarray, cost: np.ndarray) -> None:
         self.scores = Scores(p_success=p, expected_cost_usd=cost)
 
@@ -322,6 +321,8 @@ class _SlowScorer:
     """The bundle's real scorer made genuinely slow: it encodes and scores the text
     ``repeats`` times over, and records when it is done."""
 
+    offload = True
+
     def __init__(self, scorer, repeats: int) -> None:
         self.scorer, self.repeats = scorer, repeats
         self.done = threading.Event()
@@ -335,6 +336,8 @@ class _SlowScorer:
 
 class _GatedScorer:
     """The bundle's real scorer behind a gate that the test opens."""
+
+    offload = True
 
     def __init__(self, scorer) -> None:
         self.scorer = scorer

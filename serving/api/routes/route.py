@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
-from starlette.concurrency import run_in_threadpool
 
 from features.routing_text import routing_text
 from serving.api.deps import MetricsDep, RouterService, ServiceDep, SettingsDep
@@ -202,15 +201,9 @@ def _decide(
     allowed: np.ndarray,
 ) -> _Scored:
     """The CPU-bound part of a decision: encode, score, check, decide."""
-    n = len(service.bundle.candidate_names)
     scores = service.scorer.score_text(text, cache)
+    scores.check_one(len(service.bundle.candidate_names))
     p, cost = scores.p_success, scores.expected_cost_usd
-    if p.shape != (1, n) or cost.shape != p.shape:
-        raise ValueError(
-            f"The scorer returned shapes {p.shape} and {cost.shape}; expected (1, {n})."
-        )
-    if not (np.isfinite(p).all() and np.isfinite(cost).all()):
-        raise ValueError("The scorer returned non-finite scores.")
     decision = decide(p, cost, params, service.exploration, service.rng, allowed=allowed)
     return _Scored(p, cost, decision)
 
@@ -230,15 +223,9 @@ async def _run_within_budget(
     remaining_s = settings.time_budget_ms / 1000.0 - (time.perf_counter() - start)
     if remaining_s <= 0:
         raise TimeoutError
-    if getattr(service.scorer, "offload", True) is False:
-        scored = work()
-        if (time.perf_counter() - start) * 1000.0 > settings.time_budget_ms:
-            raise TimeoutError
-        return scored
-    if service.runner is not None:
+    if service.scorer.offload:
         return await service.runner.run(work, remaining_s)
-    # No runner (a service built by hand): decide on a thread, check the budget after.
-    scored = await run_in_threadpool(work)
+    scored = work()
     if (time.perf_counter() - start) * 1000.0 > settings.time_budget_ms:
         raise TimeoutError
     return scored
