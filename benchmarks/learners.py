@@ -129,6 +129,7 @@ def run_split(
             train.outcome[rows],
             candidate=train.candidate[rows],
             n_candidates=k,
+            usage={unit: values[rows] for unit, values in units(train).items()},
             **fit_params,
         )
         p = apply_calibration(learner.predict_proba(test.features), calibration)

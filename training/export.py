@@ -40,6 +40,7 @@ from training.learners import (
     MatrixFactorizationLearner,
     MLPLearner,
     SharedLearner,
+    UsageLogisticLearner,
 )
 from training.learners.knn import UNOBSERVED_PENALTY
 
@@ -302,6 +303,7 @@ SCORER_EXPORTERS: dict[type, Callable[[Any], onnx.ModelProto]] = {
     MatrixFactorizationLearner: _export_mf,
     SharedLearner: _export_shared,
     AveragingLearner: _export_ensemble,
+    UsageLogisticLearner: _export_logistic,
 }
 
 

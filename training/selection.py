@@ -182,6 +182,7 @@ def cross_validate(
                 data.outcome[train_rows],
                 candidate=data.candidate[train_rows],
                 n_candidates=k,
+                usage={unit: values[train_rows] for unit, values in all_units.items()},
                 **fit_params,
             )
             p_oof[label][held] = learner.predict_proba(data.features[held])

@@ -56,6 +56,8 @@ DEFAULT_LEARNERS: list[LearnerConfig] = [
     ("mlp", "mlp", {}),
     ("mf", "mf", {}),
     ("shared", "shared", {}),
+    ("usage", "usage", {"C": 0.01}),
+    ("usage+knn", "ensemble", {"members": (("usage", {"C": 0.01}), ("knn", {}))}),
 ]
 #: Largest allowed gap between ONNX and native predictions.
 PARITY_TOLERANCE = 1e-4
@@ -262,6 +264,7 @@ def train(config: TrainConfig) -> TrainResult:
         data.outcome[labelled],
         candidate=data.candidate[labelled],
         n_candidates=len(data.candidates),
+        usage={unit: values[labelled] for unit, values in units(data).items()},
         **fit_params,
     )
     cost_model = LogLinearCostModel().fit(

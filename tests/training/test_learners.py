@@ -271,3 +271,54 @@ def test_bad_candidate_info_raises(kwargs, match):
 def test_unknown_learner_lists_the_registry():
     with pytest.raises(ValueError, match=r"available: \['ensemble', 'knn', 'lightgbm', 'logistic'"):
         make_learner("forest")
+
+
+def _usage(data, rows=slice(None)):
+    from training.selection import units
+
+    return {unit: values[rows] for unit, values in units(data).items()}
+
+
+def test_usage_learner_projects_the_prompt_onto_predicted_usage(training_set):
+    from scipy.special import expit
+
+    data = training_set
+    X = data.features[data.prompt]
+    k = len(data.candidates)
+    learner = make_learner("usage", C=0.1).fit(
+        X, data.outcome, candidate=data.candidate, n_candidates=k, usage=_usage(data)
+    )
+    # The shipped log has both token counts for every candidate: two regressions each.
+    units = sorted((c.candidate, c.name) for c in learner.usage_components_)
+    assert units == sorted((j, u) for j in range(k) for u in ("input_tokens", "output_tokens"))
+    # The exported linear model is the logistic regression on the standardised
+    # projection: cross-fitted usage predictions at fit time, the full fit's here.
+    projected = np.hstack(
+        [learner.usage_model_.predict_log_units(data.features), data.features[:, 384:]]
+    )
+    z = (projected - learner.projection_mean_) / learner.projection_scale_
+    direct = expit(z @ learner.weights_.T + learner.bias_)
+    np.testing.assert_allclose(learner.predict_proba(data.features), direct, rtol=1e-6)
+    # It reads the embedding through the usage regressions, unlike a fit without usage.
+    assert np.abs(learner.coef_[:, :384]).sum() > 0
+    blind = make_learner("usage", C=0.1).fit(
+        X, data.outcome, candidate=data.candidate, n_candidates=k
+    )
+    assert blind.usage_model_ is None and not blind.coef_[:, :384].any()
+
+
+def test_usage_components_prefer_tokens_and_fall_back_to_cost():
+    from training.learners.usage import usage_components
+
+    candidate = np.repeat([0, 1, 2], 30)
+    tokens = np.where(candidate == 0, 100.0, np.nan)
+    cost = np.where(candidate == 2, np.nan, 0.01)
+    units = {"input_tokens": tokens, "output_tokens": tokens, "cost_usd": cost}
+    components = usage_components(units, candidate, 3, min_rows=20)
+    # Candidate 0 logs tokens, 1 only cost, 2 nothing: it is not regressed.
+    assert [(c.candidate, c.name) for c in components] == [
+        (0, "input_tokens"),
+        (0, "output_tokens"),
+        (1, "cost_usd"),
+    ]
+    assert components[2].offset == pytest.approx(1e-5)

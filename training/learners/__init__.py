@@ -14,9 +14,11 @@ logs). Fractional outcomes (judge scores) are fit as soft labels: each row count
 as a success with weight ``y`` and a failure with weight ``1 - y``, which is
 exactly the cross-entropy of a soft label.
 
-``fit(X, y, *, candidate, n_candidates, candidate_info=None)`` is the same for
-all; ``candidate_info`` (`CandidateInfo`: family and price of each candidate) is
-used by `SharedLearner` and ignored by the others.
+``fit(X, y, *, candidate, n_candidates, candidate_info=None, usage=None)`` is the
+same for all; ``candidate_info`` (`CandidateInfo`: family and price of each
+candidate) is used by `SharedLearner`, and ``usage`` (each row's logged token
+counts and cost, `training.selection.units`) by `UsageLogisticLearner`; the
+others ignore them.
 
 Registered learners (`LEARNERS`):
 
@@ -29,6 +31,8 @@ Registered learners (`LEARNERS`):
   (RouteLLM's matrix factorisation, for N candidates).
 - ``shared``, `SharedLearner`: one model over prompt and candidate features
   (identity, family, price), pooling evidence across candidates.
+- ``usage``, `UsageLogisticLearner`: logistic regression on each candidate's
+  predicted usage (a projection of the prompt supervised by logged token counts).
 - ``ensemble``, `AveragingLearner`: the mean of several of the above.
 
 Importing this package imports neither torch nor LightGBM; learners import what
@@ -52,6 +56,7 @@ from training.learners.linear import LogisticLearner
 from training.learners.mf import MatrixFactorizationLearner
 from training.learners.mlp import MLPLearner
 from training.learners.shared import SharedLearner, candidate_features
+from training.learners.usage import UsageLogisticLearner
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
@@ -66,6 +71,7 @@ __all__ = [
     "MatrixFactorizationLearner",
     "PerCandidateLearner",
     "SharedLearner",
+    "UsageLogisticLearner",
     "candidate_features",
     "make_learner",
     "smoothed_mean",
@@ -80,6 +86,7 @@ LEARNERS: dict[str, type[Learner]] = {
     "mlp": MLPLearner,
     "mf": MatrixFactorizationLearner,
     "shared": SharedLearner,
+    "usage": UsageLogisticLearner,
     "ensemble": AveragingLearner,
 }
 

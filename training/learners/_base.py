@@ -31,6 +31,7 @@ class Learner(Protocol):
         candidate: np.ndarray,
         n_candidates: int,
         candidate_info: CandidateInfo | None = None,
+        usage: Mapping[str, np.ndarray] | None = None,
     ) -> Learner: ...
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
@@ -241,7 +242,7 @@ class PerCandidateLearner(BaseEstimator):
     def _predict_one(self, model, X: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None):
+    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Fit on logged rows.
 
         Parameters
@@ -255,6 +256,8 @@ class PerCandidateLearner(BaseEstimator):
         n_candidates : int
         candidate_info : CandidateInfo, optional
             Checked but unused: each candidate is fit on its own rows alone.
+        usage : mapping, optional
+            Logged usage of each row; unused here (see `UsageLogisticLearner`).
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)

@@ -54,7 +54,7 @@ class AveragingLearner(BaseEstimator):
     def __init__(self, *, members: tuple[tuple[str, dict[str, Any]], ...] = DEFAULT_MEMBERS):
         self.members = members
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None):
+    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Fit every member on the same logged rows (see `training.learners`)."""
         from training.learners import make_learner
 
@@ -66,7 +66,12 @@ class AveragingLearner(BaseEstimator):
             raise ValueError("Ensembles do not nest: list the member learners themselves.")
         self.members_ = [
             make_learner(name, **params).fit(
-                X, y, candidate=candidate, n_candidates=n_candidates, candidate_info=candidate_info
+                X,
+                y,
+                candidate=candidate,
+                n_candidates=n_candidates,
+                candidate_info=candidate_info,
+                usage=usage,
             )
             for name, params in self.members
         ]

@@ -83,7 +83,7 @@ class KNNLearner(BaseEstimator):
         self.prior_weight = prior_weight
         self.embedding_dim = embedding_dim
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None):
+    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Store the training prompts and each candidate's outcomes on them.
 
         Parameters
@@ -95,6 +95,8 @@ class KNNLearner(BaseEstimator):
         n_candidates : int
         candidate_info : CandidateInfo, optional
             Checked but unused.
+        usage : mapping, optional
+            Unused.
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)

@@ -52,7 +52,7 @@ class LogisticLearner(PerCandidateLearner):
         coef, intercept = model
         return sigmoid(X.astype(np.float64) @ coef + intercept)
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None):
+    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Fit on logged rows; see `PerCandidateLearner.fit`."""
         super().fit(
             X, y, candidate=candidate, n_candidates=n_candidates, candidate_info=candidate_info

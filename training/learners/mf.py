@@ -112,7 +112,7 @@ class MatrixFactorizationLearner(BaseEstimator):
         self.random_state = random_state
         self.n_threads = n_threads
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None):
+    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Fit on logged rows.
 
         Parameters
@@ -124,6 +124,8 @@ class MatrixFactorizationLearner(BaseEstimator):
         n_candidates : int
         candidate_info : CandidateInfo, optional
             Checked but unused: candidates are learned embeddings.
+        usage : mapping, optional
+            Unused.
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)

@@ -154,7 +154,7 @@ class MLPLearner(PerCandidateLearner):
         W1, b1, w2, b2, _ = model
         return sigmoid(np.maximum(X.astype(np.float64) @ W1 + b1, 0.0) @ w2 + b2)
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None):
+    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Fit on logged rows; see `PerCandidateLearner.fit`."""
         if not (isinstance(self.hidden_units, int | np.integer) and self.hidden_units >= 1):
             raise ValueError(f"hidden_units must be an int >= 1, got {self.hidden_units!r}.")

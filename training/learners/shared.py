@@ -133,7 +133,7 @@ class SharedLearner(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None):
+    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Fit one model on every logged row.
 
         Parameters
@@ -145,6 +145,8 @@ class SharedLearner(BaseEstimator):
         n_candidates : int
         candidate_info : CandidateInfo, optional
             Families and prices; None describes candidates by identity only.
+        usage : mapping, optional
+            Unused.
         """
         from lightgbm import LGBMClassifier
 
