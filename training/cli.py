@@ -50,6 +50,7 @@ def _train(args: argparse.Namespace) -> int:
         learners=learners,
         target=args.target,
         n_folds=args.folds,
+        cv_repeats=args.cv_repeats,
         cv_max_prompts=args.cv_max_prompts,
         seed=args.seed,
         calibrate=not args.no_calibration,
@@ -197,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default policy: parity | budget:USD (mean cost per request) | floor:QUALITY",
     )
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    train.add_argument(
+        "--cv-repeats",
+        type=int,
+        default=1,
+        help="cross-validation runs on fresh cuts of the prompts, scores averaged",
+    )
     train.add_argument(
         "--cv-max-prompts",
         type=int,

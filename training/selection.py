@@ -134,6 +134,7 @@ def cross_validate(
     components: list[CostComponent],
     *,
     n_folds: int = 5,
+    n_repeats: int = 1,
     seed: int = 0,
     fit_params: dict[str, Any] | None = None,
 ) -> CrossValidation:
@@ -146,19 +147,82 @@ def cross_validate(
     components : list of CostComponent
         Cost units, as the bundle will predict them.
     n_folds : int
+    n_repeats : int, default=1
+        Times the cross-validation is run, each on a fresh seeded cut of the prompts
+        into folds; a setting's score is its mean over the repeats. On a few hundred
+        prompts, which setting wins depends on how the prompts fall into folds as
+        much as on the settings, and averaging over cuts removes that part of the
+        noise. The out-of-fold predictions (and ``folds``) are those of the first
+        cut, so calibration and the policy target see one model's predictions per
+        prompt.
     seed : int
+        Seed of the first cut; repeat ``r`` uses ``seed + r``.
     fit_params : dict, optional
         Extra keyword arguments for every learner's ``fit`` (e.g. ``candidate_info``).
     """
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}.")
     fit_params = fit_params or {}
-    k = len(data.candidates)
-    folds = prompt_folds(data.n_prompts, n_folds, seed)
-    row_fold = folds[data.prompt]
-    labelled = data.labelled
     full_info = data.full_information()
     use_area = full_info.sum() >= MIN_FULL_INFO_PROMPTS
-    all_units = units(data)
+    log = None
+    if use_area:
+        log = FullInfoLog(
+            prompt_ids=data.prompt_ids[full_info],
+            candidates=data.candidates,
+            outcome=data.matrix(data.outcome)[full_info],
+            cost_usd=data.matrix(data.cost_usd)[full_info],
+        )
+    runs = []
+    for repeat in range(n_repeats):
+        if n_repeats > 1:
+            _say(f"cross-validation repeat {repeat + 1}/{n_repeats}")
+        folds = prompt_folds(data.n_prompts, n_folds, seed + repeat)
+        p_oof, cost_oof = _out_of_fold(data, configs, components, folds, fit_params)
+        runs.append((folds, p_oof, cost_oof, _scores(data, configs, p_oof, cost_oof, log)))
+    folds, p_oof, cost_oof, scores = runs[0]
+    if n_repeats > 1:
+        for label, entry in scores.items():
+            for key in ("log_loss", "area", "savings_at_parity", "savings_at_95"):
+                if key not in entry:
+                    continue
+                values = [run[3][label][key] for run in runs]
+                entry[f"{key}_repeats"] = values
+                known = [v for v in values if v is not None]
+                entry[key] = float(np.mean(known)) if known else None
+    for label, entry in scores.items():
+        _say(
+            f"  {label}: log-loss {entry['log_loss']:.4f}"
+            + (f", area {entry['area']:.4f}" if "area" in entry else "")
+        )
+    if use_area:
+        chosen = max(scores, key=lambda lb: (round(scores[lb]["area"], 6), -scores[lb]["log_loss"]))
+    else:
+        chosen = min(scores, key=lambda lb: scores[lb]["log_loss"])
+    return CrossValidation(
+        folds=folds,
+        p_oof=p_oof,
+        cost_oof=cost_oof,
+        scores=scores,
+        full_info=full_info,
+        criterion="area" if use_area else "log_loss",
+        chosen=chosen,
+    )
 
+
+def _out_of_fold(
+    data: TrainingSet,
+    configs: list[LearnerConfig],
+    components: list[CostComponent],
+    folds: np.ndarray,
+    fit_params: dict[str, Any],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Out-of-fold ``p_success`` of every setting, and expected cost, for one cut."""
+    k = len(data.candidates)
+    n_folds = int(folds.max()) + 1
+    row_fold = folds[data.prompt]
+    labelled = data.labelled
+    all_units = units(data)
     cost_oof = np.zeros((data.n_prompts, k))
     p_oof = {label: np.zeros((data.n_prompts, k)) for label, _, _ in configs}
     derived = ensembles_of_configs(configs)
@@ -186,20 +250,22 @@ def cross_validate(
                 **fit_params,
             )
             p_oof[label][held] = learner.predict_proba(data.features[held])
-
     for label, members in derived.items():
         p_oof[label] = np.mean([p_oof[m] for m in members], axis=0)
+    return p_oof, cost_oof
 
-    log = None
-    if use_area:
-        log = FullInfoLog(
-            prompt_ids=data.prompt_ids[full_info],
-            candidates=data.candidates,
-            outcome=data.matrix(data.outcome)[full_info],
-            cost_usd=data.matrix(data.cost_usd)[full_info],
-        )
+
+def _scores(
+    data: TrainingSet,
+    configs: list[LearnerConfig],
+    p_oof: dict[str, np.ndarray],
+    cost_oof: np.ndarray,
+    log: FullInfoLog | None,
+) -> dict[str, dict[str, Any]]:
+    """Row log-loss and, with full information, the routing figures of each setting."""
+    full_info = data.full_information()
     scores: dict[str, dict[str, Any]] = {}
-    rows = np.flatnonzero(labelled)
+    rows = np.flatnonzero(data.labelled)
     for label, name, params in configs:
         p = p_oof[label]
         entry: dict[str, Any] = {
@@ -216,20 +282,4 @@ def cross_validate(
             )
             entry["area_single_models"] = summary["area_single_models"]
         scores[label] = entry
-        _say(
-            f"  {label}: log-loss {entry['log_loss']:.4f}"
-            + (f", area {entry['area']:.4f}" if "area" in entry else "")
-        )
-    if use_area:
-        chosen = max(scores, key=lambda lb: (round(scores[lb]["area"], 6), -scores[lb]["log_loss"]))
-    else:
-        chosen = min(scores, key=lambda lb: scores[lb]["log_loss"])
-    return CrossValidation(
-        folds=folds,
-        p_oof=p_oof,
-        cost_oof=cost_oof,
-        scores=scores,
-        full_info=full_info,
-        criterion="area" if use_area else "log_loss",
-        chosen=chosen,
-    )
+    return scores

@@ -74,6 +74,7 @@ class TrainConfig:
     learners: list[LearnerConfig] = field(default_factory=lambda: list(DEFAULT_LEARNERS))
     target: str = "parity"
     n_folds: int = 5
+    cv_repeats: int = 1
     cv_max_prompts: int = 4000
     seed: int = 0
     calibrate: bool = True
@@ -246,6 +247,7 @@ def train(config: TrainConfig) -> TrainResult:
             learners,
             components,
             n_folds=n_folds,
+            n_repeats=config.cv_repeats,
             seed=config.seed,
             fit_params=fit_params,
         )
@@ -290,6 +292,7 @@ def train(config: TrainConfig) -> TrainResult:
             "chosen": label,
             "criterion": cv.criterion if cv else "single configuration",
             "n_folds": n_folds if cv else 0,
+            "n_repeats": config.cv_repeats if cv else 0,
             "n_full_information_prompts": int(cv.full_info.sum()) if cv else 0,
             "learners": cv.scores if cv else {},
         },
@@ -399,6 +402,7 @@ def _track(bundle: Bundle, config: TrainConfig, chosen: str, metrics, policy) ->
         "candidates": ",".join(bundle.candidate_names),
         "feature_spec": bundle.manifest["feature_spec"],
         "n_folds": config.n_folds,
+        "cv_repeats": config.cv_repeats,
         "seed": config.seed,
         "target": config.target,
         "router_version": bundle.router_version,

@@ -70,3 +70,22 @@ def test_ensembles_do_not_nest(training_set):
 def test_an_ensemble_with_default_members_gets_the_width_too():
     (adapted,) = learners_for_spec([("e", "ensemble", {})], FeatureSpec.for_encoder("static"))
     assert dict(adapted[2]["members"])["knn"]["embedding_dim"] == 256
+
+
+def test_repeated_cross_validation_averages_scores_over_fresh_cuts(training_set):
+    from training.selection import prompt_folds
+
+    configs = [("lr", *LOGISTIC), ("knn", *KNN)]
+    components = cost_components(training_set, {c: None for c in training_set.candidates})
+    once = cross_validate(training_set, configs, components, n_folds=3, seed=4)
+    twice = cross_validate(training_set, configs, components, n_folds=3, n_repeats=2, seed=4)
+    again = cross_validate(training_set, configs, components, n_folds=3, seed=5)
+    # The predictions kept are the first cut's; the scores are means over both cuts.
+    np.testing.assert_array_equal(twice.folds, prompt_folds(training_set.n_prompts, 3, 4))
+    np.testing.assert_allclose(twice.p_oof["lr"], once.p_oof["lr"])
+    for label in ("lr", "knn"):
+        areas = [once.scores[label]["area"], again.scores[label]["area"]]
+        assert twice.scores[label]["area_repeats"] == pytest.approx(areas)
+        assert twice.scores[label]["area"] == pytest.approx(np.mean(areas))
+    with pytest.raises(ValueError, match="n_repeats"):
+        cross_validate(training_set, configs, components, n_repeats=0)
