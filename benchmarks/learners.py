@@ -57,6 +57,7 @@ from training.cost_model import LogLinearCostModel  # noqa: E402
 from training.dataset import TrainingSet, build_training_set  # noqa: E402
 from training.evaluation import FullInfoLog  # noqa: E402
 from training.learners import CandidateInfo, make_learner  # noqa: E402
+from training.learners._base import candidate_means  # noqa: E402
 from training.selection import LearnerConfig, cross_validate, route_summary, units  # noqa: E402
 from training.split import in_train_split  # noqa: E402
 from training.train import (  # noqa: E402
@@ -143,12 +144,17 @@ def run_split(
         summary = route_summary(log, p, cost)
         results[label] = {key: summary[key] for key in METRICS}
         results[label]["members"] = members
+    # No prompt signal at all: each candidate's base rate, with the same cost model.
+    rates = candidate_means(train.outcome[rows], train.candidate[rows], k)
+    summary = route_summary(log, np.tile(rates, (test.n_prompts, 1)), cost)
+    base_rates = {key: summary[key] for key in METRICS}
     summary = route_summary(log, log.outcome, log.cost_usd)
     return {
         "split": split,
         "n_test_prompts": test.n_prompts,
         "chosen": cv.chosen,
         "learners": results,
+        "base_rates": base_rates,
         "area_single_models": summary["area_single_models"],
         "best_single": summary["best_single"],
     }
@@ -158,6 +164,15 @@ def ensembles(cv) -> dict[str, list[str]]:
     """Averaging candidates: every learner, and the three best by cross-validated area."""
     by_area = sorted(cv.scores, key=lambda lb: -(cv.scores[lb].get("area") or 0.0))
     return {"mean-all": list(cv.scores), "mean-top3": by_area[:3]}
+
+
+def cv_test_rank_correlation(split: dict[str, Any]) -> float:
+    """Spearman correlation, across the grid's settings, of cross-validated and test
+    area: how much the selection can know. Near 0, it picks at random."""
+    from scipy.stats import spearmanr
+
+    learners = [v for lb, v in split["learners"].items() if "cv_area" in v]
+    return float(spearmanr([v["cv_area"] for v in learners], [v["area"] for v in learners])[0])
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -195,6 +210,8 @@ def summarize_dataset(splits: list[dict[str, Any]]) -> dict[str, Any]:
         "table": table,
         "chosen": [s["chosen"] for s in splits],
         "area_single_models": mean_se([s["area_single_models"] for s in splits]),
+        "area_base_rates": mean_se([s["base_rates"]["area"] for s in splits]),
+        "cv_test_rank_correlation": mean_se([cv_test_rank_correlation(s) for s in splits]),
         "gain_over_best_baseline": mean_se(gains),
         "wins_over_best_baseline": int(sum(g > 0 for g in gains)),
         "baselines": baseline_labels,
@@ -215,6 +232,10 @@ def print_dataset(name: str, result: dict[str, Any]) -> None:
         print(f"{label:20} {cells[0]:>15} {cells[1]:>22} {cells[2]:>16} {cells[3]:>16}")
     singles, se = result["area_single_models"]
     print(f"{'single models':20} {singles:.4f} ± {se:.4f}")
+    rates, se = result["area_base_rates"]
+    print(f"{'base rates + cost':20} {rates:.4f} ± {se:.4f}  (no prompt signal in p_success)")
+    rho, se = result["cv_test_rank_correlation"]
+    print(f"rank correlation of cross-validated and test area over the grid: {rho:+.2f} ± {se:.2f}")
     gain, gse = result["gain_over_best_baseline"]
     print(
         f"\nselected: {', '.join(result['chosen'])}\n"
