@@ -11,6 +11,7 @@ a version of a registered model; `log_training_run` itself only tracks.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,9 @@ def log_training_run(
     try:
         now = int(time.time() * 1000)
         logged_params = [Param(k, str(v)[:500]) for k, v in params.items()]
-        logged_metrics = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None]
+        logged_metrics = [
+            Metric(metric_name(k), float(v), now, 0) for k, v in metrics.items() if v is not None
+        ]
         for chunk in _chunks(logged_params, 100):
             client.log_batch(run_id, params=chunk)
         for chunk in _chunks(logged_metrics, 1000):
@@ -94,3 +97,12 @@ def log_training_run(
         raise
     client.set_terminated(run_id)
     return run_id
+
+
+def metric_name(name: str) -> str:
+    """``name`` with what MLflow refuses in a metric name replaced by ``_``.
+
+    Setting labels such as ``usage+knn`` name metrics (``cv_area_usage+knn``);
+    MLflow allows only alphanumerics, ``_ - . : /`` and spaces.
+    """
+    return re.sub(r"[^\w\-. :/]", "_", name)

@@ -60,7 +60,7 @@ def store(bundle_dir, tmp_path_factory):
             log_training_run(
                 bundle_dir,
                 params={"learner": "first"},
-                metrics={"cv_area": 0.5, "cv_log_loss": 0.6},
+                metrics={"cv_area": 0.5, "cv_log_loss": 0.6, "cv_area_usage+knn": 0.55},
                 root=root,
             ),
             log_training_run(other, params={"learner": "second"}, metrics={}, root=root),
@@ -136,6 +136,16 @@ def test_versions_carry_router_version_and_validation_area(store):
     assert versions[0].aliases == ["champion"] and versions[1].aliases == []
     assert [v.run_id for v in versions] == store["runs"]
     assert all(v.source.endswith("/bundle") for v in versions)
+
+
+def test_setting_labels_become_valid_metric_names(store):
+    from mlflow import MlflowClient
+
+    from training.tracking import default_tracking_uri
+
+    client = MlflowClient(tracking_uri=default_tracking_uri(store["root"]))
+    metrics = client.get_run(store["runs"][0]).data.metrics
+    assert metrics["cv_area_usage_knn"] == 0.55 and metrics["cv_area"] == 0.5
 
 
 def test_register_is_idempotent_per_run(store):
