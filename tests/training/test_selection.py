@@ -86,3 +86,22 @@ def test_repeated_cross_validation_averages_scores_over_fresh_cuts(training_set)
         assert twice.scores[label]["area"] == pytest.approx(np.mean(areas))
     with pytest.raises(ValueError, match="n_repeats"):
         cross_validate(training_set, configs, components, n_repeats=0)
+
+
+def test_learners_get_the_logged_usage_of_their_training_rows(training_set):
+    from training.selection import units
+
+    data = training_set
+    cv = _cv(data, [("usage", "usage", {"C": 0.1})])
+    # One fold by hand: fit on the other folds' rows with their usage.
+    rows = data.labelled & (cv.folds[data.prompt] != 0)
+    learner = make_learner("usage", C=0.1).fit(
+        data.features[data.prompt[rows]],
+        data.outcome[rows],
+        candidate=data.candidate[rows],
+        n_candidates=len(data.candidates),
+        usage={unit: values[rows] for unit, values in units(data).items()},
+    )
+    assert learner.usage_model_ is not None
+    held = cv.folds == 0
+    np.testing.assert_allclose(cv.p_oof["usage"][held], learner.predict_proba(data.features[held]))
