@@ -23,8 +23,8 @@ from training.learners._base import (
     standardizer,
 )
 
-#: Usage units regressed on the prompt, in order of preference: token counts where
-#: the log has them, else the call's cost.
+#: Usage units regressed on the prompt where a candidate's rows log them; a
+#: candidate with neither gets its ``cost_usd`` regressed instead.
 TOKEN_UNITS = ("input_tokens", "output_tokens")
 
 
@@ -40,9 +40,10 @@ class UsageLogisticLearner(BaseEstimator):
     regression) is well determined from a few hundred prompts, and its predictions
     are a low-dimensional summary of the prompt that the outcome model can weigh
     with mild regularisation, where a logistic regression on the raw embedding
-    needs so much that it learns little. On AlpacaEval, where judges prefer longer
-    answers from strong models and shorter ones from weak models, it is the best
-    partner of kNN (README "Benchmarks").
+    needs so much that it learns little. On AlpacaEval the prompts that draw long
+    answers are the ones strong models win and weak models lose more often; there,
+    averaged with kNN, it is the best setting on repeated splits (README
+    "Benchmarks").
 
     The usage predictions of the training prompts are cross-fitted: each inner
     fold of prompts gets predictions from a regression fit on the others, so the
