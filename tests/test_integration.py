@@ -41,9 +41,20 @@ def cli_bundle(small_logs, tmp_path_factory):
         "--no-mlflow",
         "--learner",
         "logistic-C0.0003,lightgbm-small",
+        "--cv-repeats",
+        "2",
     )
     assert json.loads(result.stdout)["bundle"] == str(out)
     return out
+
+
+def test_selection_scores_are_means_over_the_repeated_cuts(cli_bundle):
+    manifest = json.loads((cli_bundle / "manifest.json").read_text())
+    selection = manifest["training"]["selection"]
+    assert selection["n_repeats"] == 2
+    for entry in selection["learners"].values():
+        assert len(entry["area_repeats"]) == 2
+        assert entry["area"] == pytest.approx(sum(entry["area_repeats"]) / 2)
 
 
 def test_evaluate_writes_metrics_and_report(cli_bundle, small_logs, tmp_path):

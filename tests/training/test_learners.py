@@ -31,6 +31,13 @@ def _info(names) -> CandidateInfo:
     )
 
 
+def _usage(data, rows=slice(None)):
+    """Each row's logged token counts and cost (`training.selection.units`)."""
+    from training.selection import units
+
+    return {unit: values[rows] for unit, values in units(data).items()}
+
+
 def _one_row_per_prompt(data, seed=0):
     """Production-like rows: one randomly chosen candidate's outcome per prompt."""
     rng = np.random.default_rng(seed)
@@ -53,6 +60,7 @@ def test_learner_contract(name, training_set):
         candidate=training_set.candidate,
         n_candidates=k,
         candidate_info=_info(training_set.candidates),
+        usage=_usage(training_set),
     )
     assert fitted is learner
     assert learner.n_features_in_ == X.shape[1] and learner.n_candidates_ == k
@@ -69,6 +77,7 @@ def test_learner_contract(name, training_set):
         candidate=training_set.candidate,
         n_candidates=k,
         candidate_info=_info(training_set.candidates),
+        usage=_usage(training_set),
     )
     np.testing.assert_allclose(again.predict_proba(training_set.features[:10]), p[:10])
 
@@ -84,6 +93,7 @@ def test_one_row_per_prompt_logs_fit_and_predict(name, training_set):
         data.outcome[rows],
         candidate=data.candidate[rows],
         n_candidates=k,
+        usage=_usage(data, rows),
     )
     p = learner.predict_proba(data.features)
     assert p.shape == (data.n_prompts, k)
@@ -99,6 +109,7 @@ def test_candidate_without_rows_still_gets_a_probability(name, training_set):
         data.outcome,
         candidate=data.candidate,
         n_candidates=k + 1,
+        usage=_usage(data),
     )
     p = learner.predict_proba(data.features[:5])
     assert p.shape == (5, k + 1)
@@ -271,12 +282,6 @@ def test_bad_candidate_info_raises(kwargs, match):
 def test_unknown_learner_lists_the_registry():
     with pytest.raises(ValueError, match=r"available: \['ensemble', 'knn', 'lightgbm', 'logistic'"):
         make_learner("forest")
-
-
-def _usage(data, rows=slice(None)):
-    from training.selection import units
-
-    return {unit: values[rows] for unit, values in units(data).items()}
 
 
 def test_usage_learner_projects_the_prompt_onto_predicted_usage(training_set):
