@@ -378,7 +378,8 @@ def _nanmean(values: np.ndarray) -> float | None:
 
 
 def _metrics(cv: CrossValidation | None, chosen: str, policy: dict[str, Any]) -> dict[str, float]:
-    """Flat numeric metrics for MLflow (names: letters, digits, ``_-./ :``)."""
+    """Flat numeric metrics for MLflow, named by setting label (`training.tracking`
+    replaces what MLflow refuses in a name, such as the ``+`` of ``usage+knn``)."""
     metrics: dict[str, float] = {}
     if cv is not None:
         for label, entry in cv.scores.items():
