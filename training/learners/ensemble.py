@@ -32,10 +32,12 @@ class AveragingLearner(BaseEstimator):
     AlpacaEval (area 0.650, kNN 0.655) but below the learners' median on SWE-bench
     (0.594), and adding it to the default grid did not improve what the selection
     picked; averaging *calibrated* members did better on both (README
-    "Benchmarks"). So it is offered (``train --learner ensemble``), not in the
-    default grid. When its members are settings of the grid being cross-validated,
-    its out-of-fold predictions are derived from theirs at no cost
-    (`training.selection.ensembles_of_configs`).
+    "Benchmarks"). So the default grid holds one ensemble, of a pair that does
+    better than either member: the usage learner and kNN (``usage+knn``, which
+    ``train --learner ensemble`` also picks); the five default members are for
+    notebooks (`training.train.TrainConfig.learners`). When its members are
+    settings of the grid being cross-validated, its out-of-fold predictions are
+    derived from theirs at no cost (`training.selection.ensembles_of_configs`).
 
     Parameters
     ----------
