@@ -69,10 +69,30 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def _post(conn: http.client.HTTPConnection, body: bytes) -> tuple[int, bytes]:
-    conn.request("POST", "/route", body=body, headers={"Content-Type": "application/json"})
-    response = conn.getresponse()
-    return response.status, response.read()
+class _RouteConnection:
+    """One keep-alive connection to ``/route`` that reconnects after a failure."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, body: bytes) -> tuple[float, int, bytes] | None:
+        """``(latency ms, status, payload)``, or None when the connection failed."""
+        start = time.perf_counter()
+        try:
+            self.conn.request(
+                "POST", "/route", body=body, headers={"Content-Type": "application/json"}
+            )
+            response = self.conn.getresponse()
+            status, payload = response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            return None
+        return (time.perf_counter() - start) * 1000.0, status, payload
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def client_main(args: argparse.Namespace) -> None:
@@ -81,20 +101,17 @@ def client_main(args: argparse.Namespace) -> None:
     result: dict[str, Any] = {}
 
     # One keep-alive connection, sequential requests.
-    conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+    conn = _RouteConnection(args.port)
     for i in range(args.warmup):
-        _post(conn, bodies[i % len(bodies)])
+        conn.post(bodies[i % len(bodies)])
     times, errors, fallbacks = [], 0, 0
     for i in range(args.requests):
-        start = time.perf_counter()
-        try:
-            status, payload = _post(conn, bodies[i % len(bodies)])
-        except (OSError, http.client.HTTPException):
+        answer = conn.post(bodies[i % len(bodies)])
+        if answer is None:
             errors += 1
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
             continue
-        times.append((time.perf_counter() - start) * 1000.0)
+        ms, status, payload = answer
+        times.append(ms)
         errors += status != 200
         fallbacks += b'"reason":"fallback"' in payload
     conn.close()
@@ -114,20 +131,17 @@ def client_main(args: argparse.Namespace) -> None:
     stop_at = time.perf_counter() + args.seconds
 
     def worker(offset: int) -> None:
-        c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+        c = _RouteConnection(args.port)
         ok = err = fb = 0
         mine: list[float] = []
         i = offset
         while time.perf_counter() < stop_at:
-            start = time.perf_counter()
-            try:
-                status, payload = _post(c, bodies[i % len(bodies)])
-            except (OSError, http.client.HTTPException):
+            answer = c.post(bodies[i % len(bodies)])
+            if answer is None:
                 err += 1
-                c.close()
-                c = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
                 continue
-            mine.append((time.perf_counter() - start) * 1000.0)
+            ms, status, payload = answer
+            mine.append(ms)
             if status == 200:
                 ok += 1
             else:

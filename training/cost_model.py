@@ -42,6 +42,14 @@ class CostComponent:
     offset: float
 
 
+def cost_offset(cost_usd: np.ndarray) -> float:
+    """Offset added to ``cost_usd`` before the log: a thousandth of the median positive
+    cost, so free calls are allowed without a tiny offset stretching the log scale."""
+    cost_usd = np.asarray(cost_usd, dtype=np.float64)
+    positive = cost_usd[np.isfinite(cost_usd) & (cost_usd > 0)]
+    return float(np.median(positive) * 1e-3) if len(positive) else 1e-9
+
+
 class LogLinearCostModel(BaseEstimator):
     """Ridge on ``log(units + offset)`` per cost component.
 

@@ -27,7 +27,7 @@ from serving.bundle import Bundle
 from serving.calibration import apply_calibration
 from serving.scoring import BundleScorer
 from training.calibration import fit_calibration
-from training.cost_model import CostComponent, LogLinearCostModel
+from training.cost_model import CostComponent, LogLinearCostModel, cost_offset
 from training.dataset import TrainingSet, build_training_set
 from training.export import write_bundle
 from training.learners import CandidateInfo, make_learner
@@ -133,8 +133,7 @@ def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> 
     else ``cost_usd`` where logged; else a zero-cost component, with a warning.
     """
     components = []
-    positive = data.cost_usd[np.isfinite(data.cost_usd) & (data.cost_usd > 0)]
-    cost_offset = float(np.median(positive) * 1e-3) if len(positive) else 1e-9
+    offset = cost_offset(data.cost_usd)
     for k, name in enumerate(data.candidates):
         rows = data.candidate == k
         price = prices.get(name)
@@ -143,7 +142,7 @@ def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> 
             components.append(CostComponent(k, "input_tokens", price.input_cost_per_token, 1.0))
             components.append(CostComponent(k, "output_tokens", price.output_cost_per_token, 1.0))
         elif np.isfinite(data.cost_usd[rows]).any():
-            components.append(CostComponent(k, "cost_usd", 1.0, cost_offset))
+            components.append(CostComponent(k, "cost_usd", 1.0, offset))
         else:
             _say(f"warning: {name} has neither cost_usd nor priced tokens; its cost is taken as 0")
             components.append(CostComponent(k, "cost_usd", 0.0, 1.0))

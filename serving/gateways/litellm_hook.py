@@ -149,6 +149,18 @@ def _count(value: Any) -> int | None:
     return int(value)
 
 
+def _prompt_fields(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's ``messages`` (chat) or else its ``prompt`` (completion), as the
+    /route body and the call log both name them; empty when it has neither."""
+    messages = request.get("messages")
+    prompt = request.get("prompt")
+    if isinstance(messages, list) and messages:
+        return {"messages": messages}
+    if isinstance(prompt, str) and prompt:
+        return {"prompt": prompt}
+    return {}
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -255,14 +267,8 @@ class OutcomeRouterHook(CustomLogger):
 
     def route_body(self, data: Mapping[str, Any], user_api_key_dict: Any = None) -> dict | None:
         """The ``/route`` body for a request, or None when there is nothing to route on."""
-        body: dict[str, Any] = {}
-        messages = data.get("messages")
-        prompt = data.get("prompt")
-        if isinstance(messages, list) and messages:
-            body["messages"] = messages
-        elif isinstance(prompt, str) and prompt:
-            body["prompt"] = prompt
-        else:
+        body = _prompt_fields(data)
+        if not body:
             return None
         body.update(self.attribution(data, user_api_key_dict))
         if self.settings.candidate_list:
@@ -380,12 +386,7 @@ class OutcomeRouterHook(CustomLogger):
             or _text(metadata.get("model_group"))
             or _text(kwargs.get("model")),
         }
-        messages = kwargs.get("messages")
-        prompt = kwargs.get("prompt")
-        if isinstance(messages, list) and messages:
-            row["messages"] = messages
-        elif isinstance(prompt, str) and prompt:
-            row["prompt"] = prompt
+        row.update(_prompt_fields(kwargs))
         row["timestamp"] = _iso(start_time)
         attribution = metadata.get(META_ATTRIBUTION)
         if isinstance(attribution, Mapping):  # what the pre-call hook sent to /route

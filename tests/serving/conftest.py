@@ -13,7 +13,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from serving.api.deps import RouterService
 from serving.api.routes.route import _run_within_budget
 from serving.bundle import MANIFEST_FILE, router_version_of
-from serving.config import Settings
+from serving.config import Settings, get_settings
 
 RENAMED_SUFFIX = "-renamed"
 
@@ -87,3 +87,18 @@ def decided_on_thread():
 def decision_log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh decision-log path per test module."""
     return tmp_path_factory.mktemp("decisions") / "decisions.jsonl"
+
+
+@pytest.fixture
+def override_settings(client, settings: Settings) -> Iterator:
+    """Swap the settings the routes see for the duration of one test (``client`` and
+    ``settings`` are the requesting module's)."""
+    app = client.app
+    previous = app.dependency_overrides.get(get_settings)
+
+    def apply(**changes) -> None:
+        changed = settings.model_copy(update=changes)
+        app.dependency_overrides[get_settings] = lambda: changed
+
+    yield apply
+    app.dependency_overrides[get_settings] = previous

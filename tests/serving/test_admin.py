@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from serving.app import create_app
 from serving.bundle import MANIFEST_FILE, load_bundle
-from serving.config import Settings, get_settings
+from serving.config import Settings
 
 ADMIN_KEY = "admin-key-1"
 API_KEY = "gateway-key-1"
@@ -55,19 +55,6 @@ def restore(client: TestClient, bundle_dir: Path, versions) -> Iterator[None]:
     if client.app.state.service.bundle.router_version != versions[0]:
         response = reload(client, {"bundle": str(bundle_dir)})
         assert response.status_code == 200, response.text
-
-
-@pytest.fixture
-def override_settings(client: TestClient, settings: Settings) -> Iterator:
-    app = client.app
-    previous = app.dependency_overrides.get(get_settings)
-
-    def apply(**changes) -> None:
-        changed = settings.model_copy(update=changes)
-        app.dependency_overrides[get_settings] = lambda: changed
-
-    yield apply
-    app.dependency_overrides[get_settings] = previous
 
 
 def reload(client: TestClient, body: dict | None = None, headers: dict | None = None):

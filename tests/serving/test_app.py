@@ -44,20 +44,6 @@ def manifest(bundle_dir: Path) -> dict:
     return load_bundle(bundle_dir).manifest
 
 
-@pytest.fixture
-def override_settings(client: TestClient, settings: Settings) -> Iterator:
-    """Swap the settings the routes see for the duration of one test."""
-    app = client.app
-    previous = app.dependency_overrides.get(get_settings)
-
-    def apply(**changes) -> None:
-        changed = settings.model_copy(update=changes)
-        app.dependency_overrides[get_settings] = lambda: changed
-
-    yield apply
-    app.dependency_overrides[get_settings] = previous
-
-
 def metric_value(client: TestClient, line_prefix: str) -> float:
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(line_prefix):

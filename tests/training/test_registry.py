@@ -274,18 +274,24 @@ def test_serve_refuses_an_unknown_alias_before_starting(store, capsys):
     assert "no alias 'nope'" in capsys.readouterr().err
 
 
-def test_serve_a_registry_uri_without_importing_mlflow(store, imported_packages, serving_forbidden):
-    """``serve --bundle models:/NAME@champion`` over HTTP; the server never imports mlflow."""
-    port = free_port()
-    proc = start_server(
+def _serve_champion(store, port: int) -> subprocess.Popen:
+    """``serve --bundle models:/NAME@champion`` from the store's folder (default
+    ``--mlruns``: ./mlruns), with import timings on stderr."""
+    return start_server(
         f"models:/{NAME}@champion",
         "127.0.0.1",
         port,
         python_flags=("-X", "importtime"),
         stderr=subprocess.PIPE,
         text=True,
-        cwd=store["base"],  # default --mlruns: ./mlruns
+        cwd=store["base"],
     )
+
+
+def test_serve_a_registry_uri_without_importing_mlflow(store, imported_packages, serving_forbidden):
+    """``serve --bundle models:/NAME@champion`` over HTTP; the server never imports mlflow."""
+    port = free_port()
+    proc = _serve_champion(store, port)
     try:
         health = wait_for_health("127.0.0.1", port, timeout_s=120, proc=proc)
         assert health["router_version"] == store["router_versions"][0]
@@ -312,15 +318,7 @@ def test_admin_reload_follows_a_promoted_alias_without_importing_mlflow(
     admin = {"Authorization": "Bearer registry-admin"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start_server(
-        f"models:/{NAME}@champion",
-        "127.0.0.1",
-        port,
-        python_flags=("-X", "importtime"),
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=store["base"],
-    )
+    proc = _serve_champion(store, port)
     try:
         health = wait_for_health("127.0.0.1", port, timeout_s=120, proc=proc)
         assert health["router_version"] == store["router_versions"][0]

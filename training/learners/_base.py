@@ -162,6 +162,21 @@ def _check_rows(
     return X, y, candidate
 
 
+def check_embedding_dim(embedding_dim: int, n_features: int) -> None:
+    """Refuse an embedding width the features cannot hold (it depends on the encoder)."""
+    if not 1 <= embedding_dim <= n_features:
+        raise ValueError(
+            f"embedding_dim must be in [1, n_features = {n_features}], got "
+            f"{embedding_dim!r}; set it to FeatureSpec.embedding_dim."
+        )
+
+
+def learnable(y: np.ndarray, min_rows: int) -> bool:
+    """Whether outcomes ``y`` can fit a model: ``min_rows`` of them, both classes."""
+    hard = np.round(y)
+    return len(y) >= min_rows and hard.min(initial=1) != hard.max(initial=0)
+
+
 def soft_label_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expand soft labels into weighted hard rows; zero-weight rows are dropped."""
     X2 = np.vstack([X, X])
@@ -269,8 +284,7 @@ class PerCandidateLearner(BaseEstimator):
         for k in range(n_candidates):
             rows = candidate == k
             yk = y[rows]
-            hard = np.round(yk)
-            if rows.sum() < self.min_rows or hard.min(initial=1) == hard.max(initial=0):
+            if not learnable(yk, self.min_rows):
                 self.models_.append(None)
                 continue
             self.models_.append(self._fit_one(X[rows], yk))

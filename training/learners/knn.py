@@ -6,7 +6,12 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from training.learners._base import _check_rows, candidate_means, check_candidate_info
+from training.learners._base import (
+    _check_rows,
+    candidate_means,
+    check_candidate_info,
+    check_embedding_dim,
+)
 
 #: Added to the similarity of a stored prompt the candidate never answered, so it
 #: ranks below every answered one (cosine similarities lie in [-1, 1]).
@@ -104,11 +109,7 @@ class KNNLearner(BaseEstimator):
             raise ValueError(f"n_neighbors must be an int >= 1, got {self.n_neighbors!r}.")
         if not self.prior_weight > 0:
             raise ValueError(f"prior_weight must be > 0, got {self.prior_weight!r}.")
-        if not 1 <= self.embedding_dim <= X.shape[1]:
-            raise ValueError(
-                f"embedding_dim must be in [1, n_features = {X.shape[1]}], got "
-                f"{self.embedding_dim!r}; set it to FeatureSpec.embedding_dim."
-            )
+        check_embedding_dim(self.embedding_dim, X.shape[1])
         emb = X[:, : self.embedding_dim].astype(np.float64)
         if len(emb):
             stored, prompt = np.unique(emb, axis=0, return_inverse=True)

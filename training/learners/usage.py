@@ -10,12 +10,14 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from training.cost_model import CostComponent, LogLinearCostModel
+from training.cost_model import CostComponent, LogLinearCostModel, cost_offset
 from training.learners._base import (
     DEFAULT_MIN_ROWS,
     _check_rows,
     candidate_means,
     check_candidate_info,
+    check_embedding_dim,
+    learnable,
     logit,
     prompt_groups,
     sigmoid,
@@ -123,11 +125,7 @@ class UsageLogisticLearner(BaseEstimator):
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)
-        if not 1 <= self.embedding_dim <= X.shape[1]:
-            raise ValueError(
-                f"embedding_dim must be in [1, n_features = {X.shape[1]}], got "
-                f"{self.embedding_dim!r}; set it to FeatureSpec.embedding_dim."
-            )
+        check_embedding_dim(self.embedding_dim, X.shape[1])
         if self.n_inner_folds < 2:
             raise ValueError(f"n_inner_folds must be >= 2, got {self.n_inner_folds!r}.")
         X64 = X.astype(np.float64)
@@ -168,8 +166,7 @@ class UsageLogisticLearner(BaseEstimator):
 
         for k in range(n_candidates):
             rows = candidate == k
-            hard = np.round(y[rows])
-            if rows.sum() < self.min_rows or hard.min(initial=1) == hard.max(initial=0):
+            if not learnable(y[rows], self.min_rows):
                 continue
             Zk, labels, weights = soft_label_rows(Z[rows], y[rows])
             model = LogisticRegression(C=self.C, max_iter=2000).fit(
@@ -216,8 +213,8 @@ def usage_components(
 ) -> list[CostComponent]:
     """The (candidate, unit) pairs with at least ``min_rows`` logged values.
 
-    Token counts where logged, else ``cost_usd`` (its offset a thousandth of the
-    median positive cost, as in `training.train.cost_components`).
+    Token counts where logged, else ``cost_usd`` (offset by
+    `training.cost_model.cost_offset` of the candidate's costs).
     """
     components = []
     for k in range(n_candidates):
@@ -229,7 +226,5 @@ def usage_components(
             components.append(CostComponent(k, name, 1.0, 1.0))
         cost = units.get("cost_usd")
         if not names and cost is not None and np.isfinite(cost[rows]).sum() >= min_rows:
-            positive = cost[rows][np.isfinite(cost[rows]) & (cost[rows] > 0)]
-            offset = float(np.median(positive) * 1e-3) if len(positive) else 1e-9
-            components.append(CostComponent(k, "cost_usd", 1.0, offset))
+            components.append(CostComponent(k, "cost_usd", 1.0, cost_offset(cost[rows])))
     return components
