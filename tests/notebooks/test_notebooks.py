@@ -16,7 +16,13 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from training.registry import list_versions, promote, register_bundle, resolve_version
+from training.registry import (
+    RegistryError,
+    list_versions,
+    promote,
+    register_bundle,
+    resolve_version,
+)
 from training.tracking import log_training_run
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -78,12 +84,56 @@ def test_explore_notebook(small_logs, tmp_path, monkeypatch):
     assert found["outcome_by_length"]
 
 
+def _retrain_env(small_logs, workdir: Path, mlruns: Path, promote_setting: str | None) -> dict:
+    env = {
+        "OUTCOME_ROUTER_NB_LOGS": str(small_logs["train"]),
+        "OUTCOME_ROUTER_NB_TEST_LOGS": str(small_logs["test"]),
+        "OUTCOME_ROUTER_NB_WORKDIR": str(workdir),
+        "OUTCOME_ROUTER_NB_MLRUNS": str(mlruns),
+        "OUTCOME_ROUTER_NB_LEARNERS": FAST_LEARNER,
+    }
+    if promote_setting is not None:
+        env["OUTCOME_ROUTER_NB_PROMOTE"] = promote_setting
+    return env
+
+
+@pytest.mark.parametrize("promote_setting", [None, "1"], ids=["default", "promote"])
+def test_retrain_notebook_moves_the_alias_only_when_asked(
+    small_logs, tmp_path, monkeypatch, promote_setting
+):
+    """With no champion yet the challenger wins outright; by default a reader running
+    the notebook still leaves the alias alone, since moving it changes what every
+    `serve --bundle models:/NAME@champion` serves next."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("OUTCOME_ROUTER_NB_PROMOTE", raising=False)
+    mlruns, workdir = tmp_path / "mlruns", tmp_path / "work"
+    workdir.mkdir()
+    run_notebook(
+        "retrain.ipynb",
+        workdir,
+        _retrain_env(small_logs, workdir, mlruns, promote_setting),
+        monkeypatch,
+    )
+
+    found = json.loads((workdir / "retrain_conclusions.json").read_text())
+    assert found["champion_before"] is None and found["challenger_wins"] is True
+    assert found["promote_requested"] is (promote_setting == "1")
+    assert [v.version for v in list_versions(MODEL_NAME, root=mlruns)] == ["1"]
+    if promote_setting == "1":
+        assert found["promoted"] is True and found["champion_after"] == "1"
+        assert resolve_version(f"models:/{MODEL_NAME}@champion", root=mlruns).version == "1"
+    else:
+        assert found["promoted"] is False and found["champion_after"] is None
+        with pytest.raises(RegistryError, match="champion"):
+            resolve_version(f"models:/{MODEL_NAME}@champion", root=mlruns)
+
+
 def test_retrain_notebook_compares_registers_and_promotes(
     small_logs, bundle_dir, tmp_path, monkeypatch
 ):
-    """A champion (the session bundle) is in the registry; the notebook trains a
-    challenger, evaluates both on the same held-out logs, and moves the alias iff the
-    challenger's area is larger."""
+    """A champion (the session bundle) is in the registry; with promotion asked for, the
+    notebook trains a challenger, evaluates both on the same held-out logs, and moves
+    the alias iff the challenger's area is larger."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     mlruns = tmp_path / "mlruns"
     run_id = log_training_run(bundle_dir, params={"learner": "session"}, metrics={}, root=mlruns)
@@ -92,14 +142,9 @@ def test_retrain_notebook_compares_registers_and_promotes(
 
     workdir = tmp_path / "work"
     workdir.mkdir()
-    env = {
-        "OUTCOME_ROUTER_NB_LOGS": str(small_logs["train"]),
-        "OUTCOME_ROUTER_NB_TEST_LOGS": str(small_logs["test"]),
-        "OUTCOME_ROUTER_NB_WORKDIR": str(workdir),
-        "OUTCOME_ROUTER_NB_MLRUNS": str(mlruns),
-        "OUTCOME_ROUTER_NB_LEARNERS": FAST_LEARNER,
-    }
-    run_notebook("retrain.ipynb", workdir, env, monkeypatch)
+    run_notebook(
+        "retrain.ipynb", workdir, _retrain_env(small_logs, workdir, mlruns, "1"), monkeypatch
+    )
 
     found = json.loads((workdir / "retrain_conclusions.json").read_text())
     challenger, before = found["challenger"], found["champion_before"]
@@ -110,6 +155,7 @@ def test_retrain_notebook_compares_registers_and_promotes(
         assert metrics["area"] == pytest.approx(brief["area"])
         assert metrics["router_version"] == brief["router_version"]
     assert found["challenger_wins"] == (challenger["area"] > before["area"])
+    assert found["promote_requested"] is True
     assert found["promoted"] == found["challenger_wins"]
     now = resolve_version(f"models:/{MODEL_NAME}@champion", root=mlruns)
     assert now.version == found["champion_after"] == ("2" if found["promoted"] else "1")
