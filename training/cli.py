@@ -177,14 +177,32 @@ def _add_promote_parser(sub) -> None:
 # --------------------------------------------------------------------------------
 
 
+class DefaultsShownFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless it has no meaningful default
+    (None, or off for a flag) or already says it, so ``--help`` never hides one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default in (None, False) or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """Every subcommand's parser shows defaults (`DefaultsShownFormatter`)."""
+
+    def __init__(self, *args, formatter_class=DefaultsShownFormatter, **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from serving.commands import add_route_parser, add_serve_parser
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="outcome-router",
         description="Learn LLM routing from graded outcomes; serve it as POST /route.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
 
     train = sub.add_parser("train", help="train a bundle from call logs")
     train.add_argument("--logs", nargs="+", required=True, help="call-log files or folders")
@@ -258,11 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=0)
     split.set_defaults(func=_split)
 
-    demo = sub.add_parser("demo-request", help="serve a bundle, send one request, print it")
-    demo.add_argument("--bundle", required=True)
+    demo = sub.add_parser(
+        "demo-request",
+        help="serve a bundle, send one request, print it",
+        description="Start `outcome-router serve` on BUNDLE, send one POST /route with the "
+        "body in REQUEST, print the decision and the latency of 200 more requests, stop.",
+    )
+    demo.add_argument("--bundle", required=True, help="bundle folder to serve")
     demo.add_argument("--request", required=True, help="JSON body for POST /route")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8765)
+    demo.add_argument("--host", default="127.0.0.1", help="interface the server listens on")
+    demo.add_argument("--port", type=int, default=8765, help="port the server listens on")
     demo.set_defaults(func=_demo_request)
 
     add_route_parser(sub)
