@@ -47,6 +47,7 @@ def _train(args: argparse.Namespace) -> int:
         out=args.out,
         prices=args.prices,
         candidates=args.candidates.split(",") if args.candidates else None,
+        min_calls=args.min_calls,
         learners=learners,
         target=args.target,
         n_folds=args.folds,
@@ -72,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
                 "mlflow_run_id": result.run_id,
                 "model_version": result.model_version,
                 "learner": result.validation.get("chosen"),
+                "excluded_candidates": [e.to_dict() for e in result.excluded_candidates],
                 # The chosen setting's figures; every setting's are in the manifest and MLflow.
                 "metrics": {
                     k: v
@@ -191,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="bundle folder to write")
     train.add_argument("--prices", help="price catalog (LiteLLM's JSON format); default: shipped")
     train.add_argument("--candidates", help="comma-separated models to route between")
+    train.add_argument(
+        "--min-calls",
+        type=int,
+        default=20,  # training.dataset.DEFAULT_MIN_CALLS, not imported to keep --help light
+        help="graded calls a model needs to be a candidate; models with fewer, or with "
+        "neither a catalog price nor a logged cost_usd, are left out with the reason "
+        "(manifest excluded_candidates). 20 is where a learner fits a candidate rather "
+        "than its prior; shipped logs have about 500 per model",
+    )
     train.add_argument("--learner", help="comma-separated learners to compare (default: all)")
     train.add_argument(
         "--target",

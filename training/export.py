@@ -355,8 +355,13 @@ def write_bundle(
     policy: dict[str, Any],
     training: dict[str, Any],
     calibration: dict[str, Any] | None = None,
+    excluded_candidates: list[dict[str, Any]] | None = None,
 ) -> Bundle:
-    """Write a complete, hashed bundle folder and return it loaded and verified."""
+    """Write a complete, hashed bundle folder and return it loaded and verified.
+
+    ``excluded_candidates`` are the models of the logs left out, each
+    ``{"model", "reason", "n_graded_calls"}`` (`training.dataset.screen_candidates`).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -378,6 +383,7 @@ def write_bundle(
             }
             for name in candidates
         ],
+        "excluded_candidates": list(excluded_candidates or []),
         "feature_spec": spec.to_dict(),
         "scorer": {
             "file": SCORER_FILE,

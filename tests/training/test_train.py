@@ -152,3 +152,114 @@ def test_subset_keeps_rows_of_kept_prompts(training_set):
     np.testing.assert_array_equal(
         part.features[part.prompt], training_set.features[training_set.prompt[kept_rows]]
     )
+
+
+# --- A candidate needs evidence (issue 9, A1) -------------------------------------------
+
+#: The repro row: a model seen once, with no price and no cost, that succeeded.
+ONE_ROW_MODEL = {
+    "request_id": "bad-3",
+    "model": "gpt-5-turbo-preview",
+    "prompt": "what is 2+2",
+    "input_tokens": 10,
+    "output_tokens": 2,
+    "outcome": 1,
+}
+TOPICS = ("a SQL query", "a Python traceback", "a CSS layout", "a Rust borrow error", "a poem")
+NORMAL_MODELS = ("openai/gpt-oss-20b", "openai/gpt-oss-120b")
+
+
+def gateway_rows(n_prompts: int, models=NORMAL_MODELS, prefix: str = "req") -> list[dict]:
+    """``n_prompts`` prompts each answered by every model in ``models``, gateway style
+    (no prompt_id, no cost_usd): the larger model succeeds more often on long prompts."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(n_prompts):
+        words = int(rng.integers(5, 60))
+        prompt = f"Question {i} about {TOPICS[i % len(TOPICS)]}: " + " ".join(
+            f"detail{j}" for j in range(words)
+        )
+        for k, model in enumerate(models):
+            success = rng.random() < (0.85 - 0.01 * words if k == 0 else 0.8)
+            rows.append(
+                {
+                    "request_id": f"{prefix}-{i}-{k}",
+                    "model": model,
+                    "prompt": prompt,
+                    "input_tokens": 20 + 2 * words,
+                    "output_tokens": int(rng.integers(50, 400)),
+                    "outcome": float(success),
+                }
+            )
+    return rows
+
+
+def write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_a_model_seen_once_without_price_is_no_candidate(tmp_path, capsys):
+    from training.cli import main
+
+    logs = write_jsonl(tmp_path / "calls.jsonl", [*gateway_rows(145), ONE_ROW_MODEL])
+    out = tmp_path / "bundle"
+    args = ["--logs", logs, "--out", str(out), "--learner", "logistic-C0.003", "--no-mlflow"]
+    code = main(["train", *args])
+    assert code == 0
+    captured = capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["candidates"]] == sorted(NORMAL_MODELS)
+    assert manifest["policy"]["fallback_model"] in NORMAL_MODELS
+    (excluded,) = manifest["excluded_candidates"]
+    assert excluded["model"] == "gpt-5-turbo-preview" and excluded["n_graded_calls"] == 1
+    assert "1 graded call" in excluded["reason"] and "--min-calls" in excluded["reason"]
+    printed = json.loads(captured.out)
+    assert printed["excluded_candidates"] == manifest["excluded_candidates"]
+    assert "gpt-5-turbo-preview" in captured.err and "excluded" in captured.err
+
+
+def test_a_model_without_price_or_cost_is_no_candidate(tmp_path):
+    rows = gateway_rows(60) + gateway_rows(40, models=("acme/unpriced-model",), prefix="u")
+    result = train(
+        TrainConfig(
+            logs=[write_jsonl(tmp_path / "calls.jsonl", rows)],
+            out=str(tmp_path / "b"),
+            track=False,
+            learners=[("logistic", "logistic", {"C": 0.01})],
+        )
+    )
+    assert result.bundle.candidate_names == tuple(sorted(NORMAL_MODELS))
+    (excluded,) = result.bundle.manifest["excluded_candidates"]
+    assert excluded["model"] == "acme/unpriced-model" and excluded["n_graded_calls"] == 40
+    assert "no price" in excluded["reason"] and "cost_usd" in excluded["reason"]
+
+
+def test_min_calls_is_respected(tmp_path):
+    """gpt-4o is priced but has 6 graded calls, all successes: below the default
+    evidence it is left out; with ``min_calls=5`` it is a candidate, yet not the
+    fallback, which goes to a model with a hundred calls of evidence."""
+    rows = gateway_rows(100) + gateway_rows(6, models=("gpt-4o",), prefix="g")
+    for row in rows[-6:]:
+        row["outcome"] = 1.0
+    logs = [write_jsonl(tmp_path / "calls.jsonl", rows)]
+    learners = [("logistic", "logistic", {"C": 0.01})]
+    default = train(TrainConfig(logs=logs, out=str(tmp_path / "a"), track=False, learners=learners))
+    assert "gpt-4o" not in default.bundle.candidate_names
+    assert default.bundle.manifest["excluded_candidates"][0]["model"] == "gpt-4o"
+    lowered = train(
+        TrainConfig(logs=logs, out=str(tmp_path / "b"), track=False, learners=learners, min_calls=5)
+    )
+    assert "gpt-4o" in lowered.bundle.candidate_names
+    assert lowered.bundle.manifest["excluded_candidates"] == []
+    assert lowered.bundle.policy["fallback_model"] in NORMAL_MODELS
+    with pytest.raises(ValueError, match=r"gpt-4o: 6 graded calls, fewer than --min-calls 20"):
+        train(
+            TrainConfig(
+                logs=logs,
+                out=str(tmp_path / "c"),
+                track=False,
+                learners=learners,
+                candidates=["gpt-4o", *NORMAL_MODELS],
+            )
+        )
