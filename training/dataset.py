@@ -19,6 +19,7 @@ import pandas as pd
 from features.featurizer import Featurizer
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
+from serving.manifest import ExcludedCandidate
 
 #: Graded calls a model needs to be a candidate (``train --min-calls``). Twenty is
 #: where a learner starts fitting a candidate rather than predicting its prior
@@ -114,18 +115,6 @@ class TrainingSet:
 def default_candidates(frame: pd.DataFrame) -> list[str]:
     """Models with at least one graded call, sorted."""
     return sorted(frame.loc[frame["outcome"].notna(), "model"].unique().tolist())
-
-
-@dataclass(frozen=True)
-class ExcludedCandidate:
-    """A model of the logs that is not a candidate, and why."""
-
-    model: str
-    reason: str
-    n_graded_calls: int
-
-    def to_dict(self) -> dict[str, object]:
-        return {"model": self.model, "reason": self.reason, "n_graded_calls": self.n_graded_calls}
 
 
 def exclusion_reason(

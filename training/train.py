@@ -26,12 +26,12 @@ from features.prices import ModelPrice, PriceCatalog
 from features.spec import FeatureSpec
 from serving.bundle import Bundle
 from serving.calibration import apply_calibration
+from serving.manifest import ExcludedCandidate, PolicyDefaults, TrainingSummary
 from serving.scoring import BundleScorer
 from training.calibration import fit_calibration
 from training.cost_model import CostComponent, LogLinearCostModel, cost_offset
 from training.dataset import (
     DEFAULT_MIN_CALLS,
-    ExcludedCandidate,
     TrainingSet,
     build_training_set,
     screen_candidates,
@@ -331,10 +331,10 @@ def train(config: TrainConfig) -> TrainResult:
         learner=learner,
         learner_name=name,
         cost_model=cost_model,
-        policy=policy,
-        training=training_summary,
+        policy=PolicyDefaults(**policy),
+        training=TrainingSummary(**training_summary),
         calibration=calibration,
-        excluded_candidates=[e.to_dict() for e in excluded],
+        excluded_candidates=excluded,
     )
     check_parity(bundle, data, learner, cost_model)
     _say(f"bundle {bundle.router_version} written to {out}")
@@ -382,7 +382,7 @@ def check_parity(
     scorer = BundleScorer(bundle)
     X = data.features[:n]
     onnx_scores = scorer.score_features(X)
-    native_p = apply_calibration(learner.predict_proba(X), bundle.manifest["scorer"]["calibration"])
+    native_p = apply_calibration(learner.predict_proba(X), bundle.contents.scorer.calibration)
     gap = float(np.abs(onnx_scores.p_success - native_p).max(initial=0.0))
     native_cost = cost_model.predict_cost(X, len(data.candidates))
     rel = np.abs(onnx_scores.expected_cost_usd - native_cost) / np.maximum(native_cost, 1e-12)
@@ -425,14 +425,14 @@ def _track(bundle: Bundle, config: TrainConfig, chosen: str, metrics, policy) ->
         "logs": ",".join(map(str, config.logs)),
         "learner": chosen,
         "candidates": ",".join(bundle.candidate_names),
-        "feature_spec": bundle.manifest["feature_spec"],
+        "feature_spec": bundle.feature_spec.to_dict(),
         "n_folds": config.n_folds,
         "cv_repeats": config.cv_repeats,
         "seed": config.seed,
         "target": config.target,
         "router_version": bundle.router_version,
         "policy_value_usd": policy["value_usd"],
-        "calibration": (bundle.manifest["scorer"]["calibration"] or {}).get("method", "none"),
+        "calibration": (bundle.contents.scorer.calibration or {}).get("method", "none"),
     }
     run_id = log_training_run(
         bundle.path,
