@@ -1,5 +1,6 @@
 """`train` end to end on real shipped data: manifest, policy, parity, tracking."""
 
+import argparse
 import json
 
 import numpy as np
@@ -8,8 +9,9 @@ import pytest
 
 from features.prices import PriceCatalog
 from serving.scoring import BundleScorer
+from training.dataset import DEFAULT_MIN_CALLS
 from training.selection import prompt_folds
-from training.train import TrainConfig, model_family, train
+from training.train import DEFAULT_LEARNERS, TrainConfig, model_family, train
 
 
 def test_manifest_describes_the_bundle(trained, shipped_calls):
@@ -263,3 +265,37 @@ def test_min_calls_is_respected(tmp_path):
                 candidates=["gpt-4o", *NORMAL_MODELS],
             )
         )
+
+
+# --- train --help (issue 9, A8) ----------------------------------------------------------
+
+
+def _train_parser():
+    from training.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices["train"]
+
+
+def test_every_train_option_has_help():
+    options = [a for a in _train_parser()._actions if not isinstance(a, argparse._HelpAction)]
+    assert "--min-calls" in {s for a in options for s in a.option_strings}
+    undocumented = [a.option_strings for a in options if not (a.help or "").strip()]
+    assert undocumented == []
+
+
+def test_train_help_lists_learners_and_defaults(capsys):
+    from training.cli import main
+    from training.learners import LEARNERS
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"Registered learners: {', '.join(sorted(LEARNERS))};" in text
+    labels = ", ".join(label for label, _, _ in DEFAULT_LEARNERS)
+    assert f"default-grid settings: {labels}" in text
+    for default in ("--min-calls N", "(default: 20)", "(default: parity)", "(default: 4000)"):
+        assert default in text
+    assert _train_parser().get_default("min_calls") == DEFAULT_MIN_CALLS
