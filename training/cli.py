@@ -248,7 +248,8 @@ def _add_train_parser(sub) -> None:
         default=20,  # training.dataset.DEFAULT_MIN_CALLS, not imported to keep --help light
         metavar="N",
         help="graded calls a model needs to be a candidate; models with fewer, or with "
-        "neither a catalog price nor a logged cost_usd, are left out with the reason "
+        "no known cost (no logged cost_usd, nor tokens at a catalog price), are left out "
+        "with the reason "
         "(printed, and in the manifest's excluded_candidates). 20 is where a learner fits "
         "a candidate rather than its prior; the shipped logs have about 500 per model",
     )

@@ -123,9 +123,9 @@ def exclusion_reason(
     """Why ``model`` (its logged ``rows``) cannot be a candidate, or None if it can.
 
     A candidate needs evidence of quality, ``min_calls`` graded calls, and a known
-    cost: a price in the catalog or a ``cost_usd`` on its rows. Without them its
-    success rate is a guess (one lucky call reads as 100%) and its cost reads as
-    $0, so the router would send it traffic on no evidence.
+    cost: a logged ``cost_usd`` or tokens priced by the catalog on some of its
+    rows. Without them its success rate is a guess (one lucky call reads as 100%)
+    and its cost reads as $0, so the router would send it traffic on no evidence.
     """
     n_graded = int(rows["outcome"].notna().sum())
     if n_graded < min_calls:
@@ -134,10 +134,17 @@ def exclusion_reason(
             f"{n_graded} graded {calls}, fewer than --min-calls {min_calls}: too little "
             "evidence of its success rate"
         )
-    if prices.get(model) is None and not rows["cost_usd"].notna().any():
+    # The reader fills cost_usd from the catalog where a row logs tokens, so a
+    # row without it has neither a logged cost nor priced tokens.
+    if not rows["cost_usd"].notna().any():
+        if prices.get(model) is None:
+            return (
+                "no price in the catalog and no logged cost_usd: its cost is unknown "
+                "(add it to --prices or log cost_usd)"
+            )
         return (
-            "no price in the catalog and no logged cost_usd: its cost is unknown "
-            "(add it to --prices or log cost_usd)"
+            "priced in the catalog, but none of its rows logs tokens or cost_usd: its "
+            "cost is unknown (log input_tokens and output_tokens, or cost_usd)"
         )
     return None
 

@@ -222,7 +222,12 @@ def test_a_model_seen_once_without_price_is_no_candidate(tmp_path, capsys):
 
 
 def test_a_model_without_price_or_cost_is_no_candidate(tmp_path):
-    rows = gateway_rows(60) + gateway_rows(40, models=("acme/unpriced-model",), prefix="u")
+    """Neither a price nor a cost; or a price but no tokens to apply it to."""
+    no_tokens = gateway_rows(30, models=("gpt-4o",), prefix="g")
+    for row in no_tokens:
+        del row["input_tokens"], row["output_tokens"]
+    unpriced = gateway_rows(40, models=("acme/unpriced-model",), prefix="u")
+    rows = gateway_rows(60) + unpriced + no_tokens
     result = train(
         TrainConfig(
             logs=[write_jsonl(tmp_path / "calls.jsonl", rows)],
@@ -232,9 +237,11 @@ def test_a_model_without_price_or_cost_is_no_candidate(tmp_path):
         )
     )
     assert result.bundle.candidate_names == tuple(sorted(NORMAL_MODELS))
-    (excluded,) = result.bundle.manifest["excluded_candidates"]
-    assert excluded["model"] == "acme/unpriced-model" and excluded["n_graded_calls"] == 40
-    assert "no price" in excluded["reason"] and "cost_usd" in excluded["reason"]
+    unpriced, no_tokens = result.bundle.manifest["excluded_candidates"]
+    assert unpriced["model"] == "acme/unpriced-model" and unpriced["n_graded_calls"] == 40
+    assert unpriced["reason"].startswith("no price in the catalog and no logged cost_usd")
+    assert no_tokens["model"] == "gpt-4o" and no_tokens["n_graded_calls"] == 30
+    assert no_tokens["reason"].startswith("priced in the catalog, but none of its rows logs")
 
 
 def test_min_calls_is_respected(tmp_path):
