@@ -1,30 +1,40 @@
 """The bundle: the only thing that crosses from training to serving.
 
 A folder with ``manifest.json``, ONNX files and ``tokenizer.json``. The manifest
-lists the sha256 of every file and a router version that hashes the manifest
-itself, so a bundle that was edited, truncated or half-copied is refused before
-it can answer a single request.
+(`serving.manifest`) lists the sha256 of every file and a router version that
+hashes the manifest itself, so a bundle that was edited, truncated or half-copied
+is refused before it can answer a single request; so is one whose graphs do not
+have the tensor names the manifest declares.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from features.prices import ModelPrice
 from features.spec import FeatureSpec
+from serving.manifest import (
+    MANIFEST_FILE,
+    BundleError,
+    Candidate,
+    Manifest,
+    read_manifest,
+    router_version_of,
+)
 
-MANIFEST_FILE = "manifest.json"
-BUNDLE_SCHEMA_VERSION = 1
-#: Manifest keys left out of the router version: they do not change behaviour.
-_UNVERSIONED_KEYS = ("router_version", "created_at")
-
-
-class BundleError(ValueError):
-    """The bundle is missing, malformed or does not match its hashes."""
+__all__ = [
+    "MANIFEST_FILE",
+    "Bundle",
+    "BundleError",
+    "Candidate",
+    "FallbackModelError",
+    "file_sha256",
+    "load_bundle",
+    "router_version_of",
+]
 
 
 class FallbackModelError(BundleError):
@@ -43,70 +53,82 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def router_version_of(manifest: dict[str, Any]) -> str:
-    """Content hash of a manifest (file hashes included), 16 hex characters."""
-    content = {k: v for k, v in manifest.items() if k not in _UNVERSIONED_KEYS}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One model the router can pick, with its catalog price when known."""
-
-    name: str
-    family: str
-    price: ModelPrice | None
-
-
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle folder and its parsed manifest."""
+    """A verified bundle folder and its manifest.
+
+    Attributes
+    ----------
+    path : Path
+    contents : Manifest
+        The typed manifest (`serving.manifest`).
+    """
 
     path: Path
-    manifest: dict[str, Any]
+    contents: Manifest
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest's JSON form, for code that reads ``manifest.json``'s layout."""
+        return self.contents.to_dict()
 
     @property
     def router_version(self) -> str:
-        return self.manifest["router_version"]
+        return self.contents.router_version
 
     @property
     def candidates(self) -> tuple[Candidate, ...]:
-        return tuple(
-            Candidate(
-                name=c["name"],
-                family=c.get("family") or c["name"],
-                price=ModelPrice.from_dict(c["price"]) if c.get("price") else None,
-            )
-            for c in self.manifest["candidates"]
-        )
+        return self.contents.candidates
 
     @property
     def candidate_names(self) -> tuple[str, ...]:
-        return tuple(c["name"] for c in self.manifest["candidates"])
+        return self.contents.candidate_names
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec.from_dict(self.manifest["feature_spec"])
+        return self.contents.feature_spec
 
     @property
     def policy(self) -> dict[str, Any]:
-        return self.manifest["policy"]
+        """The default policy as a mapping (`serving.api.deps.policy_params` reads it)."""
+        return self.contents.policy.to_dict()
 
     def file(self, name: str) -> Path:
         return self.path / name
 
 
-_REQUIRED_KEYS = (
-    "schema_version",
-    "router_version",
-    "candidates",
-    "feature_spec",
-    "scorer",
-    "cost_model",
-    "policy",
-    "files",
-)
+def check_graph_signatures(path: Path, manifest: Manifest) -> None:
+    """Check that the scorer and cost graphs have the tensor names the manifest declares.
+
+    Serving runs each graph by those names; a graph exported under other names
+    would otherwise fail on the first request instead of at load.
+
+    Raises
+    ------
+    BundleError
+        Naming the file, the declared name and the names found.
+    """
+    import onnxruntime as ort
+
+    for section, graph in (("scorer", manifest.scorer), ("cost_model", manifest.cost_model)):
+        try:
+            session = ort.InferenceSession(
+                str(path / graph.file), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(
+                f"Bundle file {graph.file} ({section}) is not a loadable ONNX graph: {exc}"
+            ) from exc
+        for kind, expected, found in (
+            ("input", graph.input, [i.name for i in session.get_inputs()]),
+            ("output", graph.output, [o.name for o in session.get_outputs()]),
+        ):
+            if expected not in found:
+                raise BundleError(
+                    f"Bundle file {graph.file} has {kind} names {found}, but the manifest's "
+                    f"{section}.{kind} is {expected!r}: the graph and the manifest do not "
+                    "belong together; retrain or re-export the bundle."
+                )
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -115,29 +137,13 @@ def load_bundle(path: str | Path) -> Bundle:
     Raises
     ------
     BundleError
-        If the folder or manifest is missing or malformed, a listed file is missing
-        or its sha256 differs, or the manifest does not hash to its router version.
+        If the folder or manifest is missing or malformed (`serving.manifest.read_manifest`),
+        a listed file is missing or its sha256 differs, or a graph's input or output
+        names differ from the manifest's.
     """
     path = Path(path)
-    manifest_path = path / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise BundleError(
-            f"No {MANIFEST_FILE} in {path}: expected a bundle folder written by "
-            "`outcome-router train --out`."
-        )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from exc
-    missing = [k for k in _REQUIRED_KEYS if k not in manifest]
-    if missing:
-        raise BundleError(f"{manifest_path} lacks the keys {missing}.")
-    if manifest["schema_version"] != BUNDLE_SCHEMA_VERSION:
-        raise BundleError(
-            f"Bundle schema version {manifest['schema_version']} is not supported "
-            f"(this code reads version {BUNDLE_SCHEMA_VERSION}); retrain the bundle."
-        )
-    for name, expected in manifest["files"].items():
+    manifest = read_manifest(path)
+    for name, expected in manifest.files.items():
         file_path = path / name
         if not file_path.is_file():
             raise BundleError(f"Bundle file {name} listed in the manifest is missing from {path}.")
@@ -147,10 +153,5 @@ def load_bundle(path: str | Path) -> Bundle:
                 f"Bundle file {name} has sha256 {actual[:12]}…, the manifest says "
                 f"{expected[:12]}…: the bundle was modified or copied incompletely."
             )
-    expected_version = router_version_of(manifest)
-    if manifest["router_version"] != expected_version:
-        raise BundleError(
-            f"The manifest hashes to router version {expected_version}, but says "
-            f"{manifest['router_version']}: the manifest was edited after training."
-        )
-    return Bundle(path=path, manifest=manifest)
+    check_graph_signatures(path, manifest)
+    return Bundle(path=path, contents=manifest)

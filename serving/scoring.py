@@ -75,25 +75,25 @@ class BundleScorer:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
-        scorer = bundle.manifest["scorer"]
-        cost = bundle.manifest["cost_model"]
+        scorer = bundle.contents.scorer
+        cost = bundle.contents.cost_model
         self._scorer = ort.InferenceSession(
-            str(bundle.file(scorer["file"])), options, providers=["CPUExecutionProvider"]
+            str(bundle.file(scorer.file)), options, providers=["CPUExecutionProvider"]
         )
-        self._scorer_io = (scorer["input"], scorer["output"])
-        self._calibration = scorer.get("calibration")
+        self._scorer_io = (scorer.input, scorer.output)
+        self._calibration = scorer.calibration
         self._cost = ort.InferenceSession(
-            str(bundle.file(cost["file"])), options, providers=["CPUExecutionProvider"]
+            str(bundle.file(cost.file)), options, providers=["CPUExecutionProvider"]
         )
-        self._cost_io = (cost["input"], cost["output"])
-        components = cost["components"]
-        self._component_candidate = np.array([c["candidate"] for c in components], dtype=np.int64)
-        self._component_price = np.array([c["price"] for c in components], dtype=np.float64)
-        self._component_smearing = np.array([c["smearing"] for c in components], dtype=np.float64)
-        self._component_offset = np.array([c["offset"] for c in components], dtype=np.float64)
+        self._cost_io = (cost.input, cost.output)
+        components = cost.components
+        self._component_candidate = np.array([c.candidate for c in components], dtype=np.int64)
+        self._component_price = np.array([c.price for c in components], dtype=np.float64)
+        self._component_smearing = np.array([c.smearing for c in components], dtype=np.float64)
+        self._component_offset = np.array([c.offset for c in components], dtype=np.float64)
         # Where a cache hint applies: the input-token component of each candidate.
         self._input_component = {
-            c["candidate"]: i for i, c in enumerate(components) if c["name"] == "input_tokens"
+            c.candidate: i for i, c in enumerate(components) if c.name == "input_tokens"
         }
         self._index = {name: i for i, name in enumerate(self.candidates)}
         #: Worth a hand-off to the decision pool per request (`/route`): MiniLM

@@ -47,6 +47,7 @@ def _train(args: argparse.Namespace) -> int:
         out=args.out,
         prices=args.prices,
         candidates=args.candidates.split(",") if args.candidates else None,
+        min_calls=args.min_calls,
         learners=learners,
         target=args.target,
         n_folds=args.folds,
@@ -72,6 +73,7 @@ def _train(args: argparse.Namespace) -> int:
                 "mlflow_run_id": result.run_id,
                 "model_version": result.model_version,
                 "learner": result.validation.get("chosen"),
+                "excluded_candidates": [e.to_dict() for e in result.excluded_candidates],
                 # The chosen setting's figures; every setting's are in the manifest and MLflow.
                 "metrics": {
                     k: v
@@ -177,15 +179,17 @@ def _add_promote_parser(sub) -> None:
 # --------------------------------------------------------------------------------
 
 
-class DefaultsShownFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends ``(default: X)`` to an option's help unless it has no meaningful default
-    (None, or off for a flag) or already says it, so ``--help`` never hides one."""
+class DefaultsShownFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help, so ``--help`` never hides a default;
+    options that are required, unset by default (None) or off (a flag) say nothing."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        help_text = action.help or ""
-        if action.default in (None, False) or "default" in help_text:
-            return help_text
-        return super()._get_help_string(action)
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default is argparse.SUPPRESS
+        if unset or action.required or "%(default)" in text or "default:" in text.lower():
+            return text
+        return text + " (default: %(default)s)"
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -195,27 +199,93 @@ class CommandParser(argparse.ArgumentParser):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from serving.commands import add_route_parser, add_serve_parser
+class TrainHelpFormatter(DefaultsShownFormatter):
+    """``train --help``: defaults shown, and the learner names filled in.
 
-    parser = CommandParser(
-        prog="outcome-router",
-        description="Learn LLM routing from graded outcomes; serve it as POST /route.",
+    The names come from the registry (`training.learners.LEARNERS`) and the default
+    grid (`training.train.DEFAULT_LEARNERS`), imported only when the help is printed,
+    so building the parser for ``serve`` never loads the training stack.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action)
+        if LEARNER_NAMES_PLACEHOLDER in text:
+            from training.learners import LEARNERS
+            from training.train import DEFAULT_LEARNERS
+
+            names = (
+                f"Registered learners: {', '.join(sorted(LEARNERS))}; default-grid settings: "
+                f"{', '.join(label for label, _, _ in DEFAULT_LEARNERS)}"
+            )
+            text = text.replace(LEARNER_NAMES_PLACEHOLDER, names)
+        return text
+
+
+#: Replaced in ``--learner``'s help by the learner names (`TrainHelpFormatter`).
+LEARNER_NAMES_PLACEHOLDER = "{learner names}"
+
+
+def _add_train_parser(sub) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train a bundle from call logs",
+        description="Learn each candidate's chance of a good outcome and its cost from "
+        "graded call logs, pick the learner by cross-validation, and write a verified ONNX "
+        "bundle (manifest.json, ONNX graphs, tokenizer) for `serve` and `route`. Bad rows "
+        "go to BUNDLE.quarantine.jsonl; the run is logged to MLflow unless --no-mlflow.",
+        formatter_class=TrainHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
-
-    train = sub.add_parser("train", help="train a bundle from call logs")
-    train.add_argument("--logs", nargs="+", required=True, help="call-log files or folders")
-    train.add_argument("--out", required=True, help="bundle folder to write")
-    train.add_argument("--prices", help="price catalog (LiteLLM's JSON format); default: shipped")
-    train.add_argument("--candidates", help="comma-separated models to route between")
-    train.add_argument("--learner", help="comma-separated learners to compare (default: all)")
+    train.add_argument(
+        "--logs",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="call-log files or folders (.jsonl, .jsonl.gz, .csv, .csv.gz, .parquet), one "
+        "row per LLM call with model, prompt or messages and a graded outcome in [0, 1]",
+    )
+    train.add_argument(
+        "--out", required=True, metavar="BUNDLE", help="bundle folder to write (replaced)"
+    )
+    train.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="price catalog in LiteLLM's model_prices_and_context_window.json format; "
+        "default: the shipped features/data/default_prices.json",
+    )
+    train.add_argument(
+        "--candidates",
+        metavar="A,B",
+        help="comma-separated models to route between; default: every model of the logs "
+        "that passes --min-calls and has a known cost. A named model that fails is an error",
+    )
+    train.add_argument(
+        "--min-calls",
+        type=int,
+        default=20,  # training.dataset.DEFAULT_MIN_CALLS, not imported to keep --help light
+        metavar="N",
+        help="graded calls a model needs to be a candidate; models with fewer, or with "
+        "no known cost (no logged cost_usd, nor tokens at a catalog price), are left out "
+        "with the reason "
+        "(printed, and in the manifest's excluded_candidates). 20 is where a learner fits "
+        "a candidate rather than its prior; the shipped logs have about 500 per model",
+    )
+    train.add_argument(
+        "--learner",
+        metavar="NAMES",
+        help="comma-separated learner settings to compare by cross-validation: a "
+        "default-grid label picks that setting, a registered name every grid setting of "
+        f"that learner (or its defaults). Default: the whole grid. {LEARNER_NAMES_PLACEHOLDER}",
+    )
     train.add_argument(
         "--target",
         default="parity",
-        help="default policy: parity | budget:USD (mean cost per request) | floor:QUALITY",
+        help="what the bundle's default value_usd is fit to: parity (least cost at the "
+        "best single model's quality), budget:USD (best quality at this mean cost per "
+        "request) or floor:QUALITY (least cost at this quality)",
     )
-    train.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    train.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds, grouped by prompt"
+    )
     train.add_argument(
         "--cv-repeats",
         type=int,
@@ -228,25 +298,59 @@ def build_parser() -> argparse.ArgumentParser:
         default=4000,
         help="cross-validate on a sample of at most this many prompts (refit uses all)",
     )
-    train.add_argument("--no-calibration", action="store_true", help="skip calibration")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--max-tokens", type=int, default=256, help="routing token cap")
-    train.add_argument("--head-tokens", type=int, default=64, help="tokens kept from the start")
+    train.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="skip calibrating the probabilities (Platt or isotonic per candidate, chosen "
+        "by cross-fitted log-loss)",
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="seed of the folds, samples and bootstrap"
+    )
+    train.add_argument(
+        "--max-tokens",
+        type=int,
+        default=256,
+        help="routing token cap of the encoder input, special tokens included (8 to 512)",
+    )
+    train.add_argument(
+        "--head-tokens",
+        type=int,
+        default=64,
+        help="tokens kept from the start of a long prompt; the rest of the cap comes from "
+        "its end, where the question usually is",
+    )
     train.add_argument(
         "--encoder",
         choices=["minilm", "static"],
         default="minilm",
         help="sentence encoder: int8 MiniLM, or its static token vectors distilled offline "
-        "(about 50x faster on a long prompt, see README 'Speed'; default: %(default)s)",
+        "(about 50x faster on a long prompt, see README 'Speed')",
     )
-    train.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    train.add_argument(
+        "--no-mlflow", action="store_true", help="do not log the run to MLflow (nor register)"
+    )
     train.add_argument(
         "--register-as",
         default="outcome-router",
         help="MLflow registered model name ('' to track without registering)",
     )
-    train.add_argument("--mlruns", default="mlruns", help="MLflow store folder")
+    train.add_argument(
+        "--mlruns", default="mlruns", help="MLflow store folder (sqlite db and artifacts)"
+    )
     train.set_defaults(func=_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from serving.commands import add_route_parser, add_serve_parser
+
+    parser = CommandParser(
+        prog="outcome-router",
+        description="Learn LLM routing from graded outcomes; serve it as POST /route.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
+
+    _add_train_parser(sub)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on full-information logs")
     evaluate.add_argument("--bundle", required=True)

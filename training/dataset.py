@@ -8,6 +8,7 @@ model's outcome seen): learners fit each candidate on the rows it answered.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,19 @@ import numpy as np
 import pandas as pd
 
 from features.featurizer import Featurizer
+from features.prices import PriceCatalog
 from features.routing_text import routing_text
+from serving.manifest import ExcludedCandidate
+
+#: Graded calls a model needs to be a candidate (``train --min-calls``). Twenty is
+#: where a learner starts fitting a candidate rather than predicting its prior
+#: (`training.learners.DEFAULT_MIN_ROWS`), and where a success rate is known to
+#: about +-0.2 (95% Wilson interval at p = 0.5); every model of the shipped logs
+#: has about 500 (SWE-bench) or 600 (RouteProfile) graded calls, so it leaves them
+#: all in, while a model seen once or twice in a gateway log is left out.
+DEFAULT_MIN_CALLS = 20
+#: z of the two-sided 95% interval used for the success-rate lower bound.
+_Z95 = 1.959964
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,119 @@ def default_candidates(frame: pd.DataFrame) -> list[str]:
     return sorted(frame.loc[frame["outcome"].notna(), "model"].unique().tolist())
 
 
+def exclusion_reason(
+    model: str, rows: pd.DataFrame, prices: PriceCatalog, min_calls: int
+) -> str | None:
+    """Why ``model`` (its logged ``rows``) cannot be a candidate, or None if it can.
+
+    A candidate needs evidence of quality, ``min_calls`` graded calls, and a known
+    cost: a logged ``cost_usd`` or tokens priced by the catalog on some of its
+    rows. Without them its success rate is a guess (one lucky call reads as 100%)
+    and its cost reads as $0, so the router would send it traffic on no evidence.
+    """
+    n_graded = int(rows["outcome"].notna().sum())
+    if n_graded < min_calls:
+        calls = "call" if n_graded == 1 else "calls"
+        return (
+            f"{n_graded} graded {calls}, fewer than --min-calls {min_calls}: too little "
+            "evidence of its success rate"
+        )
+    # The reader fills cost_usd from the catalog where a row logs tokens, so a
+    # row without it has neither a logged cost nor priced tokens.
+    if not rows["cost_usd"].notna().any():
+        if prices.get(model) is None:
+            return (
+                "no price in the catalog and no logged cost_usd: its cost is unknown "
+                "(add it to --prices or log cost_usd)"
+            )
+        return (
+            "priced in the catalog, but none of its rows logs tokens or cost_usd: its "
+            "cost is unknown (log input_tokens and output_tokens, or cost_usd)"
+        )
+    return None
+
+
+def screen_candidates(
+    frame: pd.DataFrame,
+    prices: PriceCatalog,
+    *,
+    min_calls: int = DEFAULT_MIN_CALLS,
+    requested: Sequence[str] | None = None,
+) -> tuple[list[str], list[ExcludedCandidate]]:
+    """Split the models of a validated call-log frame into candidates and excluded ones.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Validated call log (`features.call_log.read_call_logs`).
+    prices : PriceCatalog
+    min_calls : int
+        Graded calls a candidate needs (see `DEFAULT_MIN_CALLS`).
+    requested : sequence of str, optional
+        Candidates asked for by name (``--candidates``); the other models are not
+        considered, and a requested one that fails the rule is an error.
+
+    Returns
+    -------
+    candidates : list of str, sorted unless requested
+    excluded : list of ExcludedCandidate, sorted by model
+
+    Raises
+    ------
+    ValueError
+        If a requested model has no rows or fails the rule (naming why), or no
+        model is left.
+    """
+    present = sorted(frame["model"].unique().tolist())
+    if requested:
+        unknown = sorted(set(requested) - set(present))
+        if unknown:
+            raise ValueError(
+                f"Candidates {unknown} have no rows in the logs; models present: {present}."
+            )
+    groups = dict(tuple(frame.groupby("model", sort=True)))
+    considered = list(requested) if requested else present
+    candidates, excluded = [], []
+    for model in considered:
+        reason = exclusion_reason(model, groups[model], prices, min_calls)
+        if reason is None:
+            candidates.append(model)
+        else:
+            n = int(groups[model]["outcome"].notna().sum())
+            excluded.append(ExcludedCandidate(model=model, reason=reason, n_graded_calls=n))
+    if requested and excluded:
+        raise ValueError(
+            "Requested candidates cannot be routed to: "
+            + "; ".join(f"{e.model}: {e.reason}" for e in excluded)
+            + "."
+        )
+    if not candidates:
+        raise ValueError(
+            "No model of the logs can be a candidate: "
+            + "; ".join(f"{e.model}: {e.reason}" for e in excluded)
+            + ". Log more graded calls or lower --min-calls."
+        )
+    return candidates, excluded
+
+
+def success_lower_bound(outcomes: np.ndarray, z: float = _Z95) -> float:
+    """Wilson lower bound of the success rate of graded ``outcomes`` (shape ``(n,)``).
+
+    Outcomes in [0, 1] count as fractional successes. The bound shrinks with few
+    calls: one success of one call gives 0.21, 180 of 200 gives 0.85.
+
+    >>> round(success_lower_bound(np.ones(1)), 2)
+    0.21
+    """
+    n = len(outcomes)
+    if n == 0:
+        return 0.0
+    p = float(np.mean(outcomes))
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
 def featurize(featurizer: Featurizer, texts: list[str], chunk: int = 256) -> np.ndarray:
     """Feature matrix of many texts, with progress on stderr."""
     from tqdm.auto import tqdm
@@ -123,8 +249,9 @@ def build_training_set(
 ) -> TrainingSet:
     """Build a `TrainingSet` from a validated call-log frame.
 
-    Rows of models outside ``candidates`` are left out; the first row of each
-    ``prompt_id`` supplies its text.
+    Rows of models outside ``candidates`` (by default every model with a graded
+    call; `train` passes the ones `screen_candidates` keeps) are left out; the
+    first row of each ``prompt_id`` supplies its text.
     """
     candidates = list(candidates) if candidates else default_candidates(frame)
     unknown = sorted(set(candidates) - set(frame["model"].unique()))

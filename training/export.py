@@ -7,9 +7,8 @@ exporter does not know is refused with a message, never serialised some other wa
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,17 @@ from sklearn.utils.validation import check_is_fitted
 from features.encoder import ENCODER_FILES
 from features.prices import ModelPrice
 from features.spec import FeatureSpec
-from serving.bundle import (
-    BUNDLE_SCHEMA_VERSION,
-    MANIFEST_FILE,
-    Bundle,
-    file_sha256,
-    load_bundle,
-    router_version_of,
+from serving.bundle import Bundle, file_sha256, load_bundle
+from serving.manifest import (
+    Candidate,
+    CostComponent,
+    CostGraph,
+    ExcludedCandidate,
+    Manifest,
+    PolicyDefaults,
+    ScorerGraph,
+    TrainingSummary,
+    write_manifest,
 )
 from training.cost_model import LogLinearCostModel
 from training.learners import (
@@ -352,11 +355,17 @@ def write_bundle(
     learner: Learner,
     learner_name: str,
     cost_model: LogLinearCostModel,
-    policy: dict[str, Any],
-    training: dict[str, Any],
+    policy: PolicyDefaults,
+    training: TrainingSummary,
     calibration: dict[str, Any] | None = None,
+    excluded_candidates: Sequence[ExcludedCandidate] = (),
 ) -> Bundle:
-    """Write a complete, hashed bundle folder and return it loaded and verified."""
+    """Write a complete, hashed bundle folder and return it loaded and verified.
+
+    The manifest is written through `serving.manifest`, the module serving reads
+    it with; ``excluded_candidates`` are the models of the logs left out
+    (`training.dataset.screen_candidates`).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -367,49 +376,44 @@ def write_bundle(
         shutil.copyfile(encoder_dir / name, out_dir / name)
     onnx.save(export_scorer(learner), out_dir / SCORER_FILE)
     onnx.save(export_cost_model(cost_model), out_dir / COST_FILE)
-    manifest: dict[str, Any] = {
-        "schema_version": BUNDLE_SCHEMA_VERSION,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "candidates": [
-            {
-                "name": name,
-                "family": families.get(name, name),
-                "price": prices[name].to_dict() if prices.get(name) else None,
-            }
+    manifest = Manifest(
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        candidates=tuple(
+            Candidate(name=name, family=families.get(name, name), price=prices.get(name))
             for name in candidates
-        ],
-        "feature_spec": spec.to_dict(),
-        "scorer": {
-            "file": SCORER_FILE,
-            "input": INPUT_NAME,
-            "output": SCORER_OUTPUT,
-            "learner": learner_name,
-            "params": {k: _plain(v) for k, v in learner.get_params().items()},
-            "calibration": calibration,
-        },
-        "cost_model": {
-            "file": COST_FILE,
-            "input": INPUT_NAME,
-            "output": COST_OUTPUT,
-            "components": [
-                {
-                    "candidate": c.candidate,
-                    "name": c.name,
-                    "price": c.price,
-                    "offset": c.offset,
-                    "smearing": float(s),
-                }
+        ),
+        feature_spec=spec,
+        scorer=ScorerGraph(
+            file=SCORER_FILE,
+            input=INPUT_NAME,
+            output=SCORER_OUTPUT,
+            learner=learner_name,
+            params={k: _plain(v) for k, v in learner.get_params().items()},
+            calibration=calibration,
+        ),
+        cost_model=CostGraph(
+            file=COST_FILE,
+            input=INPUT_NAME,
+            output=COST_OUTPUT,
+            components=tuple(
+                CostComponent(
+                    candidate=c.candidate,
+                    name=c.name,
+                    price=c.price,
+                    offset=c.offset,
+                    smearing=float(s),
+                )
                 for c, s in zip(cost_model.components_, cost_model.smearing_, strict=True)
-            ],
-        },
-        "policy": policy,
-        "training": training,
-        "files": {
+            ),
+        ),
+        policy=policy,
+        training=training,
+        files={
             name: file_sha256(out_dir / name) for name in (*encoder_files, SCORER_FILE, COST_FILE)
         },
-    }
-    manifest["router_version"] = router_version_of(manifest)
-    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        excluded_candidates=tuple(excluded_candidates),
+    )
+    write_manifest(out_dir, manifest)
     return load_bundle(out_dir)
 
 

@@ -1,6 +1,7 @@
 """`outcome-router train`: call logs in, verified ONNX bundle out.
 
-Steps: read and validate logs -> featurize each prompt once through the exported
+Steps: read and validate logs -> keep the models with enough graded calls and a
+known cost as candidates -> featurize each prompt once through the exported
 encoder -> cross-validate every learner configuration grouped by ``prompt_id`` and
 pick the one with the largest area under the cost-quality curve -> calibrate its
 probabilities on the out-of-fold predictions -> set the default policy for the
@@ -25,10 +26,17 @@ from features.prices import ModelPrice, PriceCatalog
 from features.spec import FeatureSpec
 from serving.bundle import Bundle
 from serving.calibration import apply_calibration
+from serving.manifest import ExcludedCandidate, PolicyDefaults, TrainingSummary
 from serving.scoring import BundleScorer
 from training.calibration import fit_calibration
 from training.cost_model import CostComponent, LogLinearCostModel, cost_offset
-from training.dataset import TrainingSet, build_training_set
+from training.dataset import (
+    DEFAULT_MIN_CALLS,
+    TrainingSet,
+    build_training_set,
+    screen_candidates,
+    success_lower_bound,
+)
 from training.export import write_bundle
 from training.learners import CandidateInfo, make_learner
 from training.learners.ensemble import DEFAULT_MEMBERS
@@ -73,6 +81,7 @@ class TrainConfig:
     out: str
     prices: str | None = None
     candidates: list[str] | None = None
+    min_calls: int = DEFAULT_MIN_CALLS
     learners: list[LearnerConfig] = field(default_factory=lambda: list(DEFAULT_LEARNERS))
     target: str = "parity"
     n_folds: int = 5
@@ -94,6 +103,7 @@ class TrainResult:
     validation: dict[str, Any]
     run_id: str | None
     model_version: str | None = None
+    excluded_candidates: tuple[ExcludedCandidate, ...] = ()
 
 
 def _say(message: str) -> None:
@@ -149,15 +159,20 @@ def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> 
     return components
 
 
-def _fallback_model(data: TrainingSet) -> str:
-    """The candidate with the highest mean graded outcome: the safe answer."""
-    means = [
-        np.nanmean(data.outcome[(data.candidate == k) & data.labelled])
-        if ((data.candidate == k) & data.labelled).any()
-        else -1.0
+def fallback_model(data: TrainingSet) -> str:
+    """The candidate most surely good: highest 95% lower bound of its success rate.
+
+    The fallback answers when routing fails, so it must be a model known to do
+    well, not one that looks best by chance: the mean outcome would crown a model
+    that succeeded on 1 call of 1, while the Wilson lower bound of 1 of 1 is 0.21,
+    below any model that succeeds on most of a few dozen calls
+    (`training.dataset.success_lower_bound`).
+    """
+    bounds = [
+        success_lower_bound(data.outcome[(data.candidate == k) & data.labelled])
         for k in range(len(data.candidates))
     ]
-    return data.candidates[int(np.argmax(means))]
+    return data.candidates[int(np.argmax(bounds))]
 
 
 def default_policy(
@@ -218,7 +233,12 @@ def train(config: TrainConfig) -> TrainResult:
     )
     encoder_dir = ensure_encoder(kind=config.spec.encoder)
     featurizer = Featurizer(config.spec, encoder_dir, workers=2)
-    data = build_training_set(read.frame, featurizer, config.candidates)
+    candidates, excluded = screen_candidates(
+        read.frame, catalog, min_calls=config.min_calls, requested=config.candidates
+    )
+    for entry in excluded:
+        _say(f"excluded candidate {entry.model}: {entry.reason}")
+    data = build_training_set(read.frame, featurizer, candidates)
     n_labelled = int(data.labelled.sum())
     if n_labelled == 0:
         raise ValueError("No call has an outcome: nothing to learn from.")
@@ -275,7 +295,7 @@ def train(config: TrainConfig) -> TrainResult:
     )
     policy = {
         **default_policy(cv_data, cv, calibration, target, config.seed),
-        "fallback_model": _fallback_model(data),
+        "fallback_model": fallback_model(data),
     }
     metrics = _metrics(cv, label, policy)
     training_summary = {
@@ -283,6 +303,7 @@ def train(config: TrainConfig) -> TrainResult:
         "n_quarantined": read.n_quarantined,
         "n_prompts": data.n_prompts,
         "n_graded_calls": n_labelled,
+        "min_calls": config.min_calls,
         "rows_per_candidate": {
             c: int((data.candidate == k).sum()) for k, c in enumerate(data.candidates)
         },
@@ -310,9 +331,10 @@ def train(config: TrainConfig) -> TrainResult:
         learner=learner,
         learner_name=name,
         cost_model=cost_model,
-        policy=policy,
-        training=training_summary,
+        policy=PolicyDefaults(**policy),
+        training=TrainingSummary(**training_summary),
         calibration=calibration,
+        excluded_candidates=excluded,
     )
     check_parity(bundle, data, learner, cost_model)
     _say(f"bundle {bundle.router_version} written to {out}")
@@ -338,6 +360,7 @@ def train(config: TrainConfig) -> TrainResult:
         validation=training_summary["selection"],
         run_id=run_id,
         model_version=model_version,
+        excluded_candidates=tuple(excluded),
     )
 
 
@@ -359,7 +382,7 @@ def check_parity(
     scorer = BundleScorer(bundle)
     X = data.features[:n]
     onnx_scores = scorer.score_features(X)
-    native_p = apply_calibration(learner.predict_proba(X), bundle.manifest["scorer"]["calibration"])
+    native_p = apply_calibration(learner.predict_proba(X), bundle.contents.scorer.calibration)
     gap = float(np.abs(onnx_scores.p_success - native_p).max(initial=0.0))
     native_cost = cost_model.predict_cost(X, len(data.candidates))
     rel = np.abs(onnx_scores.expected_cost_usd - native_cost) / np.maximum(native_cost, 1e-12)
@@ -402,14 +425,14 @@ def _track(bundle: Bundle, config: TrainConfig, chosen: str, metrics, policy) ->
         "logs": ",".join(map(str, config.logs)),
         "learner": chosen,
         "candidates": ",".join(bundle.candidate_names),
-        "feature_spec": bundle.manifest["feature_spec"],
+        "feature_spec": bundle.feature_spec.to_dict(),
         "n_folds": config.n_folds,
         "cv_repeats": config.cv_repeats,
         "seed": config.seed,
         "target": config.target,
         "router_version": bundle.router_version,
         "policy_value_usd": policy["value_usd"],
-        "calibration": (bundle.manifest["scorer"]["calibration"] or {}).get("method", "none"),
+        "calibration": (bundle.contents.scorer.calibration or {}).get("method", "none"),
     }
     run_id = log_training_run(
         bundle.path,

@@ -1,5 +1,6 @@
 """`train` end to end on real shipped data: manifest, policy, parity, tracking."""
 
+import argparse
 import json
 
 import numpy as np
@@ -8,8 +9,9 @@ import pytest
 
 from features.prices import PriceCatalog
 from serving.scoring import BundleScorer
+from training.dataset import DEFAULT_MIN_CALLS
 from training.selection import prompt_folds
-from training.train import TrainConfig, model_family, train
+from training.train import DEFAULT_LEARNERS, TrainConfig, model_family, train
 
 
 def test_manifest_describes_the_bundle(trained, shipped_calls):
@@ -152,3 +154,155 @@ def test_subset_keeps_rows_of_kept_prompts(training_set):
     np.testing.assert_array_equal(
         part.features[part.prompt], training_set.features[training_set.prompt[kept_rows]]
     )
+
+
+# --- A candidate needs evidence (issue 9, A1) -------------------------------------------
+
+#: The repro row: a model seen once, with no price and no cost, that succeeded.
+ONE_ROW_MODEL = {
+    "request_id": "bad-3",
+    "model": "gpt-5-turbo-preview",
+    "prompt": "what is 2+2",
+    "input_tokens": 10,
+    "output_tokens": 2,
+    "outcome": 1,
+}
+TOPICS = ("a SQL query", "a Python traceback", "a CSS layout", "a Rust borrow error", "a poem")
+NORMAL_MODELS = ("openai/gpt-oss-20b", "openai/gpt-oss-120b")
+
+
+def gateway_rows(n_prompts: int, models=NORMAL_MODELS, prefix: str = "req") -> list[dict]:
+    """``n_prompts`` prompts each answered by every model in ``models``, gateway style
+    (no prompt_id, no cost_usd): the larger model succeeds more often on long prompts."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(n_prompts):
+        words = int(rng.integers(5, 60))
+        prompt = f"Question {i} about {TOPICS[i % len(TOPICS)]}: " + " ".join(
+            f"detail{j}" for j in range(words)
+        )
+        for k, model in enumerate(models):
+            success = rng.random() < (0.85 - 0.01 * words if k == 0 else 0.8)
+            rows.append(
+                {
+                    "request_id": f"{prefix}-{i}-{k}",
+                    "model": model,
+                    "prompt": prompt,
+                    "input_tokens": 20 + 2 * words,
+                    "output_tokens": int(rng.integers(50, 400)),
+                    "outcome": float(success),
+                }
+            )
+    return rows
+
+
+def write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_a_model_seen_once_without_price_is_no_candidate(tmp_path, capsys):
+    from training.cli import main
+
+    logs = write_jsonl(tmp_path / "calls.jsonl", [*gateway_rows(145), ONE_ROW_MODEL])
+    out = tmp_path / "bundle"
+    args = ["--logs", logs, "--out", str(out), "--learner", "logistic-C0.003", "--no-mlflow"]
+    code = main(["train", *args])
+    assert code == 0
+    captured = capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["candidates"]] == sorted(NORMAL_MODELS)
+    assert manifest["policy"]["fallback_model"] in NORMAL_MODELS
+    (excluded,) = manifest["excluded_candidates"]
+    assert excluded["model"] == "gpt-5-turbo-preview" and excluded["n_graded_calls"] == 1
+    assert "1 graded call" in excluded["reason"] and "--min-calls" in excluded["reason"]
+    printed = json.loads(captured.out)
+    assert printed["excluded_candidates"] == manifest["excluded_candidates"]
+    assert "gpt-5-turbo-preview" in captured.err and "excluded" in captured.err
+
+
+def test_a_model_without_price_or_cost_is_no_candidate(tmp_path):
+    """Neither a price nor a cost; or a price but no tokens to apply it to."""
+    no_tokens = gateway_rows(30, models=("gpt-4o",), prefix="g")
+    for row in no_tokens:
+        del row["input_tokens"], row["output_tokens"]
+    unpriced = gateway_rows(40, models=("acme/unpriced-model",), prefix="u")
+    rows = gateway_rows(60) + unpriced + no_tokens
+    result = train(
+        TrainConfig(
+            logs=[write_jsonl(tmp_path / "calls.jsonl", rows)],
+            out=str(tmp_path / "b"),
+            track=False,
+            learners=[("logistic", "logistic", {"C": 0.01})],
+        )
+    )
+    assert result.bundle.candidate_names == tuple(sorted(NORMAL_MODELS))
+    unpriced, no_tokens = result.bundle.manifest["excluded_candidates"]
+    assert unpriced["model"] == "acme/unpriced-model" and unpriced["n_graded_calls"] == 40
+    assert unpriced["reason"].startswith("no price in the catalog and no logged cost_usd")
+    assert no_tokens["model"] == "gpt-4o" and no_tokens["n_graded_calls"] == 30
+    assert no_tokens["reason"].startswith("priced in the catalog, but none of its rows logs")
+
+
+def test_min_calls_is_respected(tmp_path):
+    """gpt-4o is priced but has 6 graded calls, all successes: below the default
+    evidence it is left out; with ``min_calls=5`` it is a candidate, yet not the
+    fallback, which goes to a model with a hundred calls of evidence."""
+    rows = gateway_rows(100) + gateway_rows(6, models=("gpt-4o",), prefix="g")
+    for row in rows[-6:]:
+        row["outcome"] = 1.0
+    logs = [write_jsonl(tmp_path / "calls.jsonl", rows)]
+    learners = [("logistic", "logistic", {"C": 0.01})]
+    default = train(TrainConfig(logs=logs, out=str(tmp_path / "a"), track=False, learners=learners))
+    assert "gpt-4o" not in default.bundle.candidate_names
+    assert default.bundle.manifest["excluded_candidates"][0]["model"] == "gpt-4o"
+    lowered = train(
+        TrainConfig(logs=logs, out=str(tmp_path / "b"), track=False, learners=learners, min_calls=5)
+    )
+    assert "gpt-4o" in lowered.bundle.candidate_names
+    assert lowered.bundle.manifest["excluded_candidates"] == []
+    assert lowered.bundle.policy["fallback_model"] in NORMAL_MODELS
+    with pytest.raises(ValueError, match=r"gpt-4o: 6 graded calls, fewer than --min-calls 20"):
+        train(
+            TrainConfig(
+                logs=logs,
+                out=str(tmp_path / "c"),
+                track=False,
+                learners=learners,
+                candidates=["gpt-4o", *NORMAL_MODELS],
+            )
+        )
+
+
+# --- train --help (issue 9, A8) ----------------------------------------------------------
+
+
+def _train_parser():
+    from training.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices["train"]
+
+
+def test_every_train_option_has_help():
+    options = [a for a in _train_parser()._actions if not isinstance(a, argparse._HelpAction)]
+    assert "--min-calls" in {s for a in options for s in a.option_strings}
+    undocumented = [a.option_strings for a in options if not (a.help or "").strip()]
+    assert undocumented == []
+
+
+def test_train_help_lists_learners_and_defaults(capsys):
+    from training.cli import main
+    from training.learners import LEARNERS
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"Registered learners: {', '.join(sorted(LEARNERS))};" in text
+    labels = ", ".join(label for label, _, _ in DEFAULT_LEARNERS)
+    assert f"default-grid settings: {labels}" in text
+    for default in ("--min-calls N", "(default: 20)", "(default: parity)", "(default: 4000)"):
+        assert default in text
+    assert _train_parser().get_default("min_calls") == DEFAULT_MIN_CALLS
