@@ -18,8 +18,15 @@ import html
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from training.evaluation.curves import CurvePoint
+from training.evaluation.pairs import PairPoint
+from training.evaluation.reliability import CalibrationReport
+from training.evaluation.results import Comparison, Evaluation
+from training.evaluation.summary import Summary
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -45,31 +52,45 @@ img.plot { max-width: 100%; border: 1px solid #d0d7de; border-radius: 8px; }
 nav a { margin-right: .8rem; font-size: .9rem; }
 """
 
+
+class CostQuality(Protocol):
+    """Anything with a mean cost and quality per prompt (a point of any curve)."""
+
+    @property
+    def cost_usd(self) -> float: ...
+
+    @property
+    def quality(self) -> float: ...
+
+
+#: Named curves to draw, e.g. compared routers: name -> points.
+Curves = Mapping[str, Sequence[CostQuality]]
+
 _PALETTE = ["#8250df", "#bf3989", "#1a7f37", "#bc4c00", "#57606a", "#cf222e", "#0550ae"]
 #: Above this many candidates, only the notable single models are labelled on the plot.
 _MAX_LABELLED = 12
 
 
 def write_report(
-    summary: dict[str, Any],
+    result: Evaluation | Summary,
     out_dir: str | Path,
     title: str = "outcome-router evaluation",
-    extra_curves: dict[str, list[dict[str, Any]]] | None = None,
+    extra_curves: Curves | None = None,
 ) -> Path:
-    """Write ``out_dir/metrics.json`` and ``out_dir/report.html``.
+    """Write ``out_dir/metrics.json`` (``result.to_dict()``) and ``out_dir/report.html``.
 
     Parameters
     ----------
-    summary : dict
-        From :func:`training.evaluation.summarize`, optionally extended by
-        :func:`training.evaluate.evaluate` (``comparisons``, ``label``...).
+    result : Evaluation or Summary
+        From :func:`training.evaluation.run.evaluate` (a bundle, with its label and
+        compared bundles) or :func:`training.evaluation.summarize` (any predictions).
     out_dir : str or Path
         Created if missing; both files are overwritten.
     title : str, default="outcome-router evaluation"
-    extra_curves : dict of str to list of dict, optional
-        Other curves to draw for comparison (e.g. a baseline router), each a list of
-        ``{cost_usd, quality}`` points like ``summary["router_curve"]``. Compared
-        bundles in ``summary["comparisons"]`` are drawn without being passed here.
+    extra_curves : mapping of str to sequence of points, optional
+        Other curves to draw for comparison (e.g. a baseline router), each a sequence
+        of points with ``cost_usd`` and ``quality`` (e.g. ``Point``, ``CurvePoint``).
+        Compared bundles of an ``Evaluation`` are drawn without being passed here.
 
     Returns
     -------
@@ -79,19 +100,43 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # allow_nan=False: a NaN would make the file invalid JSON for strict readers.
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    curves = dict(extra_curves or {})
-    for comp in summary.get("comparisons", []):
-        curves.setdefault(comp["label"], comp["router_curve"])
-    images = {"cost_quality": _plot_png(summary, curves, title)}
-    if summary.get("pairs"):
-        images["pair"] = _pair_png(summary)
-    if summary.get("calibration"):
-        images["calibration"] = _calibration_png(summary["calibration"])
-    page = _render_html(summary, title, images, curves)
+    metrics = json.dumps(result.to_dict(), indent=2, allow_nan=False)
+    (out / "metrics.json").write_text(metrics + "\n")
+    view = _View.of(result)
+    curves: dict[str, Sequence[CostQuality]] = dict(extra_curves or {})
+    for comp in view.comparisons:
+        curves.setdefault(comp.label, comp.summary.router_curve)
+    images = {"cost_quality": _png(cost_quality_figure(view.summary, curves, title, view.label))}
+    if view.summary.pairs:
+        images["pair"] = _pair_png(view)
+    if view.summary.calibration:
+        images["calibration"] = _calibration_png(view.summary.calibration)
+    page = _render_html(view, title, images, curves)
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+class _View:
+    """What the page shows: the router's summary, its label, version and comparisons."""
+
+    def __init__(
+        self,
+        summary: Summary,
+        label: str = "router",
+        router_version: str | None = None,
+        comparisons: Sequence[Comparison] = (),
+    ) -> None:
+        self.summary = summary
+        self.label = label
+        self.router_version = router_version
+        self.comparisons = tuple(comparisons)
+
+    @classmethod
+    def of(cls, result: Evaluation | Summary) -> _View:
+        if isinstance(result, Evaluation):
+            return cls(result.summary, result.label, result.router_version, result.comparisons)
+        return cls(result)
 
 
 # --- plots ------------------------------------------------------------------------------
@@ -114,30 +159,22 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _envelope(points: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+def _envelope(points: Sequence[CostQuality]) -> tuple[list[float], list[float]]:
     """Costs and running-max qualities of the points with cost > 0, sorted by cost."""
-    pts = sorted(
-        (p for p in points if p["cost_usd"] > 0), key=lambda p: (p["cost_usd"], p["quality"])
-    )
+    pts = sorted((p for p in points if p.cost_usd > 0), key=lambda p: (p.cost_usd, p.quality))
     costs, env, best = [], [], -math.inf
     for p in pts:
-        best = max(best, p["quality"])
-        costs.append(p["cost_usd"])
+        best = max(best, p.quality)
+        costs.append(p.cost_usd)
         env.append(best)
     return costs, env
 
 
-def _plot_png(
-    summary: dict[str, Any], extra_curves: dict[str, list[dict[str, Any]]], title: str
-) -> bytes:
-    """The cost-quality plot (log-cost x axis) as PNG bytes."""
-    return _png(cost_quality_figure(summary, extra_curves, title))
-
-
 def cost_quality_figure(
-    summary: dict[str, Any],
-    extra_curves: dict[str, list[dict[str, Any]]] | None = None,
+    summary: Summary,
+    extra_curves: Curves | None = None,
     title: str = "",
+    label: str = "router",
 ):
     """The cost-quality plot as a ``matplotlib.figure.Figure`` (Agg canvas).
 
@@ -151,7 +188,7 @@ def cost_quality_figure(
     fig = _figure(11, 5.8)
     ax = fig.add_subplot(1, 1, 1)
 
-    oracle_costs, oracle_env = _envelope(summary.get("oracle_curve", []))
+    oracle_costs, oracle_env = _envelope(summary.oracle_curve)
     if oracle_costs:
         ax.step(
             oracle_costs,
@@ -163,14 +200,13 @@ def cost_quality_figure(
             label="oracle curve",
         )
 
-    label = summary.get("label", "router")
-    costs, env = _envelope(summary.get("router_curve", []))
+    costs, env = _envelope(summary.router_curve)
     if costs:
         ax.step(costs, env, where="post", color="#0969da", lw=2.2, label=f"{label} (envelope)")
-        pts = [p for p in summary["router_curve"] if p["cost_usd"] > 0]
+        pts = [p for p in summary.router_curve if p.cost_usd > 0]
         ax.plot(
-            [p["cost_usd"] for p in pts],
-            [p["quality"] for p in pts],
+            [p.cost_usd for p in pts],
+            [p.quality for p in pts],
             "o",
             color="#0969da",
             ms=3.5,
@@ -190,50 +226,45 @@ def cost_quality_figure(
                 label=name,
             )
 
-    singles = summary.get("single_models", [])
-    notable = {
-        summary.get("best_single", {}).get("name"),
-        summary.get("cheapest_single", {}).get("name"),
-    }
+    singles = summary.single_models
+    notable = {summary.best_single.name, summary.cheapest_single.name}
     for p in singles:
-        if p["cost_usd"] <= 0:
+        if p.cost_usd <= 0:
             continue
-        ax.plot(p["cost_usd"], p["quality"], "s", color="#24292f", ms=6)
-        if len(singles) <= _MAX_LABELLED or p["name"] in notable:
+        ax.plot(p.cost_usd, p.quality, "s", color="#24292f", ms=6)
+        if len(singles) <= _MAX_LABELLED or p.name in notable:
             ax.annotate(
-                p["name"],
-                (p["cost_usd"], p["quality"]),
+                p.name,
+                (p.cost_usd, p.quality),
                 textcoords="offset points",
                 xytext=(6, 4),
                 fontsize=7,
             )
     ax.plot([], [], "s", color="#24292f", label="single models")
 
-    base = summary.get("baselines", {})
+    base = summary.baselines
     rnd = base.get("random")
-    if rnd and rnd["cost_usd"] > 0:
-        ax.plot(
-            rnd["cost_usd"], rnd["quality"], "X", color="#cf222e", ms=10, label="random (expected)"
-        )
+    if rnd and rnd.cost_usd > 0:
+        ax.plot(rnd.cost_usd, rnd.quality, "X", color="#cf222e", ms=10, label="random (expected)")
     for key, marker, color in (("cheapest", "v", "#1a7f37"), ("strongest", "^", "#8250df")):
         b = base.get(key)
-        if b and b["cost_usd"] > 0:
+        if b and b.cost_usd > 0:
             ax.plot(
-                b["cost_usd"],
-                b["quality"],
+                b.cost_usd,
+                b.quality,
                 marker,
                 ms=12,
                 mfc="none",
                 mew=2,
                 color=color,
-                label=f"{key}: {b['model']}",
+                label=f"{key}: {b.model}",
             )
 
-    oracle = summary.get("oracle")
-    if oracle and oracle["cost_usd"] > 0:
+    oracle = summary.oracle
+    if oracle.cost_usd > 0:
         ax.plot(
-            oracle["cost_usd"],
-            oracle["quality"],
+            oracle.cost_usd,
+            oracle.quality,
             "*",
             color="#d4a72c",
             ms=16,
@@ -241,17 +272,17 @@ def cost_quality_figure(
             label="oracle",
         )
 
-    default = summary.get("default_point")
-    if default and default["cost_usd"] > 0:
+    default = summary.default_point
+    if default and default.cost_usd > 0:
         ax.plot(
-            default["cost_usd"],
-            default["quality"],
+            default.cost_usd,
+            default.quality,
             "o",
             ms=13,
             mfc="none",
             mew=2,
             color="#0969da",
-            label=f"served (value ${default['value_usd']:.3g})",
+            label=f"served (value ${default.value_usd:.3g})",
         )
 
     ax.set_xscale("log")
@@ -267,20 +298,20 @@ def cost_quality_figure(
     return fig
 
 
-def _pair_png(summary: dict[str, Any]) -> bytes:
-    """RouteLLM's view of the default pair: quality against the share of strong calls."""
-    pair = summary["pairs"][0]
+def _pair_png(view: _View) -> bytes:
+    """RouteLLM's view of the first pair: quality against the share of strong calls."""
+    pair = view.summary.pairs[0]
     fig = _figure(7.5, 4.5)
     ax = fig.add_subplot(1, 1, 1)
-    q_w, q_s = pair["weak_quality"], pair["strong_quality"]
-    ax.axhline(q_w, color="#57606a", ls=":", lw=1, label=f"weak: {pair['weak']}")
-    ax.axhline(q_s, color="#cf222e", ls=":", lw=1, label=f"strong: {pair['strong']}")
+    q_w, q_s = pair.weak_quality, pair.strong_quality
+    ax.axhline(q_w, color="#57606a", ls=":", lw=1, label=f"weak: {pair.weak}")
+    ax.axhline(q_s, color="#cf222e", ls=":", lw=1, label=f"strong: {pair.strong}")
     ax.plot([0, 100], [q_w, q_s], "--", color="#8c959f", lw=1, label="random mix (APGR 0.5)")
 
-    def draw(curve: list[dict[str, Any]], name: str, color: str, lw: float) -> None:
+    def draw(curve: Sequence[PairPoint], name: str, color: str, lw: float) -> None:
         best: dict[float, float] = {0.0: q_w, 1.0: q_s}
         for p in curve:
-            best[p["strong_share"]] = max(best.get(p["strong_share"], -math.inf), p["quality"])
+            best[p.strong_share] = max(best.get(p.strong_share, -math.inf), p.quality)
         xs = sorted(best)
         ax.plot(
             [100 * x for x in xs],
@@ -292,23 +323,15 @@ def _pair_png(summary: dict[str, Any]) -> bytes:
             label=name,
         )
 
-    apgr = pair.get("apgr")
-    draw(
-        pair["curve"],
-        f"{summary.get('label', 'router')} (APGR {_q(apgr)})",
-        "#0969da",
-        2.0,
-    )
-    for i, comp in enumerate(summary.get("comparisons", [])):
+    draw(pair.curve, f"{view.label} (APGR {_q(pair.apgr)})", "#0969da", 2.0)
+    for i, comp in enumerate(view.comparisons):
         same = [
-            p
-            for p in comp.get("pairs", [])
-            if (p["weak"], p["strong"]) == (pair["weak"], pair["strong"])
+            p for p in comp.summary.pairs or () if (p.weak, p.strong) == (pair.weak, pair.strong)
         ]
         if same:
             draw(
-                same[0]["curve"],
-                f"{comp['label']} (APGR {_q(same[0].get('apgr'))})",
+                same[0].curve,
+                f"{comp.label} (APGR {_q(same[0].apgr)})",
                 _PALETTE[i % len(_PALETTE)],
                 1.2,
             )
@@ -320,40 +343,40 @@ def _pair_png(summary: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
-def _calibration_png(cal: dict[str, Any]) -> bytes:
+def _calibration_png(cal: CalibrationReport) -> bytes:
     """Reliability diagram: mean outcome against mean predicted p_success per bin."""
     fig = _figure(7.5, 5)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot([0, 1], [0, 1], "--", color="#8c959f", lw=1, label="perfectly calibrated")
-    per = cal.get("candidates", {})
+    per = cal.candidates
     show_legend = len(per) <= 8
     for i, (name, table) in enumerate(per.items()):
-        bins = table["bins"]
+        bins = table.bins
         ax.plot(
-            [b["mean_p_success"] for b in bins],
-            [b["mean_outcome"] for b in bins],
+            [b.mean_p_success for b in bins],
+            [b.mean_outcome for b in bins],
             "-",
             marker=".",
             lw=0.9,
             alpha=0.55,
             color=_PALETTE[i % len(_PALETTE)],
-            label=f"{name} (ECE {table['ece']:.3f})" if show_legend else None,
+            label=f"{name} (ECE {table.ece:.3f})" if show_legend else None,
         )
-    pooled = cal["pooled"]
-    bins = pooled["bins"]
-    n_max = max((b["n"] for b in bins), default=1)
+    pooled = cal.pooled
+    bins = pooled.bins
+    n_max = max((b.n for b in bins), default=1)
     ax.plot(
-        [b["mean_p_success"] for b in bins],
-        [b["mean_outcome"] for b in bins],
+        [b.mean_p_success for b in bins],
+        [b.mean_outcome for b in bins],
         "-",
         color="#0969da",
         lw=2.2,
-        label=f"pooled (ECE {pooled['ece']:.3f})",
+        label=f"pooled (ECE {pooled.ece:.3f})",
     )
     ax.scatter(
-        [b["mean_p_success"] for b in bins],
-        [b["mean_outcome"] for b in bins],
-        s=[20 + 180 * b["n"] / n_max for b in bins],
+        [b.mean_p_success for b in bins],
+        [b.mean_outcome for b in bins],
+        s=[20 + 180 * b.n / n_max for b in bins],
         color="#0969da",
         zorder=3,
     )
@@ -403,48 +426,47 @@ def _card(label: str, value: str, note: str = "") -> str:
     )
 
 
-def _headline(s: dict[str, Any]) -> str:
-    best = s["best_single"]
+def _headline(view: _View) -> str:
+    s = view.summary
+    best = s.best_single
     cards = [
         _card(
             "savings at parity",
-            _pct(s.get("savings_at_parity")),
-            f"vs {best['name']} at quality {_q(best['quality'])}",
+            _pct(s.savings_at_parity),
+            f"vs {best.name} at quality {_q(best.quality)}",
         ),
         _card(
             "savings at 95% quality",
-            _pct(s.get("savings_at_95")),
-            f"quality >= {_q(0.95 * best['quality'])}",
+            _pct(s.savings_at_95),
+            f"quality >= {_q(0.95 * best.quality)}",
         ),
-        _card(
-            "area (router)", _q(s.get("area")), f"single models: {_q(s.get('area_single_models'))}"
-        ),
+        _card("area (router)", _q(s.area), f"single models: {_q(s.area_single_models)}"),
         _card(
             "quality at 1/4 cost",
-            _q(s.get("quality_at_quarter_cost")),
-            f"{_pct(s.get('quality_at_quarter_cost_fraction'))} of best single",
+            _q(s.quality_at_quarter_cost),
+            f"{_pct(s.quality_at_quarter_cost_fraction)} of best single",
         ),
-        _card("oracle", _q(s["oracle"]["quality"]), f"at {_usd(s['oracle']['cost_usd'])}"),
-        _card("prompts", str(s.get("n_prompts")), f"{len(s.get('candidates', []))} candidates"),
+        _card("oracle", _q(s.oracle.quality), f"at {_usd(s.oracle.cost_usd)}"),
+        _card("prompts", str(s.n_prompts), f"{len(s.candidates)} candidates"),
     ]
-    if s.get("default_pair"):
+    if s.default_pair:
         cards.append(
             _card(
                 "APGR (cheapest, best)",
-                _q(s.get("apgr")),
-                f"CPT(50%) {_pct(s.get('cpt_50'))}, CPT(80%) {_pct(s.get('cpt_80'))}",
+                _q(s.apgr),
+                f"CPT(50%) {_pct(s.cpt_50)}, CPT(80%) {_pct(s.cpt_80)}",
             )
         )
-    if s.get("calibration"):
-        pooled = s["calibration"]["pooled"]
-        cards.append(_card("calibration ECE", _q(pooled["ece"]), f"Brier {_q(pooled['brier'])}"))
-    if "default_point" in s:
-        d = s["default_point"]
+    if s.calibration:
+        pooled = s.calibration.pooled
+        cards.append(_card("calibration ECE", _q(pooled.ece), f"Brier {_q(pooled.brier)}"))
+    if s.default_point:
+        d = s.default_point
         cards.append(
             _card(
-                f"served at value ${d['value_usd']:.4g}",
-                _q(d["quality"]),
-                f"at {_usd(d['cost_usd'])}: {_top_shares(d['share'], 2)}",
+                f"served at value ${d.value_usd:.4g}",
+                _q(d.quality),
+                f"at {_usd(d.cost_usd)}: {_top_shares(d.share, 2)}",
             )
         )
     return '<div class="headline">' + "".join(cards) + "</div>"
@@ -453,24 +475,24 @@ def _headline(s: dict[str, Any]) -> str:
 _KIND_ORDER = {"router": 0, "baseline": 1, "oracle": 2, "single": 3}
 
 
-def _routers_table(s: dict[str, Any]) -> str:
+def _routers_table(view: _View) -> str:
     """Every router (this one and compared ones), baseline, single model and the oracle."""
-    rows = list(s.get("table", []))
-    me = rows[0]["name"] if rows and rows[0].get("kind") == "router" else None
-    compared = [c["row"] for c in s.get("comparisons", [])]
-    rows = rows[:1] + compared + rows[1:]
-    rows.sort(key=lambda r: _KIND_ORDER.get(r.get("kind"), 9))
+    rows = list(view.summary.table)
+    me = rows[0].name if rows and rows[0].kind == "router" else None
+    rows = rows[:1] + [c.row for c in view.comparisons] + rows[1:]
+    rows.sort(key=lambda r: _KIND_ORDER.get(r.kind, 9))
     body = []
     for r in rows:
-        cls = ' class="me"' if r["name"] == me and r.get("kind") == "router" else ""
-        what = r.get("model") if r.get("kind") == "baseline" and r.get("model") != r["name"] else ""
+        f = r.figures
+        cls = ' class="me"' if r.name == me and r.kind == "router" else ""
+        what = r.model if r.kind == "baseline" and r.model != r.name else ""
         body.append(
-            f'<tr{cls}><td class="l">{_e(r["name"])}</td><td class="l">{_e(r.get("kind", ""))}'
+            f'<tr{cls}><td class="l">{_e(r.name)}</td><td class="l">{_e(r.kind)}'
             f"{' (' + _e(what) + ')' if what else ''}</td>"
-            f"<td>{_q(r.get('quality'))}</td><td>{_usd(r.get('cost_usd'))}</td>"
-            f"<td>{_q(r.get('area'))}</td><td>{_pct(r.get('savings_at_parity'))}</td>"
-            f"<td>{_pct(r.get('savings_at_95'))}</td><td>{_q(r.get('quality_at_quarter_cost'))}</td>"
-            f"<td>{_q(r.get('apgr'))}</td></tr>"
+            f"<td>{_q(r.quality)}</td><td>{_usd(r.cost_usd)}</td>"
+            f"<td>{_q(f.area)}</td><td>{_pct(f.savings_at_parity)}</td>"
+            f"<td>{_pct(f.savings_at_95)}</td><td>{_q(f.quality_at_quarter_cost)}</td>"
+            f"<td>{_q(r.apgr)}</td></tr>"
         )
     return (
         '<table><tr><th class="l">name</th><th class="l">kind</th><th>quality</th>'
@@ -484,28 +506,29 @@ def _routers_table(s: dict[str, Any]) -> str:
     )
 
 
-def _pairs_section(s: dict[str, Any], images: dict[str, bytes]) -> str:
-    pairs = s.get("pairs") or []
+def _pairs_section(view: _View, images: dict[str, bytes]) -> str:
+    s = view.summary
+    pairs = s.pairs or ()
     if not pairs:
         return ""
-    oracle = {(p["weak"], p["strong"]): p for p in s.get("oracle_pairs", [])}
+    oracle = {(p.weak, p.strong): p for p in s.oracle_pairs or ()}
     body = []
     for p in pairs:
-        o = oracle.get((p["weak"], p["strong"]), {})
+        o = oracle.get((p.weak, p.strong))
         body.append(
-            f'<tr><td class="l">{_e(p["weak"])}</td><td>{_q(p["weak_quality"])}</td>'
-            f"<td>{_usd(p['weak_cost_usd'])}</td>"
-            f'<td class="l">{_e(p["strong"])}</td><td>{_q(p["strong_quality"])}</td>'
-            f"<td>{_usd(p['strong_cost_usd'])}</td>"
-            f"<td>{_q(p['apgr'])}</td><td>{_pct(p['cpt_50'])}</td><td>{_pct(p['cpt_80'])}</td>"
-            f"<td>{_q(o.get('apgr'))}</td></tr>"
+            f'<tr><td class="l">{_e(p.weak)}</td><td>{_q(p.weak_quality)}</td>'
+            f"<td>{_usd(p.weak_cost_usd)}</td>"
+            f'<td class="l">{_e(p.strong)}</td><td>{_q(p.strong_quality)}</td>'
+            f"<td>{_usd(p.strong_cost_usd)}</td>"
+            f"<td>{_q(p.apgr)}</td><td>{_pct(p.cpt_50)}</td><td>{_pct(p.cpt_80)}</td>"
+            f"<td>{_q(o.apgr if o else None)}</td></tr>"
         )
-    for comp in s.get("comparisons", []):
-        for p in comp.get("pairs", []):
+    for comp in view.comparisons:
+        for p in comp.summary.pairs or ():
             body.append(
-                f'<tr><td class="l" colspan="6">{_e(comp["label"])}: {_e(p["weak"])} / '
-                f"{_e(p['strong'])}</td><td>{_q(p['apgr'])}</td><td>{_pct(p['cpt_50'])}</td>"
-                f"<td>{_pct(p['cpt_80'])}</td><td></td></tr>"
+                f'<tr><td class="l" colspan="6">{_e(comp.label)}: {_e(p.weak)} / '
+                f"{_e(p.strong)}</td><td>{_q(p.apgr)}</td><td>{_pct(p.cpt_50)}</td>"
+                f"<td>{_pct(p.cpt_80)}</td><td></td></tr>"
             )
     plot = _img(images["pair"], "two-model routing plot") if "pair" in images else ""
     return (
@@ -525,19 +548,17 @@ def _pairs_section(s: dict[str, Any], images: dict[str, bytes]) -> str:
     )
 
 
-def _share_table(s: dict[str, Any]) -> str:
-    rows = s.get("model_share")
-    if not rows:
+def _share_table(s: Summary) -> str:
+    if not s.model_share or s.default_point is None:
         return ""
-    value = s.get("default_point", {}).get("value_usd")
     body = []
-    for r in sorted(rows, key=lambda r: -r["share"]):
+    for r in sorted(s.model_share, key=lambda r: -r.share):
         body.append(
-            f'<tr><td class="l">{_e(r["model"])}</td><td>{_pct(r["share"])}</td>'
-            f"<td>{_e(r['n'])}</td><td>{_q(r['quality'])}</td><td>{_usd(r['cost_usd'])}</td>"
-            f"<td>{_q(r['single_quality'])}</td><td>{_usd(r['single_cost_usd'])}</td></tr>"
+            f'<tr><td class="l">{_e(r.model)}</td><td>{_pct(r.share)}</td>'
+            f"<td>{_e(r.n)}</td><td>{_q(r.quality)}</td><td>{_usd(r.cost_usd)}</td>"
+            f"<td>{_q(r.single_quality)}</td><td>{_usd(r.single_cost_usd)}</td></tr>"
         )
-    note = f" (value_usd = ${value:.4g})" if value is not None else ""
+    note = f" (value_usd = ${s.default_point.value_usd:.4g})"
     return (
         f'<h2 id="share">Model share at the default policy{_e(note)}</h2>'
         '<table><tr><th class="l">model</th><th>share</th><th>prompts</th>'
@@ -548,23 +569,23 @@ def _share_table(s: dict[str, Any]) -> str:
     )
 
 
-def _calibration_section(s: dict[str, Any], images: dict[str, bytes]) -> str:
-    cal = s.get("calibration")
+def _calibration_section(s: Summary, images: dict[str, bytes]) -> str:
+    cal = s.calibration
     if not cal:
         return ""
     per = []
-    for name, t in [("pooled", cal["pooled"]), *cal["candidates"].items()]:
+    for name, t in [("pooled", cal.pooled), *cal.candidates.items()]:
         per.append(
-            f'<tr><td class="l">{_e(name)}</td><td>{_e(t["n"])}</td>'
-            f"<td>{_q(t['mean_p_success'])}</td><td>{_q(t['mean_outcome'])}</td>"
-            f"<td>{_q(t['ece'])}</td><td>{_q(t['brier'])}</td></tr>"
+            f'<tr><td class="l">{_e(name)}</td><td>{_e(t.n)}</td>'
+            f"<td>{_q(t.mean_p_success)}</td><td>{_q(t.mean_outcome)}</td>"
+            f"<td>{_q(t.ece)}</td><td>{_q(t.brier)}</td></tr>"
         )
     bins = []
-    for b in cal["pooled"]["bins"]:
+    for b in cal.pooled.bins:
         bins.append(
-            f"<tr><td>{b['lower']:.1f} to {b['upper']:.1f}</td><td>{_e(b['n'])}</td>"
-            f"<td>{_q(b['mean_p_success'])}</td><td>{_q(b['mean_outcome'])}</td>"
-            f"<td>{_q(b['mean_outcome'] - b['mean_p_success'])}</td></tr>"
+            f"<tr><td>{b.lower:.1f} to {b.upper:.1f}</td><td>{_e(b.n)}</td>"
+            f"<td>{_q(b.mean_p_success)}</td><td>{_q(b.mean_outcome)}</td>"
+            f"<td>{_q(b.mean_outcome - b.mean_p_success)}</td></tr>"
         )
     plot = _img(images["calibration"], "reliability plot") if "calibration" in images else ""
     return (
@@ -576,24 +597,24 @@ def _calibration_section(s: dict[str, Any], images: dict[str, bytes]) -> str:
         "<table><tr><th>p_success bin</th><th>n</th><th>mean p_success</th>"
         "<th>mean outcome</th><th>outcome - p</th></tr>" + "".join(bins) + "</table>"
         '<p class="note">ECE = sum over bins of (n_bin / n) |mean p_success - mean outcome|, '
-        f"{_e(cal['n_bins'])} equal-width bins; Brier = mean (p_success - outcome)^2.</p>"
+        f"{_e(cal.n_bins)} equal-width bins; Brier = mean (p_success - outcome)^2.</p>"
     )
 
 
-def _single_table(s: dict[str, Any]) -> str:
-    best, cheap = s["best_single"]["name"], s["cheapest_single"]["name"]
+def _single_table(s: Summary) -> str:
+    best, cheap = s.best_single.name, s.cheapest_single.name
     rows = []
-    for p in sorted(s["single_models"], key=lambda p: p["cost_usd"]):
-        tags = [t for t, n in (("best", best), ("cheapest", cheap)) if p["name"] == n]
-        cls = ' class="hl"' if p["name"] == best else ""
+    for p in sorted(s.single_models, key=lambda p: p.cost_usd):
+        tags = [t for t, n in (("best", best), ("cheapest", cheap)) if p.name == n]
+        cls = ' class="hl"' if p.name == best else ""
         rows.append(
-            f'<tr{cls}><td class="l">{_e(p["name"])}</td><td class="l">{_e(", ".join(tags))}'
-            f"</td><td>{_q(p['quality'])}</td><td>{_usd(p['cost_usd'])}</td></tr>"
+            f'<tr{cls}><td class="l">{_e(p.name)}</td><td class="l">{_e(", ".join(tags))}'
+            f"</td><td>{_q(p.quality)}</td><td>{_usd(p.cost_usd)}</td></tr>"
         )
-    o = s["oracle"]
+    o = s.oracle
     rows.append(
-        f'<tr><td class="l">{_e(o["name"])}</td><td class="l">per prompt</td>'
-        f"<td>{_q(o['quality'])}</td><td>{_usd(o['cost_usd'])}</td></tr>"
+        f'<tr><td class="l">{_e(o.name)}</td><td class="l">per prompt</td>'
+        f"<td>{_q(o.quality)}</td><td>{_usd(o.cost_usd)}</td></tr>"
     )
     return (
         '<table><tr><th class="l">model</th><th class="l"></th><th>quality</th>'
@@ -601,20 +622,20 @@ def _single_table(s: dict[str, Any]) -> str:
     )
 
 
-def _curve_table(s: dict[str, Any]) -> str:
+def _curve_table(s: Summary) -> str:
     """Router curve rows; consecutive values giving the same point are merged."""
-    groups: list[tuple[float, float, dict[str, Any]]] = []
-    for p in s["router_curve"]:
+    groups: list[tuple[float, float, CurvePoint]] = []
+    for p in s.router_curve:
         if groups and _same_point(groups[-1][2], p):
-            groups[-1] = (groups[-1][0], p["value_usd"], groups[-1][2])
+            groups[-1] = (groups[-1][0], p.value_usd, groups[-1][2])
         else:
-            groups.append((p["value_usd"], p["value_usd"], p))
+            groups.append((p.value_usd, p.value_usd, p))
     rows = []
     for lo, hi, p in groups:
         value = f"${lo:.4g}" if lo == hi else f"${lo:.4g} to ${hi:.4g}"
         rows.append(
-            f"<tr><td>{_e(value)}</td><td>{_q(p['quality'])}</td><td>{_usd(p['cost_usd'])}</td>"
-            f'<td class="l">{_e(_top_shares(p["share"]))}</td></tr>'
+            f"<tr><td>{_e(value)}</td><td>{_q(p.quality)}</td><td>{_usd(p.cost_usd)}</td>"
+            f'<td class="l">{_e(_top_shares(p.share))}</td></tr>'
         )
     return (
         "<table><tr><th>value_usd</th><th>quality</th><th>cost / prompt</th>"
@@ -622,30 +643,24 @@ def _curve_table(s: dict[str, Any]) -> str:
     )
 
 
-def _same_point(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return (
-        a["quality"] == b["quality"] and a["cost_usd"] == b["cost_usd"] and a["share"] == b["share"]
-    )
+def _same_point(a: CurvePoint, b: CurvePoint) -> bool:
+    return a.quality == b.quality and a.cost_usd == b.cost_usd and a.share == b.share
 
 
-def _segment_tables(s: dict[str, Any]) -> str:
+def _segment_tables(s: Summary) -> str:
     parts = []
-    for key, rows in s.get("segments", {}).items():
+    for key, rows in (s.segments or {}).items():
         body = []
         for r in rows:
-            b, o, ro = r["best_single"], r["oracle"], r.get("router", {})
-            saving = (
-                1 - ro["cost_usd"] / b["cost_usd"]
-                if ro.get("cost_usd") is not None and b["cost_usd"] > 0
-                else None
-            )
+            b, o, ro = r.best_single, r.oracle, r.router
+            saving = 1 - ro.cost_usd / b.cost_usd if b.cost_usd > 0 else None
             body.append(
-                f'<tr><td class="l">{_e(r["value"])}</td><td>{_e(r["n"])}</td>'
-                f'<td class="l">{_e(b["name"])}</td><td>{_q(b["quality"])}</td>'
-                f"<td>{_usd(b['cost_usd'])}</td><td>{_q(ro.get('quality'))}</td>"
-                f"<td>{_usd(ro.get('cost_usd'))}</td><td>{_pct(saving)}</td>"
-                f'<td class="l">{_e(_top_shares(ro.get("share", {}), 2))}</td>'
-                f"<td>{_q(o['quality'])}</td></tr>"
+                f'<tr><td class="l">{_e(r.value)}</td><td>{_e(r.n)}</td>'
+                f'<td class="l">{_e(b.name)}</td><td>{_q(b.quality)}</td>'
+                f"<td>{_usd(b.cost_usd)}</td><td>{_q(ro.quality)}</td>"
+                f"<td>{_usd(ro.cost_usd)}</td><td>{_pct(saving)}</td>"
+                f'<td class="l">{_e(_top_shares(ro.share, 2))}</td>'
+                f"<td>{_q(o.quality)}</td></tr>"
             )
         parts.append(
             f'<h3>by {_e(key)}</h3><table><tr><th class="l">{_e(key)}</th><th>n</th>'
@@ -655,8 +670,7 @@ def _segment_tables(s: dict[str, Any]) -> str:
         )
     if not parts:
         return ""
-    value = s.get("default_point", {}).get("value_usd")
-    note = f" at value_usd = ${value:.4g}" if value is not None else ""
+    note = f" at value_usd = ${s.default_point.value_usd:.4g}" if s.default_point else ""
     return (
         f'<h2 id="segments">Segments</h2><p class="note">Router{_e(note)}; "cost vs best '
         "single\" = 1 - router cost / the segment's best single model's cost.</p>" + "".join(parts)
@@ -664,12 +678,13 @@ def _segment_tables(s: dict[str, Any]) -> str:
 
 
 def _render_html(
-    s: dict[str, Any],
+    view: _View,
     title: str,
     images: dict[str, bytes],
-    curves: dict[str, list[dict[str, Any]]],
+    curves: Curves,
 ) -> str:
-    low, high = s.get("area_cost_range", [None, None])
+    s = view.summary
+    low, high = s.area_cost_range
     notes = (
         "All figures are means per prompt on the logged truth (every candidate answered "
         "every prompt). Savings = 1 - (router's least cost reaching the target quality) / "
@@ -680,14 +695,14 @@ def _render_html(
         "policy fed the logged outcomes: no router can be above it."
     )
     nav = [("routers", "routers and baselines")]
-    if s.get("pairs"):
+    if s.pairs:
         nav.append(("pairs", "two-model routing"))
-    if s.get("model_share"):
+    if s.model_share:
         nav.append(("share", "model share"))
-    if s.get("calibration"):
+    if s.calibration:
         nav.append(("calibration", "calibration"))
     nav += [("singles", "single models"), ("curve", "router curve")]
-    if s.get("segments"):
+    if s.segments:
         nav.append(("segments", "segments"))
     compared = ""
     if curves:
@@ -697,20 +712,20 @@ def _render_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
-        f'<p class="sub">{_e(s.get("n_prompts"))} prompts, candidates: '
-        f"{_e(', '.join(s.get('candidates', [])))}.{compared}"
-        + (f" Router version {_e(s['router_version'])}." if s.get("router_version") else "")
+        f'<p class="sub">{_e(s.n_prompts)} prompts, candidates: '
+        f"{_e(', '.join(s.candidates))}.{compared}"
+        + (f" Router version {_e(view.router_version)}." if view.router_version else "")
         + "</p>"
         "<nav>"
         + "".join(f'<a href="#{k}">{_e(v)}</a>' for k, v in nav)
         + "</nav>"
-        + _headline(s)
+        + _headline(view)
         + "<h2>Cost and quality</h2>"
         + _img(images["cost_quality"], "cost-quality plot")
         + f'<p class="note">{_e(notes)}</p>'
         + '<h2 id="routers">Routers and baselines</h2>'
-        + _routers_table(s)
-        + _pairs_section(s, images)
+        + _routers_table(view)
+        + _pairs_section(view, images)
         + _share_table(s)
         + _calibration_section(s, images)
         + '<h2 id="singles">Single models</h2>'
