@@ -150,10 +150,10 @@ def cross_validate(
     n_repeats : int, default=1
         Times the cross-validation is run, each on a fresh seeded cut of the prompts
         into folds; a setting's score is its mean over the repeats, which removes
-        the part of the noise that comes from how the prompts fall into folds. On
-        the shipped SWE-bench logs that part was small: 3 cuts picked what 1 did,
-        the noise being in the few hundred prompts themselves (README
-        "Benchmarks"). The out-of-fold predictions (and ``folds``) are those of the
+        the part of the noise that comes from how the prompts fall into folds, not
+        the noise of the few hundred prompts themselves, which dominates on small
+        logs: hence a default of one cut (README "Benchmarks" has the figures). The
+        out-of-fold predictions (and ``folds``) are those of the
         first cut, so calibration and the policy target see one model's
         predictions per prompt.
     seed : int
