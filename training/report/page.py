@@ -1,32 +1,24 @@
-"""The offline evaluation report: ``metrics.json`` and a self-contained ``report.html``.
+"""The report's HTML page: one self-contained file (inline CSS, plots as base64 PNGs).
 
-The page is one file (inline CSS, the plots as base64 PNGs) so it can be attached to an
-MLflow run, mailed or opened from a CI artifact without a server. Every text that comes
-from data (model names, segment tags, the title) is HTML-escaped.
-
-Sections: headline figures; the cost-quality plot (the router, compared routers, the
-oracle curve, the single models and the baselines random / cheapest / strongest); a
-table of every router and baseline; RouteLLM's two-model view (APGR, CPT); the model
-share at the default policy; calibration (reliability plot and table); single models;
-the router curve; per-segment tables.
+Every text that comes from data (model names, segment tags, the title) is HTML-escaped.
+Sections: headline figures; the cost-quality plot; a table of every router and
+baseline; RouteLLM's two-model view (APGR, CPT); the model share at the default policy;
+calibration (reliability plot and table); single models; the router curve;
+per-segment tables.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
-import json
-import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from training.evaluation.curves import CurvePoint
-from training.evaluation.pairs import PairPoint
-from training.evaluation.reliability import CalibrationReport
-from training.evaluation.results import Comparison, Evaluation
+from training.evaluation.results import Comparison
 from training.evaluation.summary import Summary
+from training.report.plots import Curves
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
@@ -53,344 +45,14 @@ nav a { margin-right: .8rem; font-size: .9rem; }
 """
 
 
-class CostQuality(Protocol):
-    """Anything with a mean cost and quality per prompt (a point of any curve)."""
-
-    @property
-    def cost_usd(self) -> float: ...
-
-    @property
-    def quality(self) -> float: ...
-
-
-#: Named curves to draw, e.g. compared routers: name -> points.
-Curves = Mapping[str, Sequence[CostQuality]]
-
-_PALETTE = ["#8250df", "#bf3989", "#1a7f37", "#bc4c00", "#57606a", "#cf222e", "#0550ae"]
-#: Above this many candidates, only the notable single models are labelled on the plot.
-_MAX_LABELLED = 12
-
-
-def write_report(
-    result: Evaluation | Summary,
-    out_dir: str | Path,
-    title: str = "outcome-router evaluation",
-    extra_curves: Curves | None = None,
-) -> Path:
-    """Write ``out_dir/metrics.json`` (``result.to_dict()``) and ``out_dir/report.html``.
-
-    Parameters
-    ----------
-    result : Evaluation or Summary
-        From :func:`training.evaluation.run.evaluate` (a bundle, with its label and
-        compared bundles) or :func:`training.evaluation.summarize` (any predictions).
-    out_dir : str or Path
-        Created if missing; both files are overwritten.
-    title : str, default="outcome-router evaluation"
-    extra_curves : mapping of str to sequence of points, optional
-        Other curves to draw for comparison (e.g. a baseline router), each a sequence
-        of points with ``cost_usd`` and ``quality`` (e.g. ``Point``, ``CurvePoint``).
-        Compared bundles of an ``Evaluation`` are drawn without being passed here.
-
-    Returns
-    -------
-    path : Path
-        The HTML report.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    # allow_nan=False: a NaN would make the file invalid JSON for strict readers.
-    metrics = json.dumps(result.to_dict(), indent=2, allow_nan=False)
-    (out / "metrics.json").write_text(metrics + "\n")
-    view = _View.of(result)
-    curves: dict[str, Sequence[CostQuality]] = dict(extra_curves or {})
-    for comp in view.comparisons:
-        curves.setdefault(comp.label, comp.summary.router_curve)
-    images = {"cost_quality": _png(cost_quality_figure(view.summary, curves, title, view.label))}
-    if view.summary.pairs:
-        images["pair"] = _pair_png(view)
-    if view.summary.calibration:
-        images["calibration"] = _calibration_png(view.summary.calibration)
-    page = _render_html(view, title, images, curves)
-    path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
-
-
-class _View:
+@dataclass(frozen=True)
+class ReportView:
     """What the page shows: the router's summary, its label, version and comparisons."""
 
-    def __init__(
-        self,
-        summary: Summary,
-        label: str = "router",
-        router_version: str | None = None,
-        comparisons: Sequence[Comparison] = (),
-    ) -> None:
-        self.summary = summary
-        self.label = label
-        self.router_version = router_version
-        self.comparisons = tuple(comparisons)
-
-    @classmethod
-    def of(cls, result: Evaluation | Summary) -> _View:
-        if isinstance(result, Evaluation):
-            return cls(result.summary, result.label, result.router_version, result.comparisons)
-        return cls(result)
-
-
-# --- plots ------------------------------------------------------------------------------
-
-
-def _figure(width: float = 9, height: float = 5.5):
-    """A Figure on the Agg canvas: no global pyplot state leaks into the caller."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _envelope(points: Sequence[CostQuality]) -> tuple[list[float], list[float]]:
-    """Costs and running-max qualities of the points with cost > 0, sorted by cost."""
-    pts = sorted((p for p in points if p.cost_usd > 0), key=lambda p: (p.cost_usd, p.quality))
-    costs, env, best = [], [], -math.inf
-    for p in pts:
-        best = max(best, p.quality)
-        costs.append(p.cost_usd)
-        env.append(best)
-    return costs, env
-
-
-def cost_quality_figure(
-    summary: Summary,
-    extra_curves: Curves | None = None,
-    title: str = "",
-    label: str = "router",
-):
-    """The cost-quality plot as a ``matplotlib.figure.Figure`` (Agg canvas).
-
-    Draws the router's envelope and points, every curve of ``extra_curves`` (compared
-    routers), the oracle curve, the single models, the baselines random / cheapest /
-    strongest, the oracle point and the served point; each has a legend entry.
-    """
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    extra_curves = extra_curves or {}
-    fig = _figure(11, 5.8)
-    ax = fig.add_subplot(1, 1, 1)
-
-    oracle_costs, oracle_env = _envelope(summary.oracle_curve)
-    if oracle_costs:
-        ax.step(
-            oracle_costs,
-            oracle_env,
-            where="post",
-            color="#d4a72c",
-            lw=1.5,
-            ls="--",
-            label="oracle curve",
-        )
-
-    costs, env = _envelope(summary.router_curve)
-    if costs:
-        ax.step(costs, env, where="post", color="#0969da", lw=2.2, label=f"{label} (envelope)")
-        pts = [p for p in summary.router_curve if p.cost_usd > 0]
-        ax.plot(
-            [p.cost_usd for p in pts],
-            [p.quality for p in pts],
-            "o",
-            color="#0969da",
-            ms=3.5,
-            alpha=0.5,
-        )
-
-    for i, (name, pts_) in enumerate(extra_curves.items()):
-        c_, e_ = _envelope(pts_)
-        if c_:
-            ax.step(
-                c_,
-                e_,
-                where="post",
-                color=_PALETTE[i % len(_PALETTE)],
-                lw=1.4,
-                ls="-.",
-                label=name,
-            )
-
-    singles = summary.single_models
-    notable = {summary.best_single.name, summary.cheapest_single.name}
-    for p in singles:
-        if p.cost_usd <= 0:
-            continue
-        ax.plot(p.cost_usd, p.quality, "s", color="#24292f", ms=6)
-        if len(singles) <= _MAX_LABELLED or p.name in notable:
-            ax.annotate(
-                p.name,
-                (p.cost_usd, p.quality),
-                textcoords="offset points",
-                xytext=(6, 4),
-                fontsize=7,
-            )
-    ax.plot([], [], "s", color="#24292f", label="single models")
-
-    base = summary.baselines
-    rnd = base.get("random")
-    if rnd and rnd.cost_usd > 0:
-        ax.plot(rnd.cost_usd, rnd.quality, "X", color="#cf222e", ms=10, label="random (expected)")
-    for key, marker, color in (("cheapest", "v", "#1a7f37"), ("strongest", "^", "#8250df")):
-        b = base.get(key)
-        if b and b.cost_usd > 0:
-            ax.plot(
-                b.cost_usd,
-                b.quality,
-                marker,
-                ms=12,
-                mfc="none",
-                mew=2,
-                color=color,
-                label=f"{key}: {b.model}",
-            )
-
-    oracle = summary.oracle
-    if oracle.cost_usd > 0:
-        ax.plot(
-            oracle.cost_usd,
-            oracle.quality,
-            "*",
-            color="#d4a72c",
-            ms=16,
-            markeredgecolor="#24292f",
-            label="oracle",
-        )
-
-    default = summary.default_point
-    if default and default.cost_usd > 0:
-        ax.plot(
-            default.cost_usd,
-            default.quality,
-            "o",
-            ms=13,
-            mfc="none",
-            mew=2,
-            color="#0969da",
-            label=f"served (value ${default.value_usd:.3g})",
-        )
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"${x:.3g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.margins(x=0.08, y=0.06)
-    ax.set_xlabel("mean cost per prompt (USD, log scale)")
-    ax.set_ylabel("mean quality per prompt")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, framealpha=0.9)
-    return fig
-
-
-def _pair_png(view: _View) -> bytes:
-    """RouteLLM's view of the first pair: quality against the share of strong calls."""
-    pair = view.summary.pairs[0]
-    fig = _figure(7.5, 4.5)
-    ax = fig.add_subplot(1, 1, 1)
-    q_w, q_s = pair.weak_quality, pair.strong_quality
-    ax.axhline(q_w, color="#57606a", ls=":", lw=1, label=f"weak: {pair.weak}")
-    ax.axhline(q_s, color="#cf222e", ls=":", lw=1, label=f"strong: {pair.strong}")
-    ax.plot([0, 100], [q_w, q_s], "--", color="#8c959f", lw=1, label="random mix (APGR 0.5)")
-
-    def draw(curve: Sequence[PairPoint], name: str, color: str, lw: float) -> None:
-        best: dict[float, float] = {0.0: q_w, 1.0: q_s}
-        for p in curve:
-            best[p.strong_share] = max(best.get(p.strong_share, -math.inf), p.quality)
-        xs = sorted(best)
-        ax.plot(
-            [100 * x for x in xs],
-            [best[x] for x in xs],
-            "-o",
-            ms=2.5,
-            lw=lw,
-            color=color,
-            label=name,
-        )
-
-    draw(pair.curve, f"{view.label} (APGR {_q(pair.apgr)})", "#0969da", 2.0)
-    for i, comp in enumerate(view.comparisons):
-        same = [
-            p for p in comp.summary.pairs or () if (p.weak, p.strong) == (pair.weak, pair.strong)
-        ]
-        if same:
-            draw(
-                same[0].curve,
-                f"{comp.label} (APGR {_q(same[0].apgr)})",
-                _PALETTE[i % len(_PALETTE)],
-                1.2,
-            )
-    ax.set_xlabel("calls to the strong model (%)")
-    ax.set_ylabel("mean quality per prompt")
-    ax.set_title("two-model routing (RouteLLM's view)", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=7, framealpha=0.9)
-    return _png(fig)
-
-
-def _calibration_png(cal: CalibrationReport) -> bytes:
-    """Reliability diagram: mean outcome against mean predicted p_success per bin."""
-    fig = _figure(7.5, 5)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot([0, 1], [0, 1], "--", color="#8c959f", lw=1, label="perfectly calibrated")
-    per = cal.candidates
-    show_legend = len(per) <= 8
-    for i, (name, table) in enumerate(per.items()):
-        bins = table.bins
-        ax.plot(
-            [b.mean_p_success for b in bins],
-            [b.mean_outcome for b in bins],
-            "-",
-            marker=".",
-            lw=0.9,
-            alpha=0.55,
-            color=_PALETTE[i % len(_PALETTE)],
-            label=f"{name} (ECE {table.ece:.3f})" if show_legend else None,
-        )
-    pooled = cal.pooled
-    bins = pooled.bins
-    n_max = max((b.n for b in bins), default=1)
-    ax.plot(
-        [b.mean_p_success for b in bins],
-        [b.mean_outcome for b in bins],
-        "-",
-        color="#0969da",
-        lw=2.2,
-        label=f"pooled (ECE {pooled.ece:.3f})",
-    )
-    ax.scatter(
-        [b.mean_p_success for b in bins],
-        [b.mean_outcome for b in bins],
-        s=[20 + 180 * b.n / n_max for b in bins],
-        color="#0969da",
-        zorder=3,
-    )
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("predicted p_success (bin mean)")
-    ax.set_ylabel("observed outcome (bin mean)")
-    ax.set_title("calibration: reliability of p_success", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
-    return _png(fig)
-
-
-# --- HTML -------------------------------------------------------------------------------
+    summary: Summary
+    label: str = "router"
+    router_version: str | None = None
+    comparisons: Sequence[Comparison] = ()
 
 
 def _e(text: Any) -> str:
@@ -426,7 +88,7 @@ def _card(label: str, value: str, note: str = "") -> str:
     )
 
 
-def _headline(view: _View) -> str:
+def _headline(view: ReportView) -> str:
     s = view.summary
     best = s.best_single
     cards = [
@@ -475,7 +137,7 @@ def _headline(view: _View) -> str:
 _KIND_ORDER = {"router": 0, "baseline": 1, "oracle": 2, "single": 3}
 
 
-def _routers_table(view: _View) -> str:
+def _routers_table(view: ReportView) -> str:
     """Every router (this one and compared ones), baseline, single model and the oracle."""
     rows = list(view.summary.table)
     me = rows[0].name if rows and rows[0].kind == "router" else None
@@ -506,7 +168,7 @@ def _routers_table(view: _View) -> str:
     )
 
 
-def _pairs_section(view: _View, images: dict[str, bytes]) -> str:
+def _pairs_section(view: ReportView, images: dict[str, bytes]) -> str:
     s = view.summary
     pairs = s.pairs or ()
     if not pairs:
@@ -677,8 +339,8 @@ def _segment_tables(s: Summary) -> str:
     )
 
 
-def _render_html(
-    view: _View,
+def render_html(
+    view: ReportView,
     title: str,
     images: dict[str, bytes],
     curves: Curves,
