@@ -244,14 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mlruns", default="mlruns", help="MLflow store folder")
     train.set_defaults(func=_train)
 
-    evaluate = sub.add_parser(
-        "evaluate",
-        help="evaluate a bundle on full-information logs",
-        description="Run the bundle as `serve` would (its own policy defaults, over all "
-        "its candidates or --candidates) on logs where every candidate answered every "
-        "prompt, and write OUT/metrics.json and OUT/report.html. Rows the call-log reader "
-        "rejects go to OUT/quarantine.jsonl; the log format is described in README.md.",
-    )
+    evaluate = sub.add_parser("evaluate", help="evaluate a bundle on full-information logs")
     evaluate.add_argument(
         "--bundle", required=True, help="bundle folder to evaluate (required; no default)"
     )
@@ -273,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the shipped catalog)",
     )
     # --- evaluate options (evaluation report) ---
+    evaluate.description = (
+        "Run the bundle as `serve` would (its own policy defaults, over all its candidates "
+        "or --candidates) on logs where every candidate answered every prompt, and write "
+        "OUT/metrics.json and OUT/report.html. Rows the call-log reader rejects go to "
+        "OUT/quarantine.jsonl; the log format is described in README.md."
+    )
     evaluate.add_argument(
         "--candidates",
         metavar="A,B",
