@@ -186,9 +186,12 @@ def test_bad_rows_are_quarantined_not_fatal(
     assert "2 rows quarantined" in capsys.readouterr().err
     quarantined = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
     assert len(quarantined) == 2
-    broken, merged_row = quarantined
-    assert "invalid JSON" in broken["quarantine_reason"]
-    assert merged_row["request_id"] == "merged-1" and "merged" in merged_row["quarantine_reason"]
+    # The reasons are the reader's own (features.call_log); they name the fault.
+    (merged_row,) = [q for q in quarantined if q.get("request_id") == "merged-1"]
+    (broken,) = [q for q in quarantined if q is not merged_row]
+    assert "json" in broken["quarantine_reason"].lower()
+    reason = merged_row["quarantine_reason"]
+    assert "merged" in reason or "outcome" in reason
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_quarantined"] == 2 and metrics["n_prompts"] == 10
 
