@@ -11,8 +11,9 @@ the repository: AlpacaEval's licence (CC BY-NC 4.0) is non-commercial.
   stored as ``preference`` in [1, 2] and mapped to ``preference - 1`` in [0, 1] (the
   judge's probability that the system's answer wins); cost = output length in
   characters / 4 (as tokens) x the model's output price (`ALPACA_OUTPUT_PRICES`).
-  Input tokens are not counted: the instruction is the same for every model. ``dataset``
-  (the instruction's source subset) is kept for the per-segment tables.
+  Input tokens are not counted: the instruction is the same for every model. The
+  instruction's source subset is the call log's free ``task`` tag, so the validated
+  reader keeps it and the report breaks figures down by it.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def alpacaeval_calls(quick: bool, seed: int) -> pd.DataFrame:
             "output_tokens": tokens.astype(np.int64),
             "cost_usd": tokens * rows["model"].map(prices),
             "outcome": (preference - 1.0).clip(0.0, 1.0),
-            "dataset": rows["dataset"].astype(str),
+            "task": rows["dataset"].astype(str),
         }
     )
     return sample_prompts(frame, QUICK_PROMPTS["alpacaeval"] if quick else None, seed)

@@ -135,20 +135,20 @@ def run_split(
         )
         p = apply_calibration(learner.predict_proba(test.features), calibration)
         calibrated[label] = p
-        summary = route_summary(log, p, cost)
+        summary = route_summary(log, p, cost).to_dict()
         results[label] = {key: summary[key] for key in METRICS}
         results[label]["cv_area"] = cv.scores[label].get("area")
         results[label]["cv_log_loss"] = cv.scores[label]["log_loss"]
     for label, members in ensembles(cv).items():
         p = np.mean([calibrated[m] for m in members], axis=0)
-        summary = route_summary(log, p, cost)
+        summary = route_summary(log, p, cost).to_dict()
         results[label] = {key: summary[key] for key in METRICS}
         results[label]["members"] = members
     # No prompt signal at all: each candidate's base rate, with the same cost model.
     rates = candidate_means(train.outcome[rows], train.candidate[rows], k)
-    summary = route_summary(log, np.tile(rates, (test.n_prompts, 1)), cost)
+    summary = route_summary(log, np.tile(rates, (test.n_prompts, 1)), cost).to_dict()
     base_rates = {key: summary[key] for key in METRICS}
-    summary = route_summary(log, log.outcome, log.cost_usd)
+    summary = route_summary(log, log.outcome, log.cost_usd).to_dict()
     return {
         "split": split,
         "n_test_prompts": test.n_prompts,

@@ -91,7 +91,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.evaluate import evaluate
+    from training.evaluation.run import evaluate
 
     pairs = []
     for text in args.pair or []:
@@ -99,31 +99,45 @@ def _evaluate(args: argparse.Namespace) -> int:
         if len(names) != 2 or not all(names):
             raise ValueError(f"--pair takes two comma-separated models, got {text!r}.")
         pairs.append((names[0], names[1]))
-    summary = evaluate(
+    candidates = None
+    if args.candidates is not None:
+        candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
+        if not candidates:
+            raise ValueError(
+                f"--candidates takes comma-separated model names, got {args.candidates!r}."
+            )
+    result = evaluate(
         args.bundle,
         args.logs,
         args.out,
         prices=args.prices,
         compare=args.compare or [],
         pairs=pairs,
+        candidates=candidates,
     )
-    keys = (
-        "n_prompts",
-        "savings_at_parity",
-        "savings_at_95",
-        "quality_at_quarter_cost",
-        "area",
-        "area_single_models",
-        "area_oracle",
-        "apgr",
-        "cpt_50",
-        "cpt_80",
-    )
-    printed = {k: summary.get(k) for k in keys}
-    if summary.get("comparisons"):
+    s = result.summary
+    printed = {
+        "n_prompts": s.n_prompts,
+        "candidates": list(s.candidates),
+        "savings_at_parity": s.savings_at_parity,
+        "savings_at_95": s.savings_at_95,
+        "quality_at_quarter_cost": s.quality_at_quarter_cost,
+        "area": s.area,
+        "area_single_models": s.area_single_models,
+        "area_oracle": s.area_oracle,
+        "apgr": s.apgr,
+        "cpt_50": s.cpt_50,
+        "cpt_80": s.cpt_80,
+        "n_quarantined": result.n_quarantined,
+    }
+    if result.comparisons:
         printed["comparisons"] = {
-            c["label"]: {k: c["row"].get(k) for k in ("area", "savings_at_parity", "apgr")}
-            for c in summary["comparisons"]
+            c.label: {
+                "area": c.row.figures.area,
+                "savings_at_parity": c.row.figures.savings_at_parity,
+                "apgr": c.row.apgr,
+            }
+            for c in result.comparisons
         }
     printed["report"] = str(Path(args.out) / "report.html")
     print(json.dumps(printed, indent=2))
@@ -353,22 +367,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on full-information logs")
-    evaluate.add_argument("--bundle", required=True)
-    evaluate.add_argument("--logs", nargs="+", required=True)
-    evaluate.add_argument("--out", required=True, help="folder for metrics.json and report.html")
-    evaluate.add_argument("--prices", help="price catalog for rows without cost_usd")
+    evaluate.add_argument(
+        "--bundle", required=True, help="bundle folder to evaluate (required; no default)"
+    )
+    evaluate.add_argument(
+        "--logs",
+        nargs="+",
+        required=True,
+        help="held-out call-log files or folders (.jsonl, .jsonl.gz, .csv, .csv.gz, "
+        ".parquet) where every candidate answered every prompt (required; no default)",
+    )
+    evaluate.add_argument(
+        "--out",
+        required=True,
+        help="folder for metrics.json, report.html and quarantine.jsonl (required; no default)",
+    )
+    evaluate.add_argument(
+        "--prices",
+        help="price catalog (LiteLLM's JSON format) for rows without cost_usd "
+        "(default: the shipped catalog)",
+    )
     # --- evaluate options (evaluation report) ---
+    evaluate.description = (
+        "Run the bundle as `serve` would (its own policy defaults, over all its candidates "
+        "or --candidates) on logs where every candidate answered every prompt, and write "
+        "OUT/metrics.json and OUT/report.html. Rows the call-log reader rejects go to "
+        "OUT/quarantine.jsonl; the log format is described in README.md."
+    )
+    evaluate.add_argument(
+        "--candidates",
+        metavar="A,B",
+        help="evaluate the bundle restricted to these of its candidates (comma-separated), "
+        "as POST /route does with `candidates` in the request (default: all of the "
+        "bundle's candidates, which the logs must all hold)",
+    )
     evaluate.add_argument(
         "--compare",
         nargs="+",
         metavar="BUNDLE",
-        help="other bundles to draw on the same plot and compare (e.g. one per learner)",
+        help="other bundles to score on the same prompts, drawn on the same plot and "
+        "compared in the table, e.g. one per learner (default: none)",
     )
     evaluate.add_argument(
         "--pair",
         action="append",
         metavar="WEAK,STRONG",
-        help="model pair for RouteLLM's APGR/CPT besides (cheapest, best single); repeatable",
+        help="model pair for RouteLLM's APGR/CPT besides (cheapest, best single); "
+        "repeatable (default: only (cheapest, best single))",
     )
     # --- end evaluate options ---
     evaluate.set_defaults(func=_evaluate)

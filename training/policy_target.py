@@ -20,10 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from training.evaluation import FullInfoLog, best_single, router_choice, router_curve, value_grid
+from training.evaluation import (
+    QUALITY_TOL,
+    FullInfoLog,
+    best_single,
+    router_choice,
+    router_curve,
+    value_grid,
+)
 
 KINDS = ("parity", "budget", "floor")
-QUALITY_TOL = 1e-9
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from training.cost_model import CostComponent, LogLinearCostModel
 from training.dataset import TrainingSet
-from training.evaluation import FullInfoLog, router_curve, summarize, value_grid
+from training.evaluation import FullInfoLog, Summary, router_curve, summarize, value_grid
 from training.learners import make_learner
 
 #: Below this many full-information prompts the area is too noisy to select on.
@@ -101,7 +101,7 @@ def row_log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def route_summary(log: FullInfoLog, p: np.ndarray, cost: np.ndarray) -> dict[str, Any]:
+def route_summary(log: FullInfoLog, p: np.ndarray, cost: np.ndarray) -> Summary:
     """Evaluation summary of predictions ``(n_prompts, n_candidates)`` on ``log``."""
     return summarize(log, router_curve(log, p, cost, value_grid(log)))
 
@@ -150,10 +150,10 @@ def cross_validate(
     n_repeats : int, default=1
         Times the cross-validation is run, each on a fresh seeded cut of the prompts
         into folds; a setting's score is its mean over the repeats, which removes
-        the part of the noise that comes from how the prompts fall into folds. On
-        the shipped SWE-bench logs that part was small: 3 cuts picked what 1 did,
-        the noise being in the few hundred prompts themselves (README
-        "Benchmarks"). The out-of-fold predictions (and ``folds``) are those of the
+        the part of the noise that comes from how the prompts fall into folds, not
+        the noise of the few hundred prompts themselves, which dominates on small
+        logs: hence a default of one cut (README "Benchmarks" has the figures). The
+        out-of-fold predictions (and ``folds``) are those of the
         first cut, so calibration and the policy target see one model's
         predictions per prompt.
     seed : int
@@ -279,8 +279,10 @@ def _scores(
         if log is not None:
             summary = route_summary(log, p[full_info], cost_oof[full_info])
             entry.update(
-                {key: summary[key] for key in ("area", "savings_at_parity", "savings_at_95")}
+                area=summary.area,
+                savings_at_parity=summary.savings_at_parity,
+                savings_at_95=summary.savings_at_95,
+                area_single_models=summary.area_single_models,
             )
-            entry["area_single_models"] = summary["area_single_models"]
         scores[label] = entry
     return scores

@@ -212,15 +212,15 @@ def test_perfect_predictor_saves_at_parity_and_reaches_oracle(log: FullInfoLog) 
     p, c = perfect(log)
     curve = router_curve(log, p, c, value_grid(log))
     s = summarize(log, curve)
-    assert s["savings_at_parity"] is not None and s["savings_at_parity"] > 0
-    assert s["savings_at_95"] >= s["savings_at_parity"]
-    assert s["area"] > s["area_single_models"]
+    assert s.savings_at_parity is not None and s.savings_at_parity > 0
+    assert s.savings_at_95 >= s.savings_at_parity
+    assert s.area > s.area_single_models
     oracle = oracle_point(log)
     assert curve[-1].quality == pytest.approx(oracle.quality)
     assert curve[-1].cost_usd == pytest.approx(oracle.cost_usd)
-    assert s["quality_at_quarter_cost"] is not None
-    assert s["quality_at_quarter_cost_fraction"] == pytest.approx(
-        s["quality_at_quarter_cost"] / s["best_single"]["quality"]
+    assert s.quality_at_quarter_cost is not None
+    assert s.quality_at_quarter_cost_fraction == pytest.approx(
+        s.quality_at_quarter_cost / s.best_single.quality
     )
 
 
@@ -234,10 +234,10 @@ def test_constant_predictor_is_exactly_the_single_models(log: FullInfoLog) -> No
             for q, c in singles
         )
     s = summarize(log, curve)
-    assert s["savings_at_parity"] == pytest.approx(0.0, abs=1e-12)
+    assert s.savings_at_parity == pytest.approx(0.0, abs=1e-12)
     # A linear utility only visits single models on the upper convex hull of (cost,
     # quality), so a router that knows nothing per prompt cannot beat "no router".
-    assert s["area"] <= s["area_single_models"] + 1e-12
+    assert s.area <= s.area_single_models + 1e-12
 
 
 def test_envelope_area_by_hand() -> None:
@@ -253,24 +253,24 @@ def test_envelope_area_by_hand() -> None:
 def test_summary_is_json_with_default_point_and_segments(log: FullInfoLog) -> None:
     p, c = perfect(log)
     curve = router_curve(log, p, c, value_grid(log, n=8))
-    s = summarize(log, curve, default_value_usd=1.0, p_success=p, expected_cost_usd=c)
-    assert json.loads(json.dumps(s, allow_nan=False)) == s
-    assert s["n_prompts"] == log.n_prompts
-    assert s["candidates"] == list(log.candidates)
-    assert len(s["router_curve"]) == 9
-    assert set(s["default_point"]) == {"value_usd", "quality", "cost_usd", "share"}
-    rows = s["segments"]["task"]
-    assert sum(r["n"] for r in rows) == log.n_prompts
-    weighted = sum(r["n"] * r["router"]["quality"] for r in rows) / log.n_prompts
-    assert weighted == pytest.approx(s["default_point"]["quality"])
+    s = summarize(log, curve, policy=PolicyParams(value_usd=1.0), p_success=p, expected_cost_usd=c)
+    assert json.loads(json.dumps(s.to_dict(), allow_nan=False)) == s.to_dict()
+    assert s.n_prompts == log.n_prompts
+    assert s.candidates == log.candidates
+    assert len(s.router_curve) == 9
+    assert set(s.to_dict()["default_point"]) == {"value_usd", "quality", "cost_usd", "share"}
+    rows = s.segments["task"]
+    assert sum(r.n for r in rows) == log.n_prompts
+    weighted = sum(r.n * r.router.quality for r in rows) / log.n_prompts
+    assert weighted == pytest.approx(s.default_point.quality)
     for r in rows:
-        assert r["oracle"]["quality"] >= r["best_single"]["quality"] - 1e-12
+        assert r.oracle.quality >= r.best_single.quality - 1e-12
 
 
 def test_default_value_needs_predictions(log: FullInfoLog) -> None:
     curve = router_curve(log, *perfect(log), [1.0])
     with pytest.raises(ValueError, match="pass p_success and expected_cost_usd"):
-        summarize(log, curve, default_value_usd=1.0)
+        summarize(log, curve, policy=PolicyParams(value_usd=1.0))
 
 
 # --- baselines, oracle curve and the comparison table ----------------------------------
@@ -291,25 +291,25 @@ def test_oracle_curve_dominates_every_router(log: FullInfoLog) -> None:
     assert oracle[-1].quality == pytest.approx(oracle_point(log).quality)
     assert oracle[-1].cost_usd == pytest.approx(oracle_point(log).cost_usd)
     s = summarize(log, router_curve(log, *constant(log), value_grid(log)))
-    assert s["area_oracle"] >= s["area"] - 1e-12
-    assert s["area_oracle"] >= s["area_single_models"] - 1e-12
-    assert len(s["oracle_curve"]) == len(value_grid(log))
+    assert s.area_oracle >= s.area - 1e-12
+    assert s.area_oracle >= s.area_single_models - 1e-12
+    assert len(s.oracle_curve) == len(value_grid(log))
 
 
 def test_curve_figures_of_one_point_by_hand() -> None:
     best = Point("B", quality=0.6, cost_usd=1.0)
     # A point at half the cost with the same quality saves 50% at parity and at 95%.
     f = curve_figures([0.5], [0.6], best, (0.1, 1.0))
-    assert f["savings_at_parity"] == pytest.approx(0.5)
-    assert f["savings_at_95"] == pytest.approx(0.5)
-    assert f["quality_at_quarter_cost"] is None
+    assert f.savings_at_parity == pytest.approx(0.5)
+    assert f.savings_at_95 == pytest.approx(0.5)
+    assert f.quality_at_quarter_cost is None
     # Quality 0.6 from cost 0.5 to 1.0 on a log axis from 0.1: 0.6 * log(2) / log(10).
-    assert f["area"] == pytest.approx(0.6 * np.log(2) / np.log(10))
+    assert f.area == pytest.approx(0.6 * np.log(2) / np.log(10))
     # 0.58 >= 0.95 * 0.6 but < 0.6: savings at 95% only.
     g = curve_figures([0.2], [0.58], best, (0.1, 1.0))
-    assert g["savings_at_parity"] is None and g["savings_at_95"] == pytest.approx(0.8)
-    assert g["quality_at_quarter_cost"] == pytest.approx(0.58)
-    assert g["quality_at_quarter_cost_fraction"] == pytest.approx(0.58 / 0.6)
+    assert g.savings_at_parity is None and g.savings_at_95 == pytest.approx(0.8)
+    assert g.quality_at_quarter_cost == pytest.approx(0.58)
+    assert g.quality_at_quarter_cost_fraction == pytest.approx(0.58 / 0.6)
 
 
 def test_summary_table_has_router_baselines_singles_oracle(log: FullInfoLog) -> None:
@@ -317,26 +317,26 @@ def test_summary_table_has_router_baselines_singles_oracle(log: FullInfoLog) -> 
     s = summarize(
         log,
         router_curve(log, p, c, value_grid(log)),
-        default_value_usd=1.0,
+        policy=PolicyParams(value_usd=1.0),
         p_success=p,
         expected_cost_usd=c,
     )
-    kinds = [r["kind"] for r in s["table"]]
+    kinds = [r.kind for r in s.table]
     assert kinds[0] == "router" and kinds[-1] == "oracle"
-    assert [r["name"] for r in s["table"] if r["kind"] == "baseline"] == [
+    assert [r.name for r in s.table if r.kind == "baseline"] == [
         "random",
         "cheapest",
         "strongest",
     ]
-    assert {r["name"] for r in s["table"] if r["kind"] == "single"} == set(log.candidates)
-    router = s["table"][0]
-    assert router["area"] == s["area"] and router["apgr"] == s["apgr"]
-    assert router["quality"] == s["default_point"]["quality"]
-    strongest = s["baselines"]["strongest"]
-    assert strongest["model"] == s["best_single"]["name"]
-    assert strongest["savings_at_parity"] == pytest.approx(0.0)
-    for row in s["table"]:
-        assert set(row) >= {
+    assert {r.name for r in s.table if r.kind == "single"} == set(log.candidates)
+    router = s.table[0]
+    assert router.figures.area == s.area and router.apgr == s.apgr
+    assert router.quality == s.default_point.quality
+    strongest = s.baselines["strongest"]
+    assert strongest.model == s.best_single.name
+    assert strongest.figures.savings_at_parity == pytest.approx(0.0)
+    for row in s.table:
+        assert set(row.to_dict()) >= {
             "name",
             "kind",
             "quality",
@@ -347,7 +347,7 @@ def test_summary_table_has_router_baselines_singles_oracle(log: FullInfoLog) -> 
             "quality_at_quarter_cost",
             "apgr",
         }
-    assert json.loads(json.dumps(s, allow_nan=False)) == s
+    assert json.loads(json.dumps(s.to_dict(), allow_nan=False)) == s.to_dict()
 
 
 def test_model_share_at_default_policy(log: FullInfoLog) -> None:
@@ -355,33 +355,34 @@ def test_model_share_at_default_policy(log: FullInfoLog) -> None:
     s = summarize(
         log,
         router_curve(log, p, c, [1.0]),
-        default_value_usd=1.0,
+        policy=PolicyParams(value_usd=1.0),
         p_success=p,
         expected_cost_usd=c,
     )
-    rows = s["model_share"]
-    assert [r["model"] for r in rows] == list(log.candidates)
-    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
-    assert sum(r["n"] for r in rows) == log.n_prompts
-    weighted = sum(r["share"] * r["quality"] for r in rows if r["n"])
-    assert weighted == pytest.approx(s["default_point"]["quality"])
+    rows = s.model_share
+    assert [r.model for r in rows] == list(log.candidates)
+    assert sum(r.share for r in rows) == pytest.approx(1.0)
+    assert sum(r.n for r in rows) == log.n_prompts
+    weighted = sum(r.share * r.quality for r in rows if r.n)
+    assert weighted == pytest.approx(s.default_point.quality)
     for r in rows:
-        assert r["share"] == pytest.approx(s["default_point"]["share"][r["model"]])
+        assert r.share == pytest.approx(s.default_point.share[r.model])
 
 
-def test_dataset_column_is_a_segment(frame: pd.DataFrame) -> None:
-    tagged = frame.assign(dataset=np.where(frame["task"] == "django", "web", "other"))
+def test_team_column_is_a_segment(frame: pd.DataFrame) -> None:
+    tagged = frame.assign(team=np.where(frame["task"] == "django", "web", "other"))
     log, _ = FullInfoLog.from_frame(tagged)
-    assert set(log.segments) == {"task", "dataset"}
+    assert set(log.segments) == {"task", "team"}
     p, c = perfect(log)
     s = summarize(
         log,
         router_curve(log, p, c, [1.0]),
-        default_value_usd=1.0,
+        policy=PolicyParams(value_usd=1.0),
         p_success=p,
         expected_cost_usd=c,
     )
-    assert [r["value"] for r in s["segments"]["dataset"]] == ["other", "web"]
+    assert [r.value for r in s.segments["team"]] == ["other", "web"]
+    assert [r["n"] for r in s.to_dict()["segments"]["team"]] == [r.n for r in s.segments["team"]]
 
 
 # --- two-model routing: RouteLLM's APGR and CPT ----------------------------------------
@@ -398,11 +399,11 @@ def test_apgr_and_cpt_by_hand() -> None:
     m = pair_metrics(log, log.outcome, log.cost_usd, "weak", "strong")
     # A perfect router sends b and c to strong: (x, q) = (0, .25), (.5, .75), then (1, .75).
     # Area = .5 * (.25 + .75) / 2 + .5 * .75 = .625; APGR = (.625 - .25) / (.75 - .25).
-    assert m["apgr"] == pytest.approx(0.75)
-    assert m["cpt_50"] == pytest.approx(0.25)  # q = .5 halfway up the first segment
-    assert m["cpt_80"] == pytest.approx(0.4)  # q = .65
-    assert (m["weak_quality"], m["strong_quality"]) == (0.25, 0.75)
-    assert max(pt["strong_share"] for pt in m["curve"]) == pytest.approx(0.5)
+    assert m.apgr == pytest.approx(0.75)
+    assert m.cpt_50 == pytest.approx(0.25)  # q = .5 halfway up the first segment
+    assert m.cpt_80 == pytest.approx(0.4)  # q = .65
+    assert (m.weak_quality, m.strong_quality) == (0.25, 0.75)
+    assert max(pt.strong_share for pt in m.curve) == pytest.approx(0.5)
 
 
 def test_constant_predictor_apgr_is_one_half(log: FullInfoLog) -> None:
@@ -412,15 +413,15 @@ def test_constant_predictor_apgr_is_one_half(log: FullInfoLog) -> None:
     s = summarize(
         log,
         router_curve(log, p, c, value_grid(log)),
-        default_value_usd=1.0,
+        policy=PolicyParams(value_usd=1.0),
         p_success=p,
         expected_cost_usd=c,
     )
-    assert s["default_pair"] == [cheapest_single(log).name, best_single(log).name]
-    assert s["apgr"] == pytest.approx(0.5)
-    assert s["cpt_50"] == pytest.approx(0.5)
-    assert s["cpt_80"] == pytest.approx(0.8)
-    shares = {pt["strong_share"] for pt in s["pairs"][0]["curve"]}
+    assert s.default_pair == (cheapest_single(log).name, best_single(log).name)
+    assert s.apgr == pytest.approx(0.5)
+    assert s.cpt_50 == pytest.approx(0.5)
+    assert s.cpt_80 == pytest.approx(0.8)
+    shares = {pt.strong_share for pt in s.pairs[0].curve}
     assert shares <= {0.0, 1.0}
 
 
@@ -428,21 +429,21 @@ def test_perfect_predictor_apgr_matches_oracle_and_beats_random(log: FullInfoLog
     p, c = perfect(log)
     weak, strong = default_pair(log)
     m = pair_metrics(log, p, c, weak, strong)
-    assert 0.5 < m["apgr"] <= 1.5
-    assert m["cpt_50"] < 0.5 and m["cpt_80"] < 0.8
+    assert 0.5 < m.apgr <= 1.5
+    assert m.cpt_50 < 0.5 and m.cpt_80 < 0.8
     w, s_ = log.candidates.index(weak), log.candidates.index(strong)
     pair_oracle = log.outcome[:, [w, s_]].max(axis=1).mean()
-    assert max(pt["quality"] for pt in m["curve"]) == pytest.approx(pair_oracle)
+    assert max(pt.quality for pt in m.curve) == pytest.approx(pair_oracle)
     summary = summarize(
         log,
         router_curve(log, p, c, value_grid(log)),
-        default_value_usd=1.0,
+        policy=PolicyParams(value_usd=1.0),
         p_success=p,
         expected_cost_usd=c,
     )
-    assert summary["apgr"] == pytest.approx(m["apgr"])
-    assert summary["oracle_pairs"][0]["apgr"] == pytest.approx(m["apgr"])
-    assert summary["table"][-1]["apgr"] == pytest.approx(m["apgr"])
+    assert summary.apgr == pytest.approx(m.apgr)
+    assert summary.oracle_pairs[0].apgr == pytest.approx(m.apgr)
+    assert summary.table[-1].apgr == pytest.approx(m.apgr)
 
 
 def test_pair_curve_routes_through_the_allowed_mask(log: FullInfoLog) -> None:
@@ -472,7 +473,7 @@ def test_extra_pairs_are_ordered_and_validated(log: FullInfoLog) -> None:
         expected_cost_usd=c,
         pairs=[(strong, weak), (cheapest_single(log).name, best_single(log).name)],
     )
-    assert [(m["weak"], m["strong"]) for m in s["pairs"]] == [default_pair(log), (weak, strong)]
+    assert [(m.weak, m.strong) for m in s.pairs] == [default_pair(log), (weak, strong)]
     with pytest.raises(ValueError, match="not a candidate"):
         order_pair(log, "nope", weak)
     with pytest.raises(ValueError, match="two different models"):
@@ -487,7 +488,7 @@ def test_pair_without_a_gap_has_no_apgr() -> None:
         cost_usd=np.array([[1.0, 2.0], [1.0, 2.0]]),
     )
     m = pair_metrics(log, log.outcome, log.cost_usd, "x", "y")
-    assert m["apgr"] is None and m["cpt_50"] is None and m["cpt_80"] is None
+    assert m.apgr is None and m.cpt_50 is None and m.cpt_80 is None
     assert default_pair(log) is None  # x is both the cheapest and (tied, cheaper) the best
 
 
@@ -499,14 +500,14 @@ def test_per_model_mean_is_perfectly_calibrated_on_real_data(log: FullInfoLog) -
     # each candidate's predictions share one bin whose mean outcome is that mean.
     p, _ = constant(log)
     cal = calibration_report(log, p)
-    assert cal["pooled"]["ece"] == pytest.approx(0.0, abs=1e-12)
+    assert cal.pooled.ece == pytest.approx(0.0, abs=1e-12)
     for k, name in enumerate(log.candidates):
-        table = cal["candidates"][name]
+        table = cal.candidates[name]
         q = log.outcome[:, k].mean()
-        assert table["ece"] == pytest.approx(0.0, abs=1e-12)
-        assert table["brier"] == pytest.approx(q * (1 - q))  # Bernoulli variance
-        assert [b["n"] for b in table["bins"]] == [log.n_prompts]
-    assert sum(b["n"] for b in cal["pooled"]["bins"]) == log.outcome.size
+        assert table.ece == pytest.approx(0.0, abs=1e-12)
+        assert table.brier == pytest.approx(q * (1 - q))  # Bernoulli variance
+        assert [b.n for b in table.bins] == [log.n_prompts]
+    assert sum(b.n for b in cal.pooled.bins) == log.outcome.size
 
 
 def test_reliability_of_a_calibrated_and_a_miscalibrated_predictor() -> None:
@@ -514,12 +515,12 @@ def test_reliability_of_a_calibrated_and_a_miscalibrated_predictor() -> None:
     p = rng.uniform(size=20_000)
     y = (rng.uniform(size=p.size) < p).astype(float)
     good = reliability(y, p)
-    assert good["ece"] < 0.02
-    for b in good["bins"]:
-        assert b["mean_outcome"] == pytest.approx(b["mean_p_success"], abs=0.03)
-    assert good["brier"] == pytest.approx(1 / 6, abs=0.01)  # E[p(1-p)] for p ~ U(0, 1)
+    assert good.ece < 0.02
+    for b in good.bins:
+        assert b.mean_outcome == pytest.approx(b.mean_p_success, abs=0.03)
+    assert good.brier == pytest.approx(1 / 6, abs=0.01)  # E[p(1-p)] for p ~ U(0, 1)
     bad = reliability(y, p**3)
-    assert bad["ece"] > 0.15 and bad["brier"] > good["brier"]
+    assert bad.ece > 0.15 and bad.brier > good.brier
     with pytest.raises(ValueError, match="one non-empty shape"):
         reliability(y[:3], p[:2])
 
@@ -527,6 +528,86 @@ def test_reliability_of_a_calibrated_and_a_miscalibrated_predictor() -> None:
 def test_summary_calibration_matches_reliability(log: FullInfoLog) -> None:
     p, c = perfect(log)
     s = summarize(log, router_curve(log, p, c, [1.0]), p_success=p, expected_cost_usd=c)
-    assert s["calibration"]["pooled"] == reliability(log.outcome, p)
-    assert s["calibration"]["pooled"]["brier"] == 0.0
-    assert "calibration" not in summarize(log, router_curve(log, p, c, [1.0]))
+    assert s.calibration.pooled == reliability(log.outcome, p)
+    assert s.calibration.pooled.brier == 0.0
+    assert summarize(log, router_curve(log, p, c, [1.0])).calibration is None
+    assert "calibration" not in summarize(log, router_curve(log, p, c, [1.0])).to_dict()
+
+
+# --- pinned figures on a log small enough to compute by hand ---------------------------
+
+
+def test_summary_figures_by_hand() -> None:
+    # small (cost 1) solves a only; large (cost 4) solves a and b. A perfect predictor at
+    # value_usd 10 sends a to small (10 - 1 > 10 - 4) and b to large (-1 < 10 - 4).
+    log = FullInfoLog(
+        prompt_ids=np.array(["a", "b"]),
+        candidates=("small", "large"),
+        outcome=np.array([[1.0, 1.0], [0.0, 1.0]]),
+        cost_usd=np.array([[1.0, 4.0], [1.0, 4.0]]),
+    )
+    p, c = log.outcome, log.cost_usd
+    s = summarize(
+        log,
+        router_curve(log, p, c, [0.0, 10.0]),
+        policy=PolicyParams(value_usd=10.0),
+        p_success=p,
+        expected_cost_usd=c,
+    )
+    assert (s.best_single, s.cheapest_single) == (
+        Point("large", 1.0, 4.0),
+        Point("small", 0.5, 1.0),
+    )
+    assert s.oracle == Point("oracle", 1.0, 2.5)
+    assert [(pt.quality, pt.cost_usd) for pt in s.router_curve] == [(0.5, 1.0), (1.0, 2.5)]
+    assert s.default_point.share == {"small": 0.5, "large": 0.5}
+    assert s.savings_at_parity == pytest.approx(1 - 2.5 / 4)
+    assert s.savings_at_95 == pytest.approx(1 - 2.5 / 4)
+    assert s.quality_at_quarter_cost == 0.5 and s.quality_at_quarter_cost_fraction == 0.5
+    # Envelope 0.5 on [1, 2.5) and 1 on [2.5, 4], over log cost.
+    assert s.area == pytest.approx((0.5 * np.log(2.5) + np.log(4 / 2.5)) / np.log(4))
+    assert s.area_single_models == pytest.approx(0.5)
+    assert s.area_cost_range == (1.0, 4.0)
+    # Pair (small, large): (x, q) = (0, .5), (.5, 1), (1, 1): area .875, APGR .75.
+    assert s.default_pair == ("small", "large")
+    assert (s.apgr, s.cpt_50, s.cpt_80) == pytest.approx((0.75, 0.25, 0.4))
+    assert s.calibration.pooled.ece == 0.0 and s.calibration.pooled.brier == 0.0
+    metrics = s.to_dict()
+    assert metrics["savings_at_parity"] == pytest.approx(0.375)
+    assert metrics["table"][0] == {
+        "name": "router",
+        "kind": "router",
+        "quality": 1.0,
+        "cost_usd": 2.5,
+        **s.figures.to_dict(),
+        "apgr": pytest.approx(0.75),
+    }
+    assert metrics["baselines"]["strongest"]["model"] == "large"
+
+
+def test_summary_applies_the_policy_constraints() -> None:
+    # With a floor of 0.9 only large qualifies on every prompt: the served point is large's.
+    log = FullInfoLog(
+        prompt_ids=np.array(["a", "b"]),
+        candidates=("small", "large"),
+        outcome=np.array([[1.0, 1.0], [0.0, 1.0]]),
+        cost_usd=np.array([[1.0, 4.0], [1.0, 4.0]]),
+    )
+    p = np.array([[0.8, 0.95], [0.1, 0.95]])
+    floor = PolicyParams(value_usd=10.0, min_success=0.9)
+    s = summarize(
+        log,
+        router_curve(log, p, log.cost_usd, [10.0]),
+        policy=floor,
+        p_success=p,
+        expected_cost_usd=log.cost_usd,
+    )
+    assert s.default_point.share == {"small": 0.0, "large": 1.0}
+    free = summarize(
+        log,
+        router_curve(log, p, log.cost_usd, [10.0]),
+        policy=PolicyParams(value_usd=10.0),
+        p_success=p,
+        expected_cost_usd=log.cost_usd,
+    )
+    assert free.default_point.share == {"small": 0.5, "large": 0.5}

@@ -50,7 +50,7 @@ def _one_row_per_prompt(data, seed=0):
 def test_learner_contract(name, training_set):
     learner = make_learner(name)
     assert clone(learner).get_params() == learner.get_params()
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="is not fitted yet"):
         learner.predict_proba(training_set.features[:2])
     X = training_set.features[training_set.prompt]
     k = len(training_set.candidates)

@@ -24,20 +24,17 @@ DEFAULT_MEMBERS: tuple[tuple[str, dict[str, Any]], ...] = (
 class AveragingLearner(BaseEstimator):
     """Mean ``p_success`` of member learners fit on the same rows.
 
-    On a few hundred prompts the learners' routing quality differs by less than the
-    noise of cross-validation, so picking the one with the best cross-validated
-    area picks nearly at random among them, and their mean has lower variance than
-    any one of them. Measured on 5 repeated splits (``benchmarks/learners.py``), the
-    mean of the raw probabilities, calibrated once, was the second-best setting on
-    AlpacaEval (area 0.650, kNN 0.655) but below the learners' median on SWE-bench
-    (0.594), and adding it to the default grid did not improve what the selection
-    picked; averaging *calibrated* members did better on both (README
-    "Benchmarks"). So the default grid holds one ensemble, of a pair that does
-    better than either member: the usage learner and kNN (``usage+knn``, which
-    ``train --learner ensemble`` also picks); the five default members are for
-    notebooks (`training.train.TrainConfig.learners`). When its members are
-    settings of the grid being cross-validated, its out-of-fold predictions are
-    derived from theirs at no cost (`training.selection.ensembles_of_configs`).
+    Why average: on a few hundred prompts the learners' routing quality differs by
+    less than the noise of cross-validation, so picking the one with the best
+    cross-validated area picks nearly at random among them, while their mean has
+    lower variance than any one of them. Members that err on different prompts (a
+    learner of the rows' usage and kNN on the text, ``usage+knn``, which ``train
+    --learner ensemble`` picks) gain most; the measurements are in README
+    "Benchmarks" and ``benchmarks/learners.py``. The five default members are a
+    starting point for notebooks (`training.train.TrainConfig.learners`). When the
+    members are settings of the grid being cross-validated, the ensemble's
+    out-of-fold predictions are the mean of theirs, so selection gets them without
+    a second fit (`training.selection.ensembles_of_configs`).
 
     Parameters
     ----------

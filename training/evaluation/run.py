@@ -1,0 +1,262 @@
+"""`outcome-router evaluate`: run a bundle as it is served on held-out full-information
+logs, and write ``metrics.json`` + ``report.html``.
+
+Logs are read once, through the validated reader :func:`features.call_log.read_call_logs`
+(the one ``train`` uses): rows it rejects go to ``quarantine.jsonl`` beside the report
+instead of stopping the command. The bundle decides through :class:`ServedPolicy`, i.e.
+serving's own scoring and policy code with the manifest's policy defaults.
+
+Other bundles given with ``compare`` (one per learner, last week's champion...) are
+scored on the same prompts and drawn as extra curves on the same plot, with their area
+and savings in a comparison table. Bundles that share the encoder and feature spec
+share one featurization pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.call_log import read_call_logs
+from features.prices import PriceCatalog
+from features.routing_text import routing_text
+from serving.bundle import Bundle, load_bundle
+from training.evaluation.curves import best_single, curve_figures, router_curve, value_grid
+from training.evaluation.log import FullInfoLog
+from training.evaluation.results import Comparison, Evaluation, prediction_quality
+from training.evaluation.served import ServedPolicy
+from training.evaluation.summary import Summary, TableRow, summarize
+from training.report import write_report
+
+#: Rejected rows of the logs, written beside the report.
+QUARANTINE_FILE = "quarantine.jsonl"
+
+
+def evaluate(
+    bundle_path: str | Path,
+    logs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    prices: str | None = None,
+    compare: Sequence[str | Path] = (),
+    pairs: Sequence[tuple[str, str]] = (),
+    candidates: Sequence[str] | None = None,
+) -> Evaluation:
+    """Evaluate a bundle on full-information logs; write the report and return it.
+
+    Parameters
+    ----------
+    bundle_path : str or Path
+        The bundle to evaluate (its curve is "the router").
+    logs : sequence of str or Path
+        Call-log files or folders where every candidate answered every prompt.
+    out_dir : str or Path
+        Gets ``metrics.json`` (:meth:`Evaluation.to_dict`), ``report.html`` and, when
+        the reader rejected rows, ``quarantine.jsonl``.
+    prices : str, optional
+        Price catalog for rows without ``cost_usd``; default: the shipped one.
+    compare : sequence of str or Path, optional
+        Other bundles, scored on the same prompts; each adds a :class:`Comparison`
+        and a curve to the plot.
+    pairs : sequence of (str, str), optional
+        Model pairs for RouteLLM's APGR and CPT besides (cheapest, best single).
+    candidates : sequence of str, optional
+        Evaluate the bundle restricted to these of its candidates, exactly as `/route`
+        answers a request with ``candidates``. Default: all of them, which the logs
+        must then all hold.
+
+    Returns
+    -------
+    evaluation : Evaluation
+
+    Raises
+    ------
+    ValueError
+        If ``candidates`` names a model the bundle lacks, or the logs hold no graded
+        call of an evaluated candidate (the message says which and how to restrict).
+    """
+    bundle = load_bundle(bundle_path)
+    served = ServedPolicy(bundle, candidates)
+    out_dir = Path(out_dir)
+    quarantine = out_dir / QUARANTINE_FILE
+    read = read_call_logs(logs, prices=PriceCatalog.load(prices), quarantine_path=quarantine)
+    if read.n_quarantined:
+        _say(f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> {quarantine}")
+    frame = read.frame
+    graded = set(frame.loc[frame["outcome"].notna(), "model"])
+    absent = [c for c in served.candidates if c not in graded]
+    if absent:
+        present = [c for c in served.candidates if c in graded]
+        hint = (
+            f" To evaluate the router restricted to the others, as /route would with "
+            f"`candidates`, pass --candidates {','.join(present)}."
+            if present
+            else ""
+        )
+        raise ValueError(
+            f"The logs {[str(p) for p in logs]} hold no graded call of the bundle's "
+            f"candidates {absent}, so its decisions cannot be scored.{hint}"
+        )
+    log, n_dropped = FullInfoLog.from_frame(frame, served.candidates)
+    _say(
+        f"evaluating {log.n_prompts} prompts x {log.n_candidates} candidates "
+        f"({n_dropped} prompts lacked some candidate)"
+    )
+    texts = _routing_texts(frame, log, bundle)
+    features: dict[tuple[str, ...], np.ndarray] = {}
+    p, c = _scores(served, texts, features)
+    label = bundle_label(bundle)
+    summary = summarize(
+        log,
+        router_curve(
+            log,
+            p,
+            c,
+            value_grid(log),
+            min_success=served.params.min_success,
+            max_cost_usd=served.params.max_cost_usd,
+        ),
+        policy=served.params,
+        p_success=p,
+        expected_cost_usd=c,
+        pairs=pairs,
+        name=label,
+    )
+    comparisons: list[Comparison] = []
+    used = {label}
+    for other in compare:
+        entry = _compare(load_bundle(other), log, texts, features, summary)
+        if entry.label in used:  # e.g. two folders of one name: tell them apart
+            new = f"{entry.label} [{entry.router_version}]"
+            entry = dataclasses.replace(
+                entry, label=new, row=dataclasses.replace(entry.row, name=new)
+            )
+        used.add(entry.label)
+        comparisons.append(entry)
+    evaluation = Evaluation(
+        summary=summary,
+        label=label,
+        router_version=bundle.router_version,
+        bundle=str(bundle.path),
+        bundle_candidates=bundle.candidate_names,
+        n_prompts_dropped=n_dropped,
+        n_quarantined=read.n_quarantined,
+        prediction_quality=prediction_quality(log, p, c),
+        comparisons=tuple(comparisons),
+    )
+    write_report(evaluation, out_dir, title=f"outcome-router evaluation: {label}")
+    return evaluation
+
+
+def bundle_label(bundle: Bundle) -> str:
+    """``folder (chosen learner setting)``, e.g. ``bundle-knn (knn-k20)``."""
+    training = bundle.manifest.get("training") or {}
+    chosen = (training.get("selection") or {}).get("chosen") or (
+        bundle.manifest.get("scorer") or {}
+    ).get("learner")
+    return f"{bundle.path.name} ({chosen})" if chosen else bundle.path.name
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _routing_texts(frame: pd.DataFrame, log: FullInfoLog, bundle: Bundle) -> list[str]:
+    firsts = frame.drop_duplicates("prompt_id").set_index("prompt_id")
+    source = bundle.feature_spec.text_source
+    texts = []
+    for pid in log.prompt_ids:
+        row = firsts.loc[pid]
+        prompt = row["prompt"] if isinstance(row["prompt"], str) else None
+        texts.append(routing_text(prompt, row["messages"], source=source))
+    return texts
+
+
+def _scores(
+    served: ServedPolicy, texts: list[str], features: dict[tuple[str, ...], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``p_success`` and ``expected_cost_usd`` of ``served.candidates``, shape (n, k).
+
+    ``features`` caches feature matrices by :attr:`ServedPolicy.feature_key` across
+    bundles.
+    """
+    key = served.feature_key
+    if key not in features:
+        features[key] = served.featurize(texts)
+    return served.score(features[key])
+
+
+def _compare(
+    other: Bundle,
+    log: FullInfoLog,
+    texts: list[str],
+    features: dict[tuple[str, ...], np.ndarray],
+    main: Summary,
+) -> Comparison:
+    """One compared bundle on the main log's prompts.
+
+    It is served restricted to the candidates it shares with the log. With fewer
+    candidates than the main bundle, its own curve and figures use that subset, but
+    savings and area stay measured against the main log's best single model and cost
+    range, so rows compare.
+    """
+    label = bundle_label(other)
+    shared = [name for name in other.candidate_names if name in set(log.candidates)]
+    if not shared:
+        raise ValueError(
+            f"Compared bundle {other.path} shares no candidate with the log {list(log.candidates)}."
+        )
+    served = ServedPolicy(other, shared)
+    cols = [log.candidates.index(name) for name in served.candidates]
+    sub = FullInfoLog(
+        prompt_ids=log.prompt_ids,
+        candidates=served.candidates,
+        outcome=log.outcome[:, cols],
+        cost_usd=log.cost_usd[:, cols],
+        segments=log.segments,
+    )
+    note = ""
+    if len(shared) < log.n_candidates:
+        note = f"routes between {len(shared)} of the {log.n_candidates} candidates"
+    _say(f"comparing {label}")
+    p, c = _scores(served, texts, features)
+    curve = router_curve(
+        sub,
+        p,
+        c,
+        value_grid(log),
+        min_success=served.params.min_success,
+        max_cost_usd=served.params.max_cost_usd,
+    )
+    pairs = [main.default_pair] if main.default_pair else []
+    pairs = [pair for pair in pairs if all(name in sub.candidates for name in pair)]
+    s = summarize(
+        sub, curve, policy=served.params, p_success=p, expected_cost_usd=c, pairs=pairs, name=label
+    )
+    figures = curve_figures(
+        [pt.cost_usd for pt in s.router_curve],
+        [pt.quality for pt in s.router_curve],
+        best_single(log),
+        main.area_cost_range,
+    )
+    row = TableRow(
+        name=label,
+        kind="router",
+        quality=s.default_point.quality if s.default_point else None,
+        cost_usd=s.default_point.cost_usd if s.default_point else None,
+        figures=figures,
+        apgr=s.apgr,
+    )
+    return Comparison(
+        label=label,
+        bundle=str(other.path),
+        router_version=other.router_version,
+        note=note,
+        row=row,
+        summary=s,
+    )
