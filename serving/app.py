@@ -23,11 +23,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.api.deps import RouterService, resolve_settings
+from serving.api.deps import resolve_settings
 from serving.api.main import api_router
-from serving.api.routes.metrics import RouterMetrics
 from serving.config import Settings
+from serving.metrics import RouterMetrics
 from serving.reload import BundleReloader
+from serving.service import RouterService
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.batch_routing import route_file
 from serving.bundle import BundleError, load_bundle
-from serving.commands import add_route_parser, add_serve_parser, route_file
+from serving.commands import add_route_parser, add_serve_parser
 from serving.config import Settings
 
 PROMPTS = [
@@ -69,7 +70,7 @@ def test_route_writes_one_decision_per_prompt_in_order(bundle_dir, prompts_file,
     value = bundle.policy["value_usd"]
     for row in rows:
         assert [s["model"] for s in row["scores"]] == list(bundle.candidate_names)
-        assert set(row["scores"][0]) == {"model", "p_success", "expected_cost_usd"}
+        assert set(row["scores"][0]) == {"model", "p_success", "expected_cost_usd", "utility"}
         best = max(
             row["scores"],
             key=lambda s: (
@@ -78,7 +79,7 @@ def test_route_writes_one_decision_per_prompt_in_order(bundle_dir, prompts_file,
             ),
         )
         assert row["model"] == best["model"]
-        assert row["reason"] == "max_utility"
+        assert row["reason"] == "max_utility" and row["propensity"] == 1.0
     assert not list(out.parent.glob("*.tmp"))
 
 
@@ -94,7 +95,11 @@ def test_route_agrees_with_the_service(bundle_dir, prompts_file, tmp_path):
             request = {k: v for k, v in prompt.items() if k in ("prompt", "messages")}
             served = client.post("/route", json={**request, "value_usd": 0.05}).json()
             offline = rows[prompt["prompt_id"]]
-            assert served["model"] == offline["model"]
+            assert (served["model"], served["reason"], served["propensity"]) == (
+                offline["model"],
+                offline["reason"],
+                offline["propensity"],
+            )
             for s_served, s_offline in zip(served["scores"], offline["scores"], strict=True):
                 assert s_served["p_success"] == pytest.approx(s_offline["p_success"], abs=1e-6)
                 assert s_served["expected_cost_usd"] == pytest.approx(

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from serving.bundle import MANIFEST_FILE, load_bundle, router_version_of
-from serving.commands import fetch_registry_bundle
+from serving.registry_fetch import fetch_registry_bundle
 from training import cli
 from training.demo import start_server, wait_for_health
 from training.registry import (

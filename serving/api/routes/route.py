@@ -29,34 +29,25 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
 
 from features.routing_text import routing_text
-from serving.api.deps import MetricsDep, RouterService, ServiceDep, SettingsDep
-from serving.api.routes.metrics import RouterMetrics
+from serving.api.deps import MetricsDep, ServiceDep, SettingsDep
 from serving.config import Settings
 from serving.deadline import Overloaded
-from serving.policy import (
-    REASON_EXPLORE,
-    REASON_FALLBACK,
-    REASON_NO_FEASIBLE,
-    REASON_UTILITY,
-    Decisions,
-    PolicyParams,
-    decide,
-    utility,
-)
+from serving.decision import RoutingDecision, fallback_decision, routing_decisions
+from serving.metrics import RouterMetrics
+from serving.policy import REASON_FALLBACK, PolicyParams
 from serving.schemas import RouteRequest, RouteResponse
 from serving.scoring import CacheHint
+from serving.service import RouterService
 
 logger = logging.getLogger(__name__)
 
-#: Propensity of a fallback answer: the fallback model is not drawn.
-FALLBACK_PROPENSITY = 1.0
+T = TypeVar("T")
 
 router = APIRouter(tags=["route"])
 
@@ -137,7 +128,7 @@ async def route(
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
-        scored = await _run_within_budget(
+        decided = await _run_within_budget(
             service, lambda: _decide(service, text, cache, params, allowed), settings, start
         )
     except TimeoutError:
@@ -154,43 +145,21 @@ async def route(
         metrics.errors.inc()
         return _answer_fallback(body, service, metrics, params, "error", text, start)
 
-    p, cost, decision = scored.p_success, scored.expected_cost_usd, scored.decision
-    action = int(decision.action[0])
-    if not bool(decision.feasible[0]):
-        reason = REASON_NO_FEASIBLE
-    elif action != int(decision.greedy[0]):
-        reason = REASON_EXPLORE
-    else:
-        reason = REASON_UTILITY
-    u = utility(p, cost, params.value_usd)
-    # Plain dicts: the response validates them into `ScoreOut`, the log writes them.
-    score_rows: list[dict[str, Any]] = [
-        {
-            "model": name,
-            "p_success": float(p[0, k]),
-            "expected_cost_usd": float(cost[0, k]),
-            "utility": float(u[0, k]),
-        }
-        for k, name in enumerate(candidates)
-        if allowed[k]
-    ]
-    response = RouteResponse(
-        model=candidates[action],
-        decision_id=uuid.uuid4().hex,
-        propensity=float(decision.propensity[0]),
-        router_version=service.bundle.router_version,
-        reason=reason,
-        scores=score_rows,
-    )
-    _record(body, service, metrics, response, params, text, start, score_rows)
+    response = _response(decided, service)
+    _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
 
-@dataclass(frozen=True)
-class _Scored:
-    p_success: np.ndarray
-    expected_cost_usd: np.ndarray
-    decision: Decisions
+def _response(decided: RoutingDecision, service: RouterService) -> RouteResponse:
+    """The decision as answered: a fresh ``decision_id`` and the serving bundle's version."""
+    return RouteResponse(
+        model=decided.model,
+        decision_id=uuid.uuid4().hex,
+        propensity=decided.propensity,
+        router_version=service.bundle.router_version,
+        reason=decided.reason,
+        scores=decided.scores,
+    )
 
 
 def _decide(
@@ -199,18 +168,25 @@ def _decide(
     cache: CacheHint | None,
     params: PolicyParams,
     allowed: np.ndarray,
-) -> _Scored:
+) -> RoutingDecision:
     """The CPU-bound part of a decision: encode, score, check, decide."""
     scores = service.scorer.score_text(text, cache)
     scores.check_one(len(service.bundle.candidate_names))
-    p, cost = scores.p_success, scores.expected_cost_usd
-    decision = decide(p, cost, params, service.exploration, service.rng, allowed=allowed)
-    return _Scored(p, cost, decision)
+    [decided] = routing_decisions(
+        scores.p_success,
+        scores.expected_cost_usd,
+        service.bundle.candidate_names,
+        params,
+        exploration=service.exploration,
+        rng=service.rng,
+        allowed=allowed,
+    )
+    return decided
 
 
 async def _run_within_budget(
-    service: RouterService, work: Callable[[], _Scored], settings: Settings, start: float
-) -> _Scored:
+    service: RouterService, work: Callable[[], T], settings: Settings, start: float
+) -> T:
     """``work()`` on the decision pool, or ``TimeoutError`` when the budget runs out.
 
     A scorer cheaper than a thread hand-off (``scorer.offload`` False: the static
@@ -225,10 +201,10 @@ async def _run_within_budget(
         raise TimeoutError
     if service.scorer.offload:
         return await service.runner.run(work, remaining_s)
-    scored = work()
+    result = work()
     if (time.perf_counter() - start) * 1000.0 > settings.time_budget_ms:
         raise TimeoutError
-    return scored
+    return result
 
 
 def _answer_fallback(
@@ -241,15 +217,9 @@ def _answer_fallback(
     start: float,
 ) -> RouteResponse:
     metrics.fallbacks.labels(cause=cause).inc()
-    response = RouteResponse(
-        model=_fallback_model(service.fallback_model, body.candidates),
-        decision_id=uuid.uuid4().hex,
-        propensity=FALLBACK_PROPENSITY,
-        router_version=service.bundle.router_version,
-        reason=REASON_FALLBACK,
-        scores=[],
-    )
-    _record(body, service, metrics, response, params, text, start)
+    decided = fallback_decision(_fallback_model(service.fallback_model, body.candidates))
+    response = _response(decided, service)
+    _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
 
@@ -261,11 +231,11 @@ def _record(
     params: PolicyParams,
     text: str | None,
     start: float,
-    scores: list[dict[str, Any]] | None = None,
+    scores: list[dict[str, Any]],
 ) -> None:
     """Count, time and log one answered decision; logging never fails the request.
 
-    ``scores`` are the response's scores as dicts (None: dumped from the response).
+    ``scores`` are the response's scores as plain dicts (`RoutingDecision.scores`).
     """
     metrics.decisions.labels(model=response.model, reason=response.reason).inc()
     metrics.latency.observe(time.perf_counter() - start)
@@ -273,8 +243,6 @@ def _record(
     if log is None:
         return
     candidates = body.candidates or list(service.bundle.candidate_names)
-    if scores is None:
-        scores = [s.model_dump() for s in response.scores]
     try:
         log.write(
             decision_id=response.decision_id,
