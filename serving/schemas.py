@@ -5,8 +5,8 @@ Constraints sit on the fields, so nonsense (a negative ``value_usd``, a
 runs. `RouteRequest` ignores unknown fields, so a gateway can post a whole
 chat-completions body as-is and add the routing knobs next to it.
 
-Size limits depend on the settings and are checked by the route, not here (see
-`RouteRequest.text_chars`).
+The only size limit is the body's (``OUTCOME_ROUTER_MAX_BODY_BYTES``, checked by
+`serving.app` before parsing): a long prompt is routed on its head and tail.
 """
 
 from __future__ import annotations
@@ -132,10 +132,6 @@ class RouteRequest(BaseModel):
         """
         messages = [m.model_dump() for m in self.messages] if self.messages else None
         return (self.prompt or None), messages
-
-    def text_chars(self) -> int:
-        """Characters of prompt and message text, for the size limit."""
-        return sum(len(text) for _, text in self._texts())
 
 
 class ScoreOut(BaseModel):

@@ -108,16 +108,3 @@ def test_routing_input_treats_empty_prompt_as_absent():
     request = RouteRequest(prompt="", messages=[ChatMessage(role="user", content="q")])
     prompt, messages = request.routing_input()
     assert prompt is None and messages == [{"role": "user", "content": "q"}]
-
-
-def test_text_chars_counts_prompt_and_text_parts():
-    request = RouteRequest.model_validate(
-        {
-            "prompt": "abc",
-            "messages": [
-                {"role": "user", "content": "de"},
-                {"role": "user", "content": [{"type": "text", "text": "fgh"}, {"type": "image"}]},
-            ],
-        }
-    )
-    assert request.text_chars() == 3 + 2 + 3

@@ -52,23 +52,6 @@ T = TypeVar("T")
 router = APIRouter(tags=["route"])
 
 
-def _check_size(body: RouteRequest, max_messages: int, max_text_chars: int) -> None:
-    n_messages = len(body.messages or ())
-    if n_messages > max_messages:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"The request has {n_messages} messages; at most {max_messages} are accepted "
-            "(OUTCOME_ROUTER_MAX_MESSAGES). Send the recent turns only.",
-        )
-    n_chars = body.text_chars()
-    if n_chars > max_text_chars:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"The request holds {n_chars} characters of prompt and message text; at most "
-            f"{max_text_chars} are accepted (OUTCOME_ROUTER_MAX_TEXT_CHARS).",
-        )
-
-
 def _allowed(requested: list[str] | None, candidates: tuple[str, ...]) -> np.ndarray:
     """Boolean mask over the bundle's candidates; 422 for names it does not know."""
     if requested is None:
@@ -100,7 +83,7 @@ def _fallback_model(configured: str, requested: list[str] | None) -> str:
     response_model=RouteResponse,
     summary="Choose the model that should answer a request",
     responses={
-        413: {"description": "The body, message count or text exceeds the limits."},
+        413: {"description": "The body is larger than OUTCOME_ROUTER_MAX_BODY_BYTES."},
         422: {"description": "Malformed JSON, invalid knobs or unknown candidates."},
     },
 )
@@ -118,7 +101,6 @@ async def route(
     ``propensity`` is the probability it had.
     """
     start = time.perf_counter()
-    _check_size(body, settings.max_messages, settings.max_text_chars)
     candidates = service.bundle.candidate_names
     allowed = _allowed(body.candidates, candidates)
     params = service.policy(body.value_usd, body.min_success, body.max_cost_usd)
