@@ -99,21 +99,17 @@ def test_unmet_floor_is_reported(client):
         assert body["model"] == max(body["scores"], key=lambda s: s["p_success"])["model"]
 
 
-def test_messages_and_cache_hint(client, manifest):
+def test_messages_with_content_parts_are_routed(client):
+    """The routing text of ``messages`` is the last user turn, its text parts joined;
+    a cache hint is tested in test_cache_hint.py."""
     messages = [
         {"role": "system", "content": "You review code."},
         {"role": "user", "content": [{"type": "text", "text": "Review this patch."}]},
     ]
-    plain = client.post("/route", json={"messages": messages}).json()
-    model = plain["model"]
-    hinted = client.post(
-        "/route", json={"messages": messages, "cache": {"model": model, "cached_tokens": 10_000}}
-    ).json()
-    cost = {s["model"]: s["expected_cost_usd"] for s in plain["scores"]}
-    hinted_cost = {s["model"]: s["expected_cost_usd"] for s in hinted["scores"]}
-    assert hinted_cost[model] <= cost[model] + 1e-12
-    for other in set(cost) - {model}:
-        assert hinted_cost[other] == pytest.approx(cost[other])
+    from_parts = client.post("/route", json={"messages": messages}).json()
+    as_prompt = client.post("/route", json={"prompt": "Review this patch."}).json()
+    assert from_parts["reason"] == "max_utility"
+    assert from_parts["scores"] == as_prompt["scores"]
 
 
 def test_whole_chat_completions_body_is_accepted(client):

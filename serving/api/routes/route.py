@@ -29,6 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import numpy as np
@@ -42,7 +43,7 @@ from serving.decision import RoutingDecision, fallback_decision, routing_decisio
 from serving.metrics import RouterMetrics
 from serving.policy import REASON_FALLBACK, PolicyParams
 from serving.schemas import RouteRequest, RouteResponse
-from serving.scoring import CacheHint
+from serving.scoring import CacheHint, CacheHintEffect
 from serving.service import RouterService
 
 logger = logging.getLogger(__name__)
@@ -105,12 +106,12 @@ async def route(
     allowed = _allowed(body.candidates, candidates)
     params = service.policy(body.value_usd, body.min_success, body.max_cost_usd)
     prompt, messages = body.routing_input()
-    cache = CacheHint(body.cache.model, body.cache.cached_tokens) if body.cache else None
+    cache, excluded = _cache_hint(body, candidates, allowed)
 
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
-        decided = await _run_within_budget(
+        decided, cache_effect = await _run_within_budget(
             service, lambda: _decide(service, text, cache, params, allowed), settings, start
         )
     except TimeoutError:
@@ -127,13 +128,31 @@ async def route(
         metrics.errors.inc()
         return _answer_fallback(body, service, metrics, params, "error", text, start)
 
-    response = _response(decided, service)
+    response = _response(decided, service, excluded or cache_effect)
     _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
 
-def _response(decided: RoutingDecision, service: RouterService) -> RouteResponse:
-    """The decision as answered: a fresh ``decision_id`` and the serving bundle's version."""
+def _cache_hint(
+    body: RouteRequest, candidates: tuple[str, ...], allowed: np.ndarray
+) -> tuple[CacheHint | None, CacheHintEffect | None]:
+    """The hint to score with, or why it cannot matter: a hinted bundle candidate that
+    the request itself excluded is not re-priced (it is not scored in the answer)."""
+    if body.cache is None:
+        return None, None
+    model = body.cache.model
+    if model in candidates and not allowed[candidates.index(model)]:
+        return None, CacheHintEffect.unused(
+            model, f"{model!r} is not among the request's candidates: nothing to re-price."
+        )
+    return CacheHint(model, body.cache.cached_tokens), None
+
+
+def _response(
+    decided: RoutingDecision, service: RouterService, cache_effect: CacheHintEffect | None
+) -> RouteResponse:
+    """The decision as answered: a fresh ``decision_id``, the serving bundle's version
+    and what the cache hint did."""
     return RouteResponse(
         model=decided.model,
         decision_id=uuid.uuid4().hex,
@@ -141,6 +160,7 @@ def _response(decided: RoutingDecision, service: RouterService) -> RouteResponse
         router_version=service.bundle.router_version,
         reason=decided.reason,
         scores=decided.scores,
+        cache_hint=asdict(cache_effect) if cache_effect is not None else None,
     )
 
 
@@ -150,7 +170,7 @@ def _decide(
     cache: CacheHint | None,
     params: PolicyParams,
     allowed: np.ndarray,
-) -> RoutingDecision:
+) -> tuple[RoutingDecision, CacheHintEffect | None]:
     """The CPU-bound part of a decision: encode, score, check, decide."""
     scores = service.scorer.score_text(text, cache)
     scores.check_one(len(service.bundle.candidate_names))
@@ -163,7 +183,7 @@ def _decide(
         rng=service.rng,
         allowed=allowed,
     )
-    return decided
+    return decided, scores.cache_hint
 
 
 async def _run_within_budget(
@@ -200,7 +220,12 @@ def _answer_fallback(
 ) -> RouteResponse:
     metrics.fallbacks.labels(cause=cause).inc()
     decided = fallback_decision(_fallback_model(service.fallback_model, body.candidates))
-    response = _response(decided, service)
+    unused = None
+    if body.cache is not None:
+        unused = CacheHintEffect.unused(
+            body.cache.model, "The fallback model was answered without scores; the hint was unused."
+        )
+    response = _response(decided, service, unused)
     _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
