@@ -17,7 +17,7 @@ from serving.app import create_app
 from serving.bundle import load_bundle
 from serving.config import Settings, get_settings
 from serving.deadline import DecisionRunner
-from serving.decision_log import DecisionLog, read_decision_log, text_sha256
+from serving.decision_log import read_decision_log, text_sha256
 from serving.policy import Exploration, PolicyParams, action_distribution
 from serving.scoring import Scores
 
@@ -93,10 +93,22 @@ def test_candidates_subset(client, manifest):
 
 
 def test_unmet_floor_is_reported(client):
-    body = client.post("/route", json={"prompt": "Hello", "min_success": 1.0}).json()
-    if all(s["p_success"] < 1.0 for s in body["scores"]):
-        assert body["reason"] == "no_candidate_met_constraints"
-        assert body["model"] == max(body["scores"], key=lambda s: s["p_success"])["model"]
+    plain = client.post("/route", json={"prompt": "Hello"}).json()
+    top = max(s["p_success"] for s in plain["scores"])
+    assert top < 1.0
+    body = client.post("/route", json={"prompt": "Hello", "min_success": (top + 1) / 2}).json()
+    assert body["reason"] == "no_candidate_met_constraints"
+    assert body["model"] == max(body["scores"], key=lambda s: s["p_success"])["model"]
+
+
+def test_unmet_budget_answers_the_cheapest(client):
+    plain = client.post("/route", json={"prompt": "Hello"}).json()
+    cheapest = min(plain["scores"], key=lambda s: s["expected_cost_usd"])
+    budget = cheapest["expected_cost_usd"] / 2
+    assert budget > 0
+    body = client.post("/route", json={"prompt": "Hello", "max_cost_usd": budget}).json()
+    assert body["reason"] == "no_candidate_met_constraints"
+    assert body["model"] == cheapest["model"]
 
 
 def test_messages_with_content_parts_are_routed(client):
@@ -442,6 +454,7 @@ def test_route_before_startup_is_503(settings):
 
 
 # ----------------------------------------------------------------- health, metrics
+# The metrics' values are checked in test_metrics.py, the schema in test_schemathesis.py.
 
 
 def test_health(client, manifest):
@@ -454,30 +467,13 @@ def test_health(client, manifest):
     }
 
 
-def test_metrics(client, manifest):
-    body = client.post("/route", json={"prompt": "Count me"}).json()
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
-    assert f'outcome_router_decisions_total{{model="{body["model"]}",reason="max_utility"}}' in text
-    assert "outcome_router_fallbacks_total" in text
-    assert "outcome_router_errors_total" in text
-    assert 'outcome_router_route_latency_seconds_bucket{le="0.005"}' in text
-    assert f'router_version="{manifest["router_version"]}"' in text
-
-
 def test_apps_have_separate_metric_registries(settings):
     first, second = create_app(settings), create_app(settings)
     assert first.state.metrics.registry is not second.state.metrics.registry
 
 
-def test_openapi_documents_route(client):
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/route", "/health", "/metrics"} <= set(paths)
-
-
 # ------------------------------------------------------------------- decision log
+# What the route writes; the log file itself is tested in test_decision_log.py.
 
 
 def _log_lines(path: Path) -> dict[str, dict]:
@@ -522,52 +518,6 @@ def test_fallbacks_are_logged(client, decision_log_path, swap_scorer):
     record = _log_lines(decision_log_path)[body["decision_id"]]
     assert record["reason"] == "fallback" and record["scores"] == []
     assert record["prompt_sha256"] == text_sha256("Hi")
-
-
-def test_decision_log_writes_prompts_only_when_asked(tmp_path):
-    for log_prompts in (False, True):
-        path = tmp_path / f"log-{log_prompts}.jsonl"
-        with DecisionLog(path, log_prompts=log_prompts) as log:
-            log.write(
-                decision_id="d1",
-                router_version="v",
-                candidates=["a"],
-                model="a",
-                propensity=1.0,
-                reason="max_utility",
-                scores=[],
-                routing_text="secret prompt",
-            )
-        record = json.loads(path.read_text())
-        assert ("prompt" in record) is log_prompts
-        assert record["prompt_sha256"] == text_sha256("secret prompt")
-
-
-def test_decision_log_is_thread_safe(tmp_path):
-    path = tmp_path / "sub" / "log.jsonl"
-    log = DecisionLog(path)
-
-    def write(worker: int) -> None:
-        for i in range(200):
-            log.write(
-                decision_id=f"{worker}-{i}",
-                router_version="v",
-                candidates=["a", "b"],
-                model="a",
-                propensity=1.0,
-                reason="max_utility",
-                scores=[{"model": "a", "p_success": 0.5}] * 20,
-                routing_text="x" * 500,
-            )
-
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    log.close()
-    ids = [json.loads(line)["decision_id"] for line in path.read_text().splitlines()]
-    assert len(ids) == len(set(ids)) == 8 * 200
 
 
 # --------------------------------------------------------------------- exploration

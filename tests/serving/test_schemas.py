@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -55,9 +57,8 @@ BAD = [
 
 @pytest.mark.parametrize(("body", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_requests_are_refused(body, message):
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ValidationError, match=re.escape(message)):
         RouteRequest.model_validate(body)
-    assert message in str(info.value)
 
 
 GOOD = [
