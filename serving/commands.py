@@ -108,15 +108,24 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     _add_mlruns_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="Interface (default: %(default)s).")
     parser.add_argument("--port", type=int, default=8000, help="Port (default: %(default)s).")
+    # Defaults of the settings below live in `serving.config.Settings` (not imported
+    # here: it would slow down --help); tests check the help against them.
     parser.add_argument(
-        "--fallback-model", help="Model answered on failure (default: the bundle's)."
+        "--fallback-model",
+        help="Model answered when deciding fails or is too slow (default: "
+        "$OUTCOME_ROUTER_FALLBACK_MODEL, else the bundle's policy.fallback_model).",
     )
     parser.add_argument(
         "--time-budget-ms",
         type=_float_arg("--time-budget-ms", low=0.0, low_open=True),
-        help="Decisions slower than this answer the fallback model (default: 50).",
+        help="Decisions slower than this answer the fallback model (default: "
+        "$OUTCOME_ROUTER_TIME_BUDGET_MS, else 250).",
     )
-    parser.add_argument("--decision-log", help="JSONL file receiving one line per decision.")
+    parser.add_argument(
+        "--decision-log",
+        help="JSONL file receiving one line per decision (default: "
+        "$OUTCOME_ROUTER_DECISION_LOG, else none).",
+    )
     parser.add_argument(
         "--log-level",
         default="info",

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
         bundle manifest's ``policy.fallback_model``. It must be a bundle candidate,
         so a typo is refused at start-up instead of surfacing during an outage.
     time_budget_ms : float
-        Time a decision may take before the fallback model is answered instead.
+        Time a decision may take before the fallback model is answered instead
+        (default 250).
         The budget is preemptive: the fallback is answered as soon as it runs out
         (see `serving.deadline`).
     decision_threads : int or None

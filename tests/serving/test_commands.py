@@ -195,3 +195,28 @@ def test_serve_runs_uvicorn_in_process(bundle_dir, monkeypatch):
     assert "workers" not in calls
     with TestClient(calls["app"]) as client:
         assert client.get("/health").json()["status"] == "ok"
+
+
+def test_serve_help_states_the_settings_defaults(capsys):
+    with pytest.raises(SystemExit, match=r"^0$"):
+        parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    budget = Settings.model_fields["time_budget_ms"].default
+    assert f"$OUTCOME_ROUTER_TIME_BUDGET_MS, else {budget:g})" in text
+    assert Settings.model_fields["decision_log"].default is None
+    assert "$OUTCOME_ROUTER_DECISION_LOG, else none)" in text
+    assert Settings.model_fields["fallback_model"].default is None
+    assert "$OUTCOME_ROUTER_FALLBACK_MODEL, else the bundle's policy.fallback_model)" in text
+
+
+def test_serve_flags_override_the_environment(bundle_dir, monkeypatch):
+    """The help says the flags default to the environment: check both directions."""
+    import uvicorn
+
+    calls = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.update(app=app))
+    monkeypatch.setenv("OUTCOME_ROUTER_TIME_BUDGET_MS", "75")
+    for argv, expected in (([], 75.0), (["--time-budget-ms", "20"], 20.0)):
+        args = parser().parse_args(["serve", "--bundle", str(bundle_dir), *argv])
+        assert args.func(args) == 0
+        assert calls["app"].state.given_settings.time_budget_ms == expected
