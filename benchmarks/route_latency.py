@@ -33,7 +33,6 @@ import http.client
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import threading
@@ -358,12 +357,6 @@ def asgi_in_process(
     return asyncio.run(run())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -384,6 +377,8 @@ def serve_and_drive(
     bundle: Path, server_args: list[str], bodies: dict[str, list[dict]], args: argparse.Namespace
 ) -> dict[str, Any]:
     """Start the real server, drive it with the client process per prompt length."""
+    from training.demo import free_port
+
     env = dict(os.environ)
     options = []
     for word in server_args:
@@ -392,7 +387,7 @@ def serve_and_drive(
             env[key] = value
         else:
             options.append(word)
-    port = _free_port()
+    port = free_port()
     cmd = [str(BIN / "outcome-router"), "serve", "--bundle", str(bundle), "--port", str(port)]
     cmd += ["--log-level", "warning", *options]
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)

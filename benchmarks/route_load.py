@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.demo import start_server, wait_for_health  # noqa: E402
+from training.demo import free_port, start_server, wait_for_health  # noqa: E402
 
 SHIPPED_CALLS = ROOT / "data" / "swebench_verified" / "calls.parquet"
 EXAMPLE_REQUEST = ROOT / "data" / "swebench_verified" / "example_request.json"
@@ -198,12 +197,6 @@ async def run_load(
     return result
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     target = parser.add_mutually_exclusive_group(required=True)
@@ -232,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = server_log = None
     url = args.url
     if args.bundle:
-        port = _free_port()
+        port = free_port()
         # The server's warnings (one per fallback) would drown the summary: they go to
         # a file, shown only if the server fails to start. Fallbacks are counted from
         # the answers instead.

@@ -1,9 +1,10 @@
 """The FastAPI application of the router.
 
 `create_app` only assembles: routes, the body-size guard, the validation-error
-format and the metrics. The bundle is loaded by the lifespan, once, when the server
-starts (never at import), so importing this module is cheap and a broken bundle
-stops the server before it accepts traffic.
+format, the metrics and the API docs (``/docs``, ``/redoc``, whose assets the app
+serves itself, so they work with no internet). The bundle is loaded by the
+lifespan, once, when the server starts (never at import), so importing this module
+is cheap and a broken bundle stops the server before it accepts traffic.
 
 Run it with ``outcome-router serve --bundle PATH`` or, for a bare uvicorn,
 ``OUTCOME_ROUTER_BUNDLE=PATH uvicorn --factory serving.app:create_app``.
@@ -20,14 +21,16 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.api.deps import RouterService, resolve_settings
+from serving.api.deps import resolve_settings
 from serving.api.main import api_router
-from serving.api.routes.metrics import RouterMetrics
 from serving.config import Settings
+from serving.metrics import RouterMetrics
 from serving.reload import BundleReloader
+from serving.service import RouterService
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -223,7 +226,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     >>> sorted(app.openapi()["paths"])
     ['/admin/reload', '/health', '/metrics', '/route']
     """
-    app = FastAPI(
+    # `/docs` and `/redoc` with their JavaScript and CSS served by the app itself
+    # (fastapi-offline ships them), not from a CDN: the docs work with no internet.
+    app = FastAPIOffline(
         title="outcome-router",
         summary="Pick the LLM that should answer a request, from learned outcomes and cost.",
         lifespan=lifespan,

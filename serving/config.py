@@ -31,7 +31,8 @@ class Settings(BaseSettings):
         bundle manifest's ``policy.fallback_model``. It must be a bundle candidate,
         so a typo is refused at start-up instead of surfacing during an outage.
     time_budget_ms : float
-        Time a decision may take before the fallback model is answered instead.
+        Time a decision may take before the fallback model is answered instead
+        (default 250).
         The budget is preemptive: the fallback is answered as soon as it runs out
         (see `serving.deadline`).
     decision_threads : int or None
@@ -54,11 +55,10 @@ class Settings(BaseSettings):
         Also write the routing text to the decision log (its sha256 is always
         written). Off by default: prompts can hold personal or secret data.
     max_body_bytes : int
-        Largest accepted request body; larger bodies get a 413 before parsing.
-    max_messages : int
-        Most chat messages accepted in one request (413 above).
-    max_text_chars : int
-        Most characters of prompt and message text in one request (413 above).
+        Largest accepted request body (default 4 MiB); larger bodies get a 413
+        before parsing, the only size refusal. Any prompt that fits is routed: the
+        encoder cuts the text to its head and tail before tokenizing
+        (`features.encoder`), so a long prompt costs little more than a short one.
     api_keys : secret str or None
         Comma-separated API keys (``OUTCOME_ROUTER_API_KEYS``); when set, ``/route``
         needs one in ``Authorization: Bearer KEY`` or ``X-API-Key``. ``/health`` and
@@ -108,9 +108,7 @@ class Settings(BaseSettings):
     time_budget_ms: float = Field(default=250.0, gt=0, allow_inf_nan=False)
     decision_log: Path | None = None
     log_prompts: bool = False
-    max_body_bytes: int = Field(default=1 << 20, gt=0)
-    max_messages: int = Field(default=256, gt=0)
-    max_text_chars: int = Field(default=200_000, gt=0)
+    max_body_bytes: int = Field(default=4 << 20, gt=0)
     intra_op_threads: int = Field(default=1, ge=1)
     api_keys: SecretStr | None = None
     admin_keys: SecretStr | None = None

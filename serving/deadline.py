@@ -13,9 +13,9 @@ dropped). Three things keep slow decisions from piling up work:
 - a decision still queued when its caller gives up is cancelled, so it never
   runs.
 
-The hand-off costs what FastAPI's own thread-pool hop for a ``def`` endpoint costs,
-so an ``async`` endpoint that uses this instead pays about nothing for the budget
-(measured by ``benchmarks/route_overheads.py``).
+The hand-off is one thread hop, the same that FastAPI makes for a ``def`` endpoint,
+so an ``async`` endpoint that awaits this pays nothing extra for the budget
+(``benchmarks/route_overheads.py`` times it).
 """
 
 from __future__ import annotations

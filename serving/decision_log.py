@@ -3,7 +3,8 @@
 Each line carries what off-policy evaluation needs later (``decision_id``,
 ``propensity``, ``router_version``, the allowed candidates and their scores), so
 the log joins to the gateway's call log on ``decision_id``
-(`training.decision_join`) and converts to a `BanditLog`. The prompt itself is
+(`training.decision_join.attach_propensities` puts each decision's propensity on
+its call row, for off-policy evaluation). The prompt itself is
 only written when asked for (prompts hold secrets); its sha256 always is, so
 repeated prompts can be grouped without storing them.
 

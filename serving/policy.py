@@ -106,7 +106,13 @@ def choose(
 def _allowed_mask(p: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
     base = np.ones_like(p, dtype=bool)
     if allowed is not None:
-        base &= np.broadcast_to(np.asarray(allowed, dtype=bool), p.shape)
+        allowed = np.asarray(allowed, dtype=bool)
+        if allowed.shape not in ((p.shape[1],), p.shape):
+            raise ValueError(
+                f"`allowed` has shape {allowed.shape}; expected ({p.shape[1]},) or {p.shape}, "
+                "one flag per candidate (per round)."
+            )
+        base &= allowed
     if not base.any(axis=1).all():
         raise ValueError("Every round needs at least one allowed candidate.")
     return base

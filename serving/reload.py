@@ -24,16 +24,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serving.bundle import BundleError, FallbackModelError
-from serving.commands import MODELS_URI_PREFIX, fetch_registry_bundle
+from serving.registry_fetch import local_bundle
 
 if TYPE_CHECKING:
-    from serving.api.deps import RouterService
-    from serving.api.routes.metrics import RouterMetrics
     from serving.config import Settings
+    from serving.metrics import RouterMetrics
+    from serving.service import RouterService
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class ReloadError(Exception):
     message : str
     outcome : str
         Label of ``outcome_router_reloads_total``
-        (`serving.api.routes.metrics.RELOAD_OUTCOMES`).
+        (`serving.metrics.RELOAD_OUTCOMES`).
     """
 
     def __init__(self, status_code: int, message: str, outcome: str) -> None:
@@ -107,7 +106,7 @@ class BundleReloader:
     metrics : RouterMetrics
     load : callable
         ``load(settings, bundle_path, handover=current) -> RouterService``: normally
-        `RouterService.load`, passed in so this module does not import the API.
+        `RouterService.load`, or any loader of that signature.
 
     Attributes
     ----------
@@ -173,7 +172,7 @@ class BundleReloader:
         keeps = f"Bundle {current.bundle.router_version} keeps serving."
         start = time.perf_counter()
         try:
-            path = self._fetch(source, settings)
+            path = local_bundle(source, settings.mlruns, timeout_s=REGISTRY_TIMEOUT_S)
             fresh = self._load(settings, path, handover=current)
         except FallbackModelError as exc:
             raise ReloadError(409, f"Refused {source}: {exc} {keeps}", "rejected") from exc
@@ -207,10 +206,3 @@ class BundleReloader:
             fallback_model=fresh.fallback_model,
             load_ms=load_ms,
         )
-
-    @staticmethod
-    def _fetch(source: str, settings: Settings) -> Path:
-        """The local folder of ``source``: itself, or a ``models:/`` URI's download."""
-        if source.startswith(MODELS_URI_PREFIX):
-            return fetch_registry_bundle(source, settings.mlruns, timeout_s=REGISTRY_TIMEOUT_S)
-        return Path(source)

@@ -5,8 +5,8 @@ Constraints sit on the fields, so nonsense (a negative ``value_usd``, a
 runs. `RouteRequest` ignores unknown fields, so a gateway can post a whole
 chat-completions body as-is and add the routing knobs next to it.
 
-Size limits depend on the settings and are checked by the route, not here (see
-`RouteRequest.text_chars`).
+The only size limit is the body's (``OUTCOME_ROUTER_MAX_BODY_BYTES``, checked by
+`serving.app` before parsing): a long prompt is routed on its head and tail.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class ChatMessage(BaseModel):
 class CacheHintIn(BaseModel):
     """Prompt tokens the gateway expects ``model`` to serve from its prompt cache.
 
-    A hint for a model outside the bundle is accepted and has no effect: the
-    gateway may know models the router does not.
+    A hint for a model outside the bundle is accepted (the gateway may know models
+    the router does not); the answer's ``cache_hint`` then says it changed nothing.
     """
 
     model: str
@@ -133,10 +133,6 @@ class RouteRequest(BaseModel):
         messages = [m.model_dump() for m in self.messages] if self.messages else None
         return (self.prompt or None), messages
 
-    def text_chars(self) -> int:
-        """Characters of prompt and message text, for the size limit."""
-        return sum(len(text) for _, text in self._texts())
-
 
 class ScoreOut(BaseModel):
     """One candidate's scores; ``utility = value_usd * p_success - expected_cost_usd``."""
@@ -145,6 +141,22 @@ class ScoreOut(BaseModel):
     p_success: float
     expected_cost_usd: float
     utility: float
+
+
+class CacheHintOut(BaseModel):
+    """What the request's cache hint did to the hinted model's expected cost."""
+
+    model: str
+    applied: bool = Field(description="Whether the hint lowered the model's expected cost.")
+    cached_tokens: float = Field(
+        description="Prompt tokens priced at the cache-read price: the hint's count capped "
+        "at the prompt tokens predicted for the model (output is never discounted); 0 when "
+        "not applied."
+    )
+    discount_usd: float = Field(description="How much the hint lowered expected_cost_usd.")
+    reason: str | None = Field(
+        default=None, description="Why the hint changed nothing, when not applied."
+    )
 
 
 class RouteResponse(BaseModel):
@@ -156,7 +168,8 @@ class RouteResponse(BaseModel):
     off-policy later. ``reason`` is ``"max_utility"``, ``"explore"`` (exploration
     drew another than the best candidate), ``"no_candidate_met_constraints"`` or
     ``"fallback"``. ``scores`` lists every allowed candidate, and is empty when
-    ``reason`` is ``"fallback"``.
+    ``reason`` is ``"fallback"``. ``cache_hint`` answers a request's ``cache`` hint
+    (null without one): whether it lowered the hinted model's cost, or why not.
     """
 
     model: str
@@ -165,6 +178,7 @@ class RouteResponse(BaseModel):
     router_version: str
     reason: str
     scores: list[ScoreOut]
+    cache_hint: CacheHintOut | None = None
 
 
 class HealthResponse(BaseModel):

@@ -18,6 +18,47 @@ from serving.calibration import apply_calibration
 
 
 @dataclass(frozen=True)
+class CacheHint:
+    """Prompt tokens the gateway expects ``model`` to serve from its prompt cache."""
+
+    model: str
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class CacheHintEffect:
+    """What a cache hint did to one request's expected costs.
+
+    Attributes
+    ----------
+    model : str
+        The hinted model.
+    applied : bool
+        Whether the hint lowered the model's expected cost.
+    cached_tokens : float
+        Prompt tokens re-priced at the cache-read price: the hint's count capped at
+        the prompt tokens the cost model predicts for the model (a prompt cannot
+        hit the cache for more tokens than it has, and output is never cached;
+        the prediction is an expectation, hence a float); 0 when not applied.
+    discount_usd : float
+        ``cached_tokens * (input price - cache-read price)``.
+    reason : str or None
+        Why nothing changed, when not applied.
+    """
+
+    model: str
+    applied: bool
+    cached_tokens: float = 0.0
+    discount_usd: float = 0.0
+    reason: str | None = None
+
+    @classmethod
+    def unused(cls, model: str, reason: str) -> CacheHintEffect:
+        """A hint that changed nothing, and why."""
+        return cls(model=model, applied=False, reason=reason)
+
+
+@dataclass(frozen=True)
 class Scores:
     """Per-candidate predictions.
 
@@ -25,10 +66,13 @@ class Scores:
     ----------
     p_success : ndarray of shape (n_rounds, n_candidates)
     expected_cost_usd : ndarray of shape (n_rounds, n_candidates)
+    cache_hint : CacheHintEffect or None
+        What the request's cache hint did (None: no hint).
     """
 
     p_success: np.ndarray
     expected_cost_usd: np.ndarray
+    cache_hint: CacheHintEffect | None = None
 
     def check_one(self, n_candidates: int) -> None:
         """Raise ``ValueError`` unless these are finite scores of one request for
@@ -41,14 +85,6 @@ class Scores:
             )
         if not (np.isfinite(p).all() and np.isfinite(cost).all()):
             raise ValueError("The scorer returned non-finite scores.")
-
-
-@dataclass(frozen=True)
-class CacheHint:
-    """Prompt tokens the gateway expects ``model`` to serve from its prompt cache."""
-
-    model: str
-    cached_tokens: int
 
 
 class BundleScorer:
@@ -102,6 +138,11 @@ class BundleScorer:
 
     def score_features(self, features: np.ndarray) -> Scores:
         """Scores from feature vectors of shape ``(n_rounds, n_features)``."""
+        return self._score(features)[0]
+
+    def _score(self, features: np.ndarray) -> tuple[Scores, np.ndarray]:
+        """Scores and the predicted units of every cost component, shape
+        ``(n_rounds, n_components)``."""
         features = np.ascontiguousarray(features, dtype=np.float32)
         p = self._scorer.run([self._scorer_io[1]], {self._scorer_io[0]: features})[0]
         log_units = self._cost.run([self._cost_io[1]], {self._cost_io[0]: features})[0]
@@ -110,7 +151,7 @@ class BundleScorer:
         cost = np.zeros((features.shape[0], len(self.candidates)))
         np.add.at(cost.T, self._component_candidate, (units * self._component_price).T)
         p = apply_calibration(p.astype(np.float64), self._calibration)
-        return Scores(p_success=np.clip(p, 0.0, 1.0), expected_cost_usd=cost)
+        return Scores(p_success=np.clip(p, 0.0, 1.0), expected_cost_usd=cost), units
 
     def score_texts(self, texts: list[str]) -> Scores:
         """Scores of routing texts, one row per text."""
@@ -129,22 +170,54 @@ class BundleScorer:
         """Scores of one routing text, shape ``(1, n_candidates)``.
 
         A cache hint re-prices the hinted model's cached prompt tokens at its
-        cache-read price instead of its input price.
+        cache-read price instead of its input price, for at most the prompt tokens
+        predicted for it; ``Scores.cache_hint`` says what it did.
         """
-        scores = self.score_texts([text])
-        if cache is not None and cache.cached_tokens > 0:
-            self.apply_cache_hint(scores.expected_cost_usd, cache)
-        return scores
+        scores, units = self._score(self.featurizer.transform_texts([text]))
+        if cache is None:
+            return scores
+        effect = self._cache_effect(units[0], cache)
+        cost = scores.expected_cost_usd
+        if effect.applied:
+            cost = cost.copy()
+            cost[0, self._index[cache.model]] -= effect.discount_usd
+        return Scores(scores.p_success, cost, effect)
 
-    def apply_cache_hint(self, expected_cost_usd: np.ndarray, cache: CacheHint) -> None:
-        """Lower the hinted candidate's expected cost in place by its cache discount."""
-        k = self._index.get(cache.model)
-        if k is None or k not in self._input_component:
-            return
+    def _cache_effect(self, units: np.ndarray, cache: CacheHint) -> CacheHintEffect:
+        """What ``cache`` does given one request's predicted ``units`` per component."""
+        model = cache.model
+        k = self._index.get(model)
+        if k is None:
+            return CacheHintEffect.unused(
+                model, f"{model!r} is not a candidate of this router: nothing to re-price."
+            )
+        component = self._input_component.get(k)
+        if component is None:
+            return CacheHintEffect.unused(
+                model,
+                f"The cost of {model!r} is learned from logged cost_usd, not from tokens, "
+                "so its cached prompt tokens cannot be re-priced.",
+            )
         price = self.bundle.candidates[k].price
-        if price is None or price.cache_read_input_token_cost is None:
-            return
-        discount = price.input_cost_per_token - price.cache_read_input_token_cost
-        expected_cost_usd[:, k] = np.maximum(
-            expected_cost_usd[:, k] - cache.cached_tokens * discount, 0.0
+        cache_read = None if price is None else price.cache_read_input_token_cost
+        if cache_read is None:
+            return CacheHintEffect.unused(
+                model,
+                f"{model!r} has no cache-read price (cache_read_input_token_cost) in the "
+                "bundle's price catalog, so cached tokens cost what input tokens cost.",
+            )
+        if cache.cached_tokens == 0:
+            return CacheHintEffect.unused(model, "cached_tokens is 0.")
+        per_token = float(self._component_price[component]) - cache_read
+        if per_token <= 0:
+            return CacheHintEffect.unused(
+                model, f"Cache reads of {model!r} cost no less than its input tokens."
+            )
+        tokens = min(float(cache.cached_tokens), float(units[component]))
+        if tokens <= 0:
+            return CacheHintEffect.unused(
+                model, f"No prompt tokens are predicted for {model!r} to re-price."
+            )
+        return CacheHintEffect(
+            model=model, applied=True, cached_tokens=tokens, discount_usd=tokens * per_token
         )

@@ -5,14 +5,13 @@ evaluate -> route offline -> serve over real HTTP -> decisions.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
 import httpx
 import pytest
 
-from training.demo import start_server, wait_for_health
+from training.demo import free_port, start_server, wait_for_health
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -21,12 +20,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,23 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now, for a server started next (tests, benchmarks).
+
+    The OS picks it (bind to port 0); another process could take it before the
+    server binds, which on loopback in a test run does not happen in practice.
+    """
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def wait_for_health(host: str, port: int, timeout_s: float = 60.0, proc=None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ a URI by running this module in a child process::
 
 which copies the version into ``<mlruns>/served/<name>-<version>``, verifies it with
 `serving.bundle.load_bundle` and prints the folder on stdout (see
-`serving.commands.fetch_registry_bundle`).
+`serving.registry_fetch.fetch_registry_bundle`).
 
 The store is `training.tracking.default_tracking_uri`: ``$MLFLOW_TRACKING_URI`` or
 ``sqlite:///<mlruns>/mlflow.db``; ``$MLFLOW_REGISTRY_URI`` overrides the registry.
@@ -38,11 +38,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from serving.registry_fetch import MODELS_URI_PREFIX
 from training.tracking import default_tracking_uri
 
 DEFAULT_MODEL_NAME = "outcome-router"
 DEFAULT_ALIAS = "champion"
-MODELS_URI_PREFIX = "models:/"
 #: Run artifact folder holding the bundle (see `training.tracking.log_training_run`).
 BUNDLE_ARTIFACT_PATH = "bundle"
 #: Version tag <- the first run metric present (cross-validated, else held-out), so

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from serving.api.deps import RouterService
 from serving.api.routes.route import _run_within_budget
 from serving.bundle import MANIFEST_FILE, router_version_of
 from serving.config import Settings, get_settings
+from serving.service import RouterService
 
 RENAMED_SUFFIX = "-renamed"
 

@@ -351,7 +351,7 @@ def test_shutdown_closes_the_handed_over_log_once(settings, other_bundle, tmp_pa
         assert own.app.state.service.decision_log is first
         assert own.post("/route", json={"prompt": "Hi"}, headers=GATEWAY).status_code == 200
     assert own.app.state.service is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"The decision log .* is closed"):
         first.write(
             decision_id="after-shutdown",
             router_version="x",

@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.batch_routing import route_file
 from serving.bundle import BundleError, load_bundle
-from serving.commands import add_route_parser, add_serve_parser, route_file
+from serving.commands import add_route_parser, add_serve_parser
 from serving.config import Settings
 
 PROMPTS = [
@@ -69,7 +70,7 @@ def test_route_writes_one_decision_per_prompt_in_order(bundle_dir, prompts_file,
     value = bundle.policy["value_usd"]
     for row in rows:
         assert [s["model"] for s in row["scores"]] == list(bundle.candidate_names)
-        assert set(row["scores"][0]) == {"model", "p_success", "expected_cost_usd"}
+        assert set(row["scores"][0]) == {"model", "p_success", "expected_cost_usd", "utility"}
         best = max(
             row["scores"],
             key=lambda s: (
@@ -78,7 +79,7 @@ def test_route_writes_one_decision_per_prompt_in_order(bundle_dir, prompts_file,
             ),
         )
         assert row["model"] == best["model"]
-        assert row["reason"] == "max_utility"
+        assert row["reason"] == "max_utility" and row["propensity"] == 1.0
     assert not list(out.parent.glob("*.tmp"))
 
 
@@ -94,7 +95,11 @@ def test_route_agrees_with_the_service(bundle_dir, prompts_file, tmp_path):
             request = {k: v for k, v in prompt.items() if k in ("prompt", "messages")}
             served = client.post("/route", json={**request, "value_usd": 0.05}).json()
             offline = rows[prompt["prompt_id"]]
-            assert served["model"] == offline["model"]
+            assert (served["model"], served["reason"], served["propensity"]) == (
+                offline["model"],
+                offline["reason"],
+                offline["propensity"],
+            )
             for s_served, s_offline in zip(served["scores"], offline["scores"], strict=True):
                 assert s_served["p_success"] == pytest.approx(s_offline["p_success"], abs=1e-6)
                 assert s_served["expected_cost_usd"] == pytest.approx(
@@ -108,10 +113,12 @@ def test_route_knobs_change_decisions(bundle_dir, prompts_file, tmp_path):
     for row in rows:
         assert row["model"] == min(row["scores"], key=lambda s: s["expected_cost_usd"])["model"]
     assert sum(free.values()) == len(PROMPTS)
-    route_file(bundle_dir, prompts_file, tmp_path / "b.jsonl", min_success=1.0)
+    top = max(s["p_success"] for row in rows for s in row["scores"])
+    assert top < 1.0
+    route_file(bundle_dir, prompts_file, tmp_path / "b.jsonl", min_success=(top + 1) / 2)
     for row in read_jsonl(tmp_path / "b.jsonl"):
-        if all(s["p_success"] < 1.0 for s in row["scores"]):
-            assert row["reason"] == "no_candidate_met_constraints"
+        assert row["reason"] == "no_candidate_met_constraints"
+        assert row["model"] == max(row["scores"], key=lambda s: s["p_success"])["model"]
 
 
 BAD_LINES = [
@@ -150,7 +157,7 @@ def test_route_reports_a_bad_line_with_its_number(bundle_dir, tmp_path, line, me
     ],
 )
 def test_route_refuses_bad_knobs(argv, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match=r"^2$"):  # argparse's usage-error exit code
         parser().parse_args(["route", "--bundle", "b", "--input", "i", "--out", "o", *argv])
     err = capsys.readouterr().err
     assert argv[0] in err and ("expects" in err or "positive integer" in err)
@@ -171,7 +178,7 @@ def test_serve_refuses_a_registry_uri_without_a_store(tmp_path):
 
 def test_serve_refuses_a_broken_bundle(tmp_path):
     args = parser().parse_args(["serve", "--bundle", str(tmp_path)])
-    with pytest.raises(BundleError):
+    with pytest.raises(BundleError, match=r"No manifest\.json"):
         args.func(args)
 
 
@@ -188,3 +195,28 @@ def test_serve_runs_uvicorn_in_process(bundle_dir, monkeypatch):
     assert "workers" not in calls
     with TestClient(calls["app"]) as client:
         assert client.get("/health").json()["status"] == "ok"
+
+
+def test_serve_help_states_the_settings_defaults(capsys):
+    with pytest.raises(SystemExit, match=r"^0$"):
+        parser().parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    budget = Settings.model_fields["time_budget_ms"].default
+    assert f"$OUTCOME_ROUTER_TIME_BUDGET_MS, else {budget:g})" in text
+    assert Settings.model_fields["decision_log"].default is None
+    assert "$OUTCOME_ROUTER_DECISION_LOG, else none)" in text
+    assert Settings.model_fields["fallback_model"].default is None
+    assert "$OUTCOME_ROUTER_FALLBACK_MODEL, else the bundle's policy.fallback_model)" in text
+
+
+def test_serve_flags_override_the_environment(bundle_dir, monkeypatch):
+    """The help says the flags default to the environment: check both directions."""
+    import uvicorn
+
+    calls = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.update(app=app))
+    monkeypatch.setenv("OUTCOME_ROUTER_TIME_BUDGET_MS", "75")
+    for argv, expected in (([], 75.0), (["--time-budget-ms", "20"], 20.0)):
+        args = parser().parse_args(["serve", "--bundle", str(bundle_dir), *argv])
+        assert args.func(args) == 0
+        assert calls["app"].state.given_settings.time_budget_ms == expected

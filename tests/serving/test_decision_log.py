@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from serving.decision_log import DecisionLog, decision_log_files, read_decision_log
+from serving.decision_log import (
+    DecisionLog,
+    decision_log_files,
+    read_decision_log,
+    text_sha256,
+)
 
 SCORES = [{"model": f"m{k}", "p_success": 0.5, "expected_cost_usd": 0.01} for k in range(5)]
 
@@ -145,6 +150,7 @@ def test_prompts_only_when_asked(tmp_path):
             write(log, "d1", routing_text="secret prompt", exploration={"method": "epsilon"})
         record = json.loads(path.read_text())
         assert ("prompt" in record) is log_prompts
+        assert record["prompt_sha256"] == text_sha256("secret prompt")
         assert record["exploration"] == {"method": "epsilon"}
 
 

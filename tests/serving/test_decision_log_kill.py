@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,18 +20,12 @@ import time
 import pytest
 
 from serving.decision_log import decision_log_files, read_decision_log
-from training.demo import post_route, start_server, wait_for_health
+from training.demo import free_port, post_route, start_server, wait_for_health
 
 HOST = "127.0.0.1"
 N_CLIENTS = 4
 #: Decisions acknowledged before the kill: enough for several rotations.
 N_BEFORE_KILL = 200
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
@@ -43,7 +36,7 @@ def test_no_acknowledged_decision_is_lost_on_kill_9(bundle_dir, tmp_path, monkey
     monkeypatch.setenv("OUTCOME_ROUTER_DECISION_LOG_MAX_BYTES", "40000")
     monkeypatch.setenv("OUTCOME_ROUTER_TIME_BUDGET_MS", "60000")
     monkeypatch.setenv("OUTCOME_ROUTER_EXPLORE", "softmax")
-    port = free_port()
+    port = free_port(HOST)
     stderr_path = tmp_path / "server.stderr"
     with open(stderr_path, "wb") as stderr:
         proc = start_server(bundle_dir, HOST, port, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -37,7 +37,7 @@ from serving.gateways.litellm_hook import (
     HookSettings,
     OutcomeRouterHook,
 )
-from training.demo import start_server, wait_for_health
+from training.demo import free_port, start_server, wait_for_health
 
 REQUESTED = "auto"  # the model clients ask for; a real deployment, so unrouted calls work
 PROMPT_TOKENS, CACHED, CACHE_WRITE, OUTPUT_TOKENS = 1000, 600, 100, 50
@@ -49,12 +49,6 @@ EXPECTED_COST = (
     + CACHED * CACHE_READ_PRICE
     + OUTPUT_TOKENS * OUTPUT_PRICE
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

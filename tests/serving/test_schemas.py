@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -55,9 +57,8 @@ BAD = [
 
 @pytest.mark.parametrize(("body", "message"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_requests_are_refused(body, message):
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ValidationError, match=re.escape(message)):
         RouteRequest.model_validate(body)
-    assert message in str(info.value)
 
 
 GOOD = [
@@ -108,16 +109,3 @@ def test_routing_input_treats_empty_prompt_as_absent():
     request = RouteRequest(prompt="", messages=[ChatMessage(role="user", content="q")])
     prompt, messages = request.routing_input()
     assert prompt is None and messages == [{"role": "user", "content": "q"}]
-
-
-def test_text_chars_counts_prompt_and_text_parts():
-    request = RouteRequest.model_validate(
-        {
-            "prompt": "abc",
-            "messages": [
-                {"role": "user", "content": "de"},
-                {"role": "user", "content": [{"type": "text", "text": "fgh"}, {"type": "image"}]},
-            ],
-        }
-    )
-    assert request.text_chars() == 3 + 2 + 3

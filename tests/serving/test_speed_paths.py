@@ -21,17 +21,17 @@ def test_given_settings_are_not_a_dependency_override(bundle_dir):
     app = create_app(settings)
     assert app.dependency_overrides == {}
     assert resolve_settings(app) is settings
-    changed = settings.model_copy(update={"max_messages": 1})
+    changed = settings.model_copy(update={"time_budget_ms": 1.0})
     app.dependency_overrides[get_settings] = lambda: changed
     assert resolve_settings(app) is changed
 
 
 def test_routes_see_the_given_settings(bundle_dir):
-    settings = Settings(bundle=str(bundle_dir), time_budget_ms=60_000.0, max_messages=1)
+    settings = Settings(bundle=str(bundle_dir), time_budget_ms=60_000.0, api_keys="k-1")
     with TestClient(create_app(settings)) as client:
-        two = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
-        assert client.post("/route", json={"messages": two}).status_code == 413
-        assert client.post("/route", json={"messages": two[:1]}).status_code == 200
+        assert client.post("/route", json={"prompt": "a"}).status_code == 401
+        keyed = client.post("/route", json={"prompt": "a"}, headers={"X-API-Key": "k-1"})
+        assert keyed.status_code == 200
 
 
 def test_minilm_decides_on_the_pool(bundle_dir, decided_on_thread):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import httpx
 import pytest
 
 from serving.bundle import MANIFEST_FILE, load_bundle, router_version_of
-from serving.commands import fetch_registry_bundle
+from serving.registry_fetch import fetch_registry_bundle
 from training import cli
-from training.demo import start_server, wait_for_health
+from training.demo import free_port, start_server, wait_for_health
 from training.registry import (
     ModelRef,
     RegistryError,
@@ -83,12 +82,6 @@ def store(bundle_dir, tmp_path_factory):
 def _no_env_store(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- URIs

@@ -53,6 +53,7 @@ from training.learners.boosting import LightGBMLearner
 from training.learners.ensemble import AveragingLearner
 from training.learners.knn import KNNLearner
 from training.learners.linear import LogisticLearner
+from training.learners.members import MEMBER_LEARNERS
 from training.learners.mf import MatrixFactorizationLearner
 from training.learners.mlp import MLPLearner
 from training.learners.shared import SharedLearner, candidate_features
@@ -79,16 +80,7 @@ __all__ = [
 ]
 
 #: Registered learners by name; `train --learner` and selection draw from here.
-LEARNERS: dict[str, type[Learner]] = {
-    "logistic": LogisticLearner,
-    "lightgbm": LightGBMLearner,
-    "knn": KNNLearner,
-    "mlp": MLPLearner,
-    "mf": MatrixFactorizationLearner,
-    "shared": SharedLearner,
-    "usage": UsageLogisticLearner,
-    "ensemble": AveragingLearner,
-}
+LEARNERS: dict[str, type[Learner]] = {**MEMBER_LEARNERS, "ensemble": AveragingLearner}
 
 
 def make_learner(name: str, **params) -> Learner:

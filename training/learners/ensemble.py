@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from training.learners._base import _check_rows, check_candidate_info
+from training.learners.members import make_member
 
 #: Members when none are given: one setting of each kind of learner, those that do
 #: well on few hundred prompts.
@@ -55,8 +56,6 @@ class AveragingLearner(BaseEstimator):
 
     def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
         """Fit every member on the same logged rows (see `training.learners`)."""
-        from training.learners import make_learner
-
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)
         if not self.members:
@@ -64,7 +63,7 @@ class AveragingLearner(BaseEstimator):
         if any(name == "ensemble" for name, _ in self.members):
             raise ValueError("Ensembles do not nest: list the member learners themselves.")
         self.members_ = [
-            make_learner(name, **params).fit(
+            make_member(name, **params).fit(
                 X,
                 y,
                 candidate=candidate,

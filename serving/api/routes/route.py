@@ -29,53 +29,28 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
 
 from features.routing_text import routing_text
-from serving.api.deps import MetricsDep, RouterService, ServiceDep, SettingsDep
-from serving.api.routes.metrics import RouterMetrics
+from serving.api.deps import MetricsDep, ServiceDep, SettingsDep
 from serving.config import Settings
 from serving.deadline import Overloaded
-from serving.policy import (
-    REASON_EXPLORE,
-    REASON_FALLBACK,
-    REASON_NO_FEASIBLE,
-    REASON_UTILITY,
-    Decisions,
-    PolicyParams,
-    decide,
-    utility,
-)
+from serving.decision import RoutingDecision, fallback_decision, routing_decisions
+from serving.metrics import RouterMetrics
+from serving.policy import REASON_FALLBACK, PolicyParams
 from serving.schemas import RouteRequest, RouteResponse
-from serving.scoring import CacheHint
+from serving.scoring import CacheHint, CacheHintEffect
+from serving.service import RouterService
 
 logger = logging.getLogger(__name__)
 
-#: Propensity of a fallback answer: the fallback model is not drawn.
-FALLBACK_PROPENSITY = 1.0
+T = TypeVar("T")
 
 router = APIRouter(tags=["route"])
-
-
-def _check_size(body: RouteRequest, max_messages: int, max_text_chars: int) -> None:
-    n_messages = len(body.messages or ())
-    if n_messages > max_messages:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"The request has {n_messages} messages; at most {max_messages} are accepted "
-            "(OUTCOME_ROUTER_MAX_MESSAGES). Send the recent turns only.",
-        )
-    n_chars = body.text_chars()
-    if n_chars > max_text_chars:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"The request holds {n_chars} characters of prompt and message text; at most "
-            f"{max_text_chars} are accepted (OUTCOME_ROUTER_MAX_TEXT_CHARS).",
-        )
 
 
 def _allowed(requested: list[str] | None, candidates: tuple[str, ...]) -> np.ndarray:
@@ -109,7 +84,7 @@ def _fallback_model(configured: str, requested: list[str] | None) -> str:
     response_model=RouteResponse,
     summary="Choose the model that should answer a request",
     responses={
-        413: {"description": "The body, message count or text exceeds the limits."},
+        413: {"description": "The body is larger than OUTCOME_ROUTER_MAX_BODY_BYTES."},
         422: {"description": "Malformed JSON, invalid knobs or unknown candidates."},
     },
 )
@@ -127,17 +102,16 @@ async def route(
     ``propensity`` is the probability it had.
     """
     start = time.perf_counter()
-    _check_size(body, settings.max_messages, settings.max_text_chars)
     candidates = service.bundle.candidate_names
     allowed = _allowed(body.candidates, candidates)
     params = service.policy(body.value_usd, body.min_success, body.max_cost_usd)
     prompt, messages = body.routing_input()
-    cache = CacheHint(body.cache.model, body.cache.cached_tokens) if body.cache else None
+    cache, excluded = _cache_hint(body, candidates, allowed)
 
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
-        scored = await _run_within_budget(
+        decided, cache_effect = await _run_within_budget(
             service, lambda: _decide(service, text, cache, params, allowed), settings, start
         )
     except TimeoutError:
@@ -154,43 +128,40 @@ async def route(
         metrics.errors.inc()
         return _answer_fallback(body, service, metrics, params, "error", text, start)
 
-    p, cost, decision = scored.p_success, scored.expected_cost_usd, scored.decision
-    action = int(decision.action[0])
-    if not bool(decision.feasible[0]):
-        reason = REASON_NO_FEASIBLE
-    elif action != int(decision.greedy[0]):
-        reason = REASON_EXPLORE
-    else:
-        reason = REASON_UTILITY
-    u = utility(p, cost, params.value_usd)
-    # Plain dicts: the response validates them into `ScoreOut`, the log writes them.
-    score_rows: list[dict[str, Any]] = [
-        {
-            "model": name,
-            "p_success": float(p[0, k]),
-            "expected_cost_usd": float(cost[0, k]),
-            "utility": float(u[0, k]),
-        }
-        for k, name in enumerate(candidates)
-        if allowed[k]
-    ]
-    response = RouteResponse(
-        model=candidates[action],
-        decision_id=uuid.uuid4().hex,
-        propensity=float(decision.propensity[0]),
-        router_version=service.bundle.router_version,
-        reason=reason,
-        scores=score_rows,
-    )
-    _record(body, service, metrics, response, params, text, start, score_rows)
+    response = _response(decided, service, excluded or cache_effect)
+    _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
 
-@dataclass(frozen=True)
-class _Scored:
-    p_success: np.ndarray
-    expected_cost_usd: np.ndarray
-    decision: Decisions
+def _cache_hint(
+    body: RouteRequest, candidates: tuple[str, ...], allowed: np.ndarray
+) -> tuple[CacheHint | None, CacheHintEffect | None]:
+    """The hint to score with, or why it cannot matter: a hinted bundle candidate that
+    the request itself excluded is not re-priced (it is not scored in the answer)."""
+    if body.cache is None:
+        return None, None
+    model = body.cache.model
+    if model in candidates and not allowed[candidates.index(model)]:
+        return None, CacheHintEffect.unused(
+            model, f"{model!r} is not among the request's candidates: nothing to re-price."
+        )
+    return CacheHint(model, body.cache.cached_tokens), None
+
+
+def _response(
+    decided: RoutingDecision, service: RouterService, cache_effect: CacheHintEffect | None
+) -> RouteResponse:
+    """The decision as answered: a fresh ``decision_id``, the serving bundle's version
+    and what the cache hint did."""
+    return RouteResponse(
+        model=decided.model,
+        decision_id=uuid.uuid4().hex,
+        propensity=decided.propensity,
+        router_version=service.bundle.router_version,
+        reason=decided.reason,
+        scores=decided.scores,
+        cache_hint=asdict(cache_effect) if cache_effect is not None else None,
+    )
 
 
 def _decide(
@@ -199,18 +170,25 @@ def _decide(
     cache: CacheHint | None,
     params: PolicyParams,
     allowed: np.ndarray,
-) -> _Scored:
+) -> tuple[RoutingDecision, CacheHintEffect | None]:
     """The CPU-bound part of a decision: encode, score, check, decide."""
     scores = service.scorer.score_text(text, cache)
     scores.check_one(len(service.bundle.candidate_names))
-    p, cost = scores.p_success, scores.expected_cost_usd
-    decision = decide(p, cost, params, service.exploration, service.rng, allowed=allowed)
-    return _Scored(p, cost, decision)
+    [decided] = routing_decisions(
+        scores.p_success,
+        scores.expected_cost_usd,
+        service.bundle.candidate_names,
+        params,
+        exploration=service.exploration,
+        rng=service.rng,
+        allowed=allowed,
+    )
+    return decided, scores.cache_hint
 
 
 async def _run_within_budget(
-    service: RouterService, work: Callable[[], _Scored], settings: Settings, start: float
-) -> _Scored:
+    service: RouterService, work: Callable[[], T], settings: Settings, start: float
+) -> T:
     """``work()`` on the decision pool, or ``TimeoutError`` when the budget runs out.
 
     A scorer cheaper than a thread hand-off (``scorer.offload`` False: the static
@@ -225,10 +203,10 @@ async def _run_within_budget(
         raise TimeoutError
     if service.scorer.offload:
         return await service.runner.run(work, remaining_s)
-    scored = work()
+    result = work()
     if (time.perf_counter() - start) * 1000.0 > settings.time_budget_ms:
         raise TimeoutError
-    return scored
+    return result
 
 
 def _answer_fallback(
@@ -241,15 +219,14 @@ def _answer_fallback(
     start: float,
 ) -> RouteResponse:
     metrics.fallbacks.labels(cause=cause).inc()
-    response = RouteResponse(
-        model=_fallback_model(service.fallback_model, body.candidates),
-        decision_id=uuid.uuid4().hex,
-        propensity=FALLBACK_PROPENSITY,
-        router_version=service.bundle.router_version,
-        reason=REASON_FALLBACK,
-        scores=[],
-    )
-    _record(body, service, metrics, response, params, text, start)
+    decided = fallback_decision(_fallback_model(service.fallback_model, body.candidates))
+    unused = None
+    if body.cache is not None:
+        unused = CacheHintEffect.unused(
+            body.cache.model, "The fallback model was answered without scores; the hint was unused."
+        )
+    response = _response(decided, service, unused)
+    _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
 
@@ -261,11 +238,11 @@ def _record(
     params: PolicyParams,
     text: str | None,
     start: float,
-    scores: list[dict[str, Any]] | None = None,
+    scores: list[dict[str, Any]],
 ) -> None:
     """Count, time and log one answered decision; logging never fails the request.
 
-    ``scores`` are the response's scores as dicts (None: dumped from the response).
+    ``scores`` are the response's scores as plain dicts (`RoutingDecision.scores`).
     """
     metrics.decisions.labels(model=response.model, reason=response.reason).inc()
     metrics.latency.observe(time.perf_counter() - start)
@@ -273,8 +250,6 @@ def _record(
     if log is None:
         return
     candidates = body.candidates or list(service.bundle.candidate_names)
-    if scores is None:
-        scores = [s.model_dump() for s in response.scores]
     try:
         log.write(
             decision_id=response.decision_id,

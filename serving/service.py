@@ -1,0 +1,202 @@
+"""What a running router holds: the bundle, its scorer, the fallback model, the
+decision log and the decision pool, loaded once (`RouterService.load`), plus the
+policy knobs of one decision (`policy_params`).
+
+``POST /route`` (through `serving.api.deps`), ``POST /admin/reload``
+(`serving.reload`) and the app's lifespan (`serving.app`) all build and use the
+same `RouterService`; ``outcome-router route`` decides with the same
+`policy_params`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from features.spec import FeatureSpec
+from serving.bundle import Bundle, BundleError, FallbackModelError, load_bundle
+from serving.config import Settings
+from serving.deadline import DecisionRunner
+from serving.decision_log import DecisionLog
+from serving.policy import Exploration, PolicyParams
+from serving.scoring import BundleScorer
+
+
+def policy_params(
+    defaults: Mapping[str, Any],
+    *,
+    value_usd: float | None = None,
+    min_success: float | None = None,
+    max_cost_usd: float | None = None,
+) -> PolicyParams:
+    """The knobs of one decision: the caller's where given, else the bundle's.
+
+    Shared by ``POST /route`` and ``outcome-router route`` so both decide alike.
+    A knob cannot be unset by the caller (None means "use the default"): send
+    ``min_success=0`` to drop the bundle's floor.
+
+    Parameters
+    ----------
+    defaults : mapping
+        The manifest's ``policy`` (``value_usd``, ``min_success``, ``max_cost_usd``).
+
+    Examples
+    --------
+    >>> policy_params({"value_usd": 1.0, "min_success": 0.5}, value_usd=0.1)
+    PolicyParams(value_usd=0.1, min_success=0.5, max_cost_usd=None)
+    """
+    return PolicyParams(
+        value_usd=float(value_usd if value_usd is not None else defaults["value_usd"]),
+        min_success=min_success if min_success is not None else defaults.get("min_success"),
+        max_cost_usd=max_cost_usd if max_cost_usd is not None else defaults.get("max_cost_usd"),
+    )
+
+
+@dataclass
+class RouterService:
+    """What the lifespan loads once: the bundle, its scorer, the fallback model and
+    the decision log.
+
+    Attributes
+    ----------
+    bundle : Bundle
+    scorer : BundleScorer
+        Anything with ``score_text(text, cache) -> Scores`` and ``offload`` (whether
+        a decision is worth a hand-off to ``runner``).
+    fallback_model : str
+        A bundle candidate answered when deciding fails or is too slow.
+    feature_spec : FeatureSpec
+        The bundle's feature spec, parsed once (its text source picks the routing
+        text; its version goes to the decision log).
+    runner : DecisionRunner
+        Pool that scores and decides under the preemptive time budget.
+    decision_log : DecisionLog or None
+    exploration : Exploration
+        The exploring policy's knobs (method ``"none"``: greedy, propensity 1).
+    rng : numpy.random.Generator
+        Draws of the exploring policy (seeded by ``OUTCOME_ROUTER_EXPLORE_SEED``).
+    """
+
+    bundle: Bundle
+    scorer: BundleScorer
+    fallback_model: str
+    feature_spec: FeatureSpec
+    runner: DecisionRunner
+    decision_log: DecisionLog | None = None
+    exploration: Exploration = field(default_factory=Exploration)
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings,
+        bundle_path: str | Path | None = None,
+        *,
+        handover: RouterService | None = None,
+    ) -> RouterService:
+        """Load and verify the bundle, build and warm up the scorer, open the log.
+
+        Parameters
+        ----------
+        settings : Settings
+        bundle_path : path, optional
+            A bundle folder other than ``settings.bundle``: ``POST /admin/reload``
+            loads its new bundle here, off to the side of the one serving.
+        handover : RouterService, optional
+            The service serving now, whose decision log and decision pool the new
+            one takes over instead of opening its own: a reload keeps exactly one
+            writer on the log file and one pool.
+
+        Raises
+        ------
+        serving.bundle.BundleError
+            If the bundle is missing, does not match its hashes, or its warm-up
+            decision is not finite scores for every candidate.
+        serving.bundle.FallbackModelError
+            If the fallback model is not one of the bundle's candidates.
+        """
+        source = settings.bundle if bundle_path is None else str(bundle_path)
+        bundle = load_bundle(source)
+        try:
+            policy_params(bundle.policy)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(
+                f"The manifest of {source} has an unusable `policy` "
+                f"{bundle.policy!r} ({exc!r}); expected at least a numeric value_usd."
+            ) from exc
+        fallback = settings.fallback_model or bundle.policy["fallback_model"]
+        if fallback not in bundle.candidate_names:
+            raise FallbackModelError(
+                f"The fallback model {fallback!r} is not a candidate of the bundle "
+                f"{source} (candidates: {list(bundle.candidate_names)}); set "
+                "OUTCOME_ROUTER_FALLBACK_MODEL to one of them."
+            )
+        scorer = BundleScorer(bundle, intra_op_threads=settings.intra_op_threads)
+        # The first onnxruntime run allocates and optimises; pay it here, not on a
+        # request that would then miss its time budget. Its output is checked too:
+        # a bundle that cannot score is refused before it answers anyone.
+        try:
+            scorer.score_request(prompt="warm-up").check_one(len(bundle.candidate_names))
+        except ValueError as exc:
+            raise BundleError(
+                f"The bundle {source} cannot score its warm-up prompt ({exc}): its graphs "
+                "do not match its manifest's candidates."
+            ) from exc
+        if handover is not None:
+            log, runner = handover.decision_log, handover.runner
+        else:
+            log = (
+                DecisionLog(
+                    settings.decision_log,
+                    log_prompts=settings.log_prompts,
+                    max_bytes=settings.decision_log_max_bytes,
+                    backups=settings.decision_log_backups,
+                    fsync_interval_s=settings.decision_log_fsync_s,
+                )
+                if settings.decision_log is not None
+                else None
+            )
+            runner = DecisionRunner(
+                threads=settings.decision_threads, max_pending=settings.decision_queue
+            )
+        exploration = Exploration(
+            settings.explore,
+            epsilon=settings.explore_epsilon,
+            temperature=settings.explore_temperature,
+            margin_usd=settings.explore_margin_usd,
+            top_k=settings.explore_top_k,
+        )
+        return cls(
+            bundle=bundle,
+            scorer=scorer,
+            fallback_model=fallback,
+            feature_spec=bundle.feature_spec,
+            decision_log=log,
+            exploration=exploration,
+            rng=np.random.default_rng(settings.explore_seed),
+            runner=runner,
+        )
+
+    def policy(
+        self,
+        value_usd: float | None = None,
+        min_success: float | None = None,
+        max_cost_usd: float | None = None,
+    ) -> PolicyParams:
+        """`policy_params` with this bundle's defaults."""
+        return policy_params(
+            self.bundle.policy,
+            value_usd=value_usd,
+            min_success=min_success,
+            max_cost_usd=max_cost_usd,
+        )
+
+    def close(self) -> None:
+        """Release what the service holds open (the decision log, the decision pool)."""
+        self.runner.close()
+        if self.decision_log is not None:
+            self.decision_log.close()
