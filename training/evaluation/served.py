@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from serving.bundle import Bundle
-from serving.policy import PolicyParams
 from serving.scoring import BundleScorer
+from serving.service import policy_params
 
 
 class ServedPolicy:
@@ -64,12 +64,7 @@ class ServedPolicy:
         self.bundle = bundle
         self.allowed = np.array([name in wanted for name in names], dtype=bool)
         self.candidates = tuple(name for name in names if name in wanted)
-        defaults = bundle.policy
-        self.params = PolicyParams(
-            value_usd=float(defaults["value_usd"]),
-            min_success=defaults.get("min_success"),
-            max_cost_usd=defaults.get("max_cost_usd"),
-        )
+        self.params = policy_params(bundle.policy)
         self._scorer = BundleScorer(bundle, workers=workers)
 
     @property
