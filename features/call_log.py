@@ -45,7 +45,16 @@ COLUMNS: dict[str, bool] = {
     "decision_id": False,
 }
 TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
-TEXT_COLUMNS = ("request_id", "model", "prompt_id", "user", "team", "task", "session_id")
+TEXT_COLUMNS = (
+    "request_id",
+    "model",
+    "prompt_id",
+    "user",
+    "team",
+    "task",
+    "session_id",
+    "decision_id",
+)
 SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 
 
@@ -136,24 +145,58 @@ def _parse_messages(value: Any) -> list[dict[str, Any]] | None:
     if _is_missing(value):
         return None
     if isinstance(value, str):
-        value = json.loads(value)
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"messages must be a JSON list of {{role, content}}: {exc}") from None
+    value = _plain(value)
     if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
         raise ValueError("messages must be a list of {role, content} objects")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Lists and dicts in place of the numpy arrays Parquet returns for nested columns."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
 def _check_number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> float:
     if _is_missing(value):
         return math.nan
-    number = float(value)
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
     if math.isnan(number) or math.isinf(number):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if number < low or number > high or (low_open and number == low):
         bracket = "(" if low_open else "["
         raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
     return number
+
+
+def _check_outcome(value: Any) -> float:
+    """A graded outcome in [0, 1]; JSON booleans and "true"/"false" read as 1 and 0."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return float(value.strip().lower() == "true")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            raise ValueError(
+                f"outcome must be a number in [0, 1] or true/false, got {value!r}"
+            ) from None
+    return _check_number(value, "outcome", 0, 1)
 
 
 def _prompt_digest(text: str) -> str:
@@ -189,7 +232,7 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
         )
     out["cost_usd"] = _check_number(row.get("cost_usd"), "cost_usd", 0, float("inf"))
     out["latency_ms"] = _check_number(row.get("latency_ms"), "latency_ms", 0, float("inf"))
-    out["outcome"] = _check_number(row.get("outcome"), "outcome", 0, 1)
+    out["outcome"] = _check_outcome(row.get("outcome"))
     out["propensity"] = _check_number(row.get("propensity"), "propensity", 0, 1, low_open=True)
     timestamp = row.get("timestamp")
     if _is_missing(timestamp):
@@ -220,6 +263,7 @@ def read_call_logs(
     *,
     prices: PriceCatalog | None = None,
     quarantine_path: str | Path | None = None,
+    compute_costs: bool = True,
 ) -> CallLogRead:
     """Read, validate and normalise call logs.
 
@@ -233,8 +277,11 @@ def read_call_logs(
     quarantine_path : path, optional
         Where rejected rows are written as JSONL with ``quarantine_reason``; nothing is
         written when every row is valid.
+    compute_costs : bool, default=True
+        Fill a missing ``cost_usd`` from ``prices``. ``split`` turns it off so that the
+        rows it writes keep only logged costs, and ``train``/``evaluate`` price the rest
+        with their own ``--prices``.
     """
-    prices = prices or PriceCatalog.load()
     good: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -257,7 +304,8 @@ def read_call_logs(
     frame = pd.DataFrame.from_records(good, columns=list(COLUMNS))
     for name in (*TOKEN_COLUMNS, "cost_usd", "latency_ms", "outcome", "propensity"):
         frame[name] = frame[name].astype("float64")
-    _fill_costs(frame, prices)
+    if compute_costs:
+        _fill_costs(frame, prices or PriceCatalog.load())
     quarantined = pd.DataFrame.from_records(bad)
     if bad and quarantine_path is not None:
         write_quarantine(bad, quarantine_path)
@@ -275,6 +323,24 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
             value = None
         out[key] = value
     return out
+
+
+def write_call_log(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write validated rows (a `CallLogRead.frame`) as Parquet that `read_call_logs`
+    reads back unchanged.
+
+    ``messages`` is stored as JSON text: Parquet would force every row's messages into
+    one struct type, adding null keys and refusing content that is a string in one
+    message and a list of parts in another.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = frame.loc[:, list(COLUMNS)].copy()
+    out["messages"] = out["messages"].map(
+        lambda m: None if m is None else json.dumps(m, ensure_ascii=False)
+    )
+    out.to_parquet(path, index=False)
+    return path
 
 
 def write_quarantine(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:

@@ -134,10 +134,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _split(args: argparse.Namespace) -> int:
     from training.split import split_logs
 
-    train_path, test_path = split_logs(
-        args.logs, args.out, train_fraction=args.train_fraction, seed=args.seed
-    )
-    print(json.dumps({"train": str(train_path), "test": str(test_path)}))
+    split = split_logs(args.logs, args.out, train_fraction=args.train_fraction, seed=args.seed)
+    print(json.dumps(split.to_dict(), indent=2))
     return 0
 
 

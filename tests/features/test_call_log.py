@@ -132,3 +132,38 @@ def test_missing_paths_fail_clearly(tmp_path):
         read_call_logs(tmp_path / "nope.jsonl")
     with pytest.raises(ValueError, match="No call-log files"):
         read_call_logs(tmp_path)
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def one_call(request_id="r1", **values):
+    return {"request_id": request_id, "model": "gpt-4o", "prompt": "hi", **values}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [(True, 1.0), (False, 0.0), ("true", 1.0), ("FALSE", 0.0), ("0.5", 0.5), (None, np.nan)],
+)
+def test_outcome_booleans_read_as_one_and_zero(tmp_path, outcome, expected):
+    path = write_rows(tmp_path / "calls.jsonl", [one_call(outcome=outcome), one_call("r2")])
+    read = read_call_logs(path)
+    assert read.n_quarantined == 0
+    np.testing.assert_equal(read.frame.loc[0, "outcome"], expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"outcome": "merged"}, "outcome must be a number in [0, 1] or true/false, got 'merged'"),
+        ({"input_tokens": "abc"}, "input_tokens must be a number, got 'abc'"),
+        ({"latency_ms": True}, "latency_ms must be a number, got True"),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_its_column(tmp_path, change, reason):
+    path = write_rows(tmp_path / "calls.jsonl", [one_call(**change), one_call("r2")])
+    read = read_call_logs(path)
+    assert read.n_quarantined == 1
+    assert read.quarantined.loc[0, "quarantine_reason"] == reason
