@@ -66,7 +66,7 @@ class CallLogRead:
     ----------
     frame : DataFrame
         Valid rows with every column of `COLUMNS` present (missing values as NaN/None),
-        ``prompt_id`` filled (a hash of the prompt text where absent) and ``cost_usd``
+        ``prompt_id`` filled (`prompt_key` of the prompt where absent) and ``cost_usd``
         computed from the price catalog where absent and tokens are known.
     quarantined : DataFrame
         Rejected rows as read, plus ``quarantine_reason`` and ``source``.
@@ -199,7 +199,16 @@ def _check_outcome(value: Any) -> float:
     return _check_number(value, "outcome", 0, 1)
 
 
-def _prompt_digest(text: str) -> str:
+def prompt_key(prompt: str | None, messages: Sequence[dict[str, Any]] | None) -> str:
+    """The default ``prompt_id``: a hash of the whole prompt text.
+
+    Rows without ``prompt_id`` that ask the same thing (the same ``prompt``, or the
+    same ``messages``, every turn and role) get the same key, whichever model answered.
+    It is the one grouping key of every command: ``split`` keeps a key on one side,
+    ``train`` cross-validates and ``evaluate`` compares models per key, so the same
+    prompt never lands in both train and test.
+    """
+    text = routing_text(prompt, messages, "all")
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -218,7 +227,7 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
     if not out["prompt"] and not out["messages"]:
         raise ValueError("a row needs a non-empty `prompt` or `messages`")
     if out["prompt_id"] is None:
-        out["prompt_id"] = _prompt_digest(routing_text(out["prompt"], out["messages"], "all"))
+        out["prompt_id"] = prompt_key(out["prompt"], out["messages"])
     for name in TOKEN_COLUMNS:
         value = _check_number(row.get(name), name, 0, float("inf"))
         if not math.isnan(value) and value != int(value):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.call_log import COLUMNS, read_call_logs
+from features.call_log import COLUMNS, prompt_key, read_call_logs
 from features.prices import PriceCatalog
 
 
@@ -167,3 +167,22 @@ def test_a_value_of_the_wrong_type_names_its_column(tmp_path, change, reason):
     read = read_call_logs(path)
     assert read.n_quarantined == 1
     assert read.quarantined.loc[0, "quarantine_reason"] == reason
+
+
+def test_one_prompt_key_for_every_row_of_a_prompt(tmp_path):
+    """Without prompt_id, the reader's key groups a prompt's answers by every model."""
+    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "sum 2+2"}]
+    rows = [
+        one_call("a1", prompt="what is 2+2"),
+        {**one_call("a2", prompt="what is 2+2"), "model": "gpt-4o-mini"},
+        {**one_call("b1", prompt=None), "messages": chat},
+        {**one_call("b2", prompt=None), "messages": chat, "model": "claude-haiku-4-5"},
+        {**one_call("c1", prompt=None), "messages": [chat[1]]},  # no system turn: another prompt
+        one_call("d1", prompt="given", prompt_id="mine"),
+    ]
+    frame = read_call_logs(write_rows(tmp_path / "calls.jsonl", rows)).frame
+    ids = dict(zip(frame["request_id"], frame["prompt_id"], strict=True))
+    assert ids["a1"] == ids["a2"] == prompt_key("what is 2+2", None)
+    assert ids["b1"] == ids["b2"] == prompt_key(None, chat)
+    assert len({ids["a1"], ids["b1"], ids["c1"]}) == 3
+    assert ids["d1"] == "mine"

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.call_log import read_call_logs
+from features.call_log import prompt_key, read_call_logs
 from training.cli import main
+from training.evaluation import FullInfoLog
 from training.split import split_logs
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-sonnet-4-5")  # priced by the shipped catalog
@@ -92,6 +93,17 @@ def test_no_prompt_lands_on_both_sides_without_prompt_id(tmp_path):
     assert set(train["prompt_id"]).isdisjoint(set(test["prompt_id"]))
     raw = read_call_logs(logs).frame
     assert set(raw["prompt_id"]) == set(train["prompt_id"]) | set(test["prompt_id"])
+
+
+def test_evaluation_groups_by_the_same_key(tmp_path):
+    """The per-prompt table of evaluate is keyed like the split: one entry per prompt text."""
+    rows = gateway_rows()
+    frame = read_call_logs(write_jsonl(tmp_path / "calls.jsonl", rows)).frame
+    both = list(MODELS[:2])
+    log, _ = FullInfoLog.from_frame(frame, both)
+    answered = pd.DataFrame(rows).groupby("prompt")["model"].agg(set)
+    texts = answered[answered.map(lambda models: set(both) <= models)].index
+    assert sorted(log.prompt_ids) == sorted(prompt_key(t, None) for t in texts)
 
 
 def test_what_split_writes_reads_back_unchanged(tmp_path):
