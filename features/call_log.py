@@ -1,28 +1,52 @@
-"""The call log (DESIGN.md section 2): one row per LLM call, read from JSONL, CSV or
-Parquet files or folders, validated once.
+"""The call log (format: docs/call-log.md): one row per LLM call, read from JSONL, CSV
+or Parquet files or folders, validated once, by every command and notebook.
 
 Bad rows are never dropped silently: each goes to a quarantine file with the reason,
-and the reader reports how many. Training-side only (pandas); serving never imports it.
+and the reader reports how many. A file that cannot be read as a whole raises a
+`CallLogError` that names the file and the fix. Training-side only (pandas); serving
+never imports it.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features.call_log_files import (
+    FORMAT_DOC,
+    SUFFIXES,
+    CallLogError,
+    log_files,
+    log_sources,
+    read_log_file,
+)
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
 
-#: Columns of the call log, with whether they are required.
+__all__ = [
+    "COLUMNS",
+    "FORMAT_DOC",
+    "SUFFIXES",
+    "CallLogError",
+    "CallLogRead",
+    "log_files",
+    "prompt_key",
+    "read_call_logs",
+    "write_call_log",
+    "write_quarantine",
+]
+
+#: Columns of the call log, with whether they are required (docs/call-log.md).
 COLUMNS: dict[str, bool] = {
     "request_id": True,
     "model": True,
@@ -55,7 +79,6 @@ TEXT_COLUMNS = (
     "session_id",
     "decision_id",
 )
-SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 
 
 @dataclass(frozen=True)
@@ -78,59 +101,6 @@ class CallLogRead:
     @property
     def n_quarantined(self) -> int:
         return len(self.quarantined)
-
-
-def log_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Expand files and folders into the sorted list of call-log files they hold."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files.extend(
-                sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
-            )
-        elif p.is_file():
-            if not p.name.endswith(SUFFIXES):
-                raise ValueError(f"{p}: unsupported call-log format; expected one of {SUFFIXES}.")
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"No call-log file or folder at {p}.")
-    if not files:
-        raise ValueError(f"No call-log files ({', '.join(SUFFIXES)}) under {list(paths)}.")
-    return files
-
-
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    rows, bad = [], []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                bad.append({"raw": line[:2000], "quarantine_reason": f"invalid JSON: {exc}"})
-                continue
-            if not isinstance(row, dict):
-                bad.append({"raw": line[:2000], "quarantine_reason": "line is not a JSON object"})
-                continue
-            row["_line"] = lineno
-            rows.append(row)
-    return rows, bad
-
-
-def _read_file(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    if path.name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-        rows, bad = _read_jsonl(path)
-        return pd.DataFrame.from_records(rows), bad
-    if path.name.endswith((".csv", ".csv.gz")):
-        frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS}, keep_default_na=True)
-    else:
-        frame = pd.read_parquet(path)
-    frame["_line"] = np.arange(1, len(frame) + 1)
-    return frame, []
 
 
 def _is_missing(value: Any) -> bool:
@@ -243,13 +213,24 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
     out["latency_ms"] = _check_number(row.get("latency_ms"), "latency_ms", 0, float("inf"))
     out["outcome"] = _check_outcome(row.get("outcome"))
     out["propensity"] = _check_number(row.get("propensity"), "propensity", 0, 1, low_open=True)
-    timestamp = row.get("timestamp")
-    if _is_missing(timestamp):
-        out["timestamp"] = None
-    else:
-        parsed = pd.Timestamp(timestamp)
-        out["timestamp"] = parsed.isoformat()
+    out["timestamp"] = _check_timestamp(row.get("timestamp"))
     return out
+
+
+def _check_timestamp(value: Any) -> str | None:
+    """ISO 8601 text; a bare number is refused (seconds or milliseconds since when?)."""
+    if _is_missing(value):
+        return None
+    problem = f"timestamp must be an ISO 8601 date-time, got {value!r}"
+    if not isinstance(value, str | datetime | np.datetime64):
+        raise ValueError(problem)
+    try:
+        parsed = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(problem) from None
+    if parsed is pd.NaT:
+        raise ValueError(problem)
+    return parsed.isoformat()
 
 
 def _fill_costs(frame: pd.DataFrame, prices: PriceCatalog) -> None:
@@ -290,26 +271,54 @@ def read_call_logs(
         Fill a missing ``cost_usd`` from ``prices``. ``split`` turns it off so that the
         rows it writes keep only logged costs, and ``train``/``evaluate`` price the rest
         with their own ``--prices``.
+
+    Raises
+    ------
+    CallLogError
+        If a path is missing, a named file is empty or unreadable (corrupt gzip, bad
+        Parquet...), a required column is absent from every row of a file, or no row
+        of a file is valid. The message names the file and what to do.
     """
     good: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for path in log_files(paths):
-        frame, unreadable = _read_file(path)
-        bad.extend({**b, "source": str(path)} for b in unreadable)
+    sources = log_sources(paths)
+    for path, named in sources:
+        frame, unparsed = read_log_file(path)
+        if frame.empty and not unparsed:
+            if not named:
+                continue  # e.g. a rotated log's fresh, empty file
+            raise CallLogError(
+                path, "is empty: no call-log rows", "Check the path, or leave the file out."
+            )
+        bad.extend(
+            {**{k: v for k, v in b.items() if k != "_line"}, "source": f"{path}:{b['_line']}"}
+            for b in unparsed
+        )
+        if not frame.empty:
+            _check_columns(path, frame)
+        n_rejected = 0
         for row in frame.to_dict(orient="records"):
             line = row.pop("_line", None)
             try:
                 clean = _validate_row(row)
-                if clean["request_id"] in seen:
-                    raise ValueError(f"duplicate request_id {clean['request_id']!r}")
             except (ValueError, TypeError) as exc:
-                bad.append(
-                    {**_jsonable(row), "quarantine_reason": str(exc), "source": f"{path}:{line}"}
-                )
-                continue
-            seen.add(clean["request_id"])
-            good.append(clean)
+                reason, n_rejected = str(exc), n_rejected + 1
+            else:
+                if clean["request_id"] not in seen:
+                    seen.add(clean["request_id"])
+                    good.append(clean)
+                    continue
+                reason = f"duplicate request_id {clean['request_id']!r}"
+            bad.append({**_jsonable(row), "quarantine_reason": reason, "source": f"{path}:{line}"})
+        if n_rejected == len(frame):  # duplicates of other files' rows do not count
+            _reject_file(path, bad, quarantine_path)
+    if not good and not bad:
+        raise CallLogError(
+            ", ".join(str(p) for p, _ in sources),
+            "no call-log rows: every file is empty",
+            "Check the paths.",
+        )
     frame = pd.DataFrame.from_records(good, columns=list(COLUMNS))
     for name in (*TOKEN_COLUMNS, "cost_usd", "latency_ms", "outcome", "propensity"):
         frame[name] = frame[name].astype("float64")
@@ -319,6 +328,45 @@ def read_call_logs(
     if bad and quarantine_path is not None:
         write_quarantine(bad, quarantine_path)
     return CallLogRead(frame=frame, quarantined=quarantined)
+
+
+def _check_columns(path: Path, frame: pd.DataFrame) -> None:
+    """A required column absent from every row is the file's problem, not each row's."""
+
+    def present(name: str) -> bool:
+        return name in frame and frame[name].map(lambda v: not _is_missing(v)).any()
+
+    found = sorted(str(c) for c in frame.columns if c != "_line")
+    shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
+    for name, meaning in (("request_id", "a unique id per call"), ("model", "the answering model")):
+        if not present(name):
+            raise CallLogError(
+                path,
+                f"no row has the required column `{name}` ({meaning}); columns found: {shown}",
+                f"Add it, or rename the column that holds it to `{name}` (format: {FORMAT_DOC}).",
+            )
+    if not present("prompt") and not present("messages"):
+        raise CallLogError(
+            path,
+            f"no row has a `prompt` or `messages` column (what was asked); columns found: {shown}",
+            f"Add one, or rename the column that holds the prompt (format: {FORMAT_DOC}).",
+        )
+
+
+def _reject_file(path: Path, bad: list[dict[str, Any]], quarantine_path: str | Path | None) -> None:
+    """Every row of a file invalid: say which columns are wrong instead of training on none."""
+    mine = [b for b in bad if b["source"].rsplit(":", 1)[0] == str(path)]
+    kinds = Counter(b["quarantine_reason"].split(", got ")[0] for b in mine)
+    summary = "; ".join(f"{kind} ({n} rows)" for kind, n in kinds.most_common(3))
+    where = "the reason of every row is in the quarantine"
+    if quarantine_path is not None:
+        write_quarantine(bad, quarantine_path)
+        where = f"every row and its reason is in {quarantine_path}"
+    raise CallLogError(
+        path,
+        f"none of its {len(mine)} rows is valid: {summary}",
+        f"Fix the column named above (format: {FORMAT_DOC}); {where}.",
+    )
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

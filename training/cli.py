@@ -270,10 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a problem with the user's input is one ``error:`` line, exit 2.
+
+    Such problems are ValueErrors (a `features.call_log.CallLogError` names the log file
+    and the fix) or OSErrors (a path that cannot be read or written); anything else is
+    a bug and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

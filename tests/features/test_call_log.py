@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.call_log import COLUMNS, prompt_key, read_call_logs
+from features.call_log import COLUMNS, CallLogError, prompt_key, read_call_logs
 from features.prices import PriceCatalog
 
 
@@ -128,10 +128,51 @@ def test_messages_rows(tmp_path):
 
 
 def test_missing_paths_fail_clearly(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No call-log file"):
+    with pytest.raises(CallLogError, match=r"nope.jsonl: no such file or folder\. Check the path"):
         read_call_logs(tmp_path / "nope.jsonl")
-    with pytest.raises(ValueError, match="No call-log files"):
+    with pytest.raises(CallLogError, match="folder holds no call-log files"):
         read_call_logs(tmp_path)
+
+
+def test_an_empty_file_in_a_folder_is_skipped_but_a_named_one_is_an_error(tmp_path):
+    write_rows(tmp_path / "a.jsonl", [one_call()])
+    (tmp_path / "b.jsonl").write_text("")
+    assert len(read_call_logs(tmp_path).frame) == 1
+    with pytest.raises(CallLogError, match=r"b.jsonl: is empty"):
+        read_call_logs([tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
+    (tmp_path / "a.jsonl").write_text("\n")
+    with pytest.raises(CallLogError, match="every file is empty"):
+        read_call_logs(tmp_path)
+
+
+def test_a_file_of_duplicates_is_quarantined_not_an_error(tmp_path):
+    write_rows(tmp_path / "a.jsonl", [one_call("r1"), one_call("r2")])
+    write_rows(tmp_path / "b.jsonl", [one_call("r1")])
+    read = read_call_logs(tmp_path)
+    assert len(read.frame) == 2
+    assert read.quarantined["quarantine_reason"].tolist() == ["duplicate request_id 'r1'"]
+
+
+def test_every_row_invalid_names_the_column_and_writes_the_quarantine(tmp_path):
+    path = write_rows(
+        tmp_path / "calls.jsonl", [one_call(f"r{i}", outcome="merged") for i in range(3)]
+    )
+    quarantine = tmp_path / "q.jsonl"
+    with pytest.raises(
+        CallLogError,
+        match=r"calls.jsonl: none of its 3 rows is valid: outcome must be a number in \[0, 1\] "
+        r"or true/false \(3 rows\)",
+    ):
+        read_call_logs(path, quarantine_path=quarantine)
+    assert len(quarantine.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("value", [1700000000, "yesterday-ish"])
+def test_a_timestamp_must_be_iso_8601(tmp_path, value):
+    path = write_rows(tmp_path / "calls.jsonl", [one_call(timestamp=value), one_call("r2")])
+    reason = read_call_logs(path).quarantined.loc[0, "quarantine_reason"]
+    assert reason.startswith("timestamp must be an ISO 8601 date-time, got ")
+    assert str(value) in reason
 
 
 def write_rows(path, rows):
