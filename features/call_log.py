@@ -193,7 +193,7 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
         out[name] = None if _is_missing(out[name]) else str(out[name])
     out["messages"] = _parse_messages(row.get("messages"))
     prompt = row.get("prompt")
-    out["prompt"] = None if _is_missing(prompt) else str(prompt)
+    out["prompt"] = None if _is_missing(prompt) or str(prompt) == "" else str(prompt)
     if not out["prompt"] and not out["messages"]:
         raise ValueError("a row needs a non-empty `prompt` or `messages`")
     if out["prompt_id"] is None:

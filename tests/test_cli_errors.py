@@ -7,6 +7,7 @@ Each case writes its own small broken log; the commands run through the real CLI
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import main
+from training.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLS = [
@@ -114,3 +115,20 @@ def test_the_installed_command_prints_no_traceback(tmp_path, write):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith(f"error: {log}: ")
+
+
+def test_every_logs_option_and_the_readme_point_to_the_format_page():
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {
+        name: action.help
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if "--logs" in action.option_strings
+    }
+    assert {"train", "split", "evaluate"} <= set(helps)
+    assert all("docs/call-log.md" in text for text in helps.values()), helps
+    assert (ROOT / "docs" / "call-log.md").is_file()
+    readme = (ROOT / "README.md").read_text()
+    assert "](docs/call-log.md)" in readme
+    assert "shared/DESIGN.md" not in readme

@@ -185,7 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a bundle from call logs")
-    train.add_argument("--logs", nargs="+", required=True, help="call-log files or folders")
+    train.add_argument(
+        "--logs",
+        nargs="+",
+        required=True,
+        help="call-log files or folders (format: docs/call-log.md)",
+    )
     train.add_argument("--out", required=True, help="bundle folder to write")
     train.add_argument("--prices", help="price catalog (LiteLLM's JSON format); default: shipped")
     train.add_argument("--candidates", help="comma-separated models to route between")
@@ -230,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on full-information logs")
     evaluate.add_argument("--bundle", required=True)
-    evaluate.add_argument("--logs", nargs="+", required=True)
+    evaluate.add_argument(
+        "--logs",
+        nargs="+",
+        required=True,
+        help="call-log files or folders (format: docs/call-log.md)",
+    )
     evaluate.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     evaluate.add_argument("--prices", help="price catalog for rows without cost_usd")
     # --- evaluate options (evaluation report) ---
@@ -250,7 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     split = sub.add_parser("split", help="split call logs into train/test, grouped by prompt_id")
-    split.add_argument("--logs", nargs="+", required=True)
+    split.add_argument(
+        "--logs",
+        nargs="+",
+        required=True,
+        help="call-log files or folders (format: docs/call-log.md); bad rows go to "
+        "OUT/quarantine.jsonl",
+    )
     split.add_argument("--out", required=True, help="folder for train.parquet and test.parquet")
     split.add_argument("--train-fraction", type=float, default=0.7)
     split.add_argument("--seed", type=int, default=0)

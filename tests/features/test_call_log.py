@@ -1,6 +1,8 @@
 """Readers and validation of the call log, on rows cut from the shipped demo logs."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -227,3 +229,25 @@ def test_one_prompt_key_for_every_row_of_a_prompt(tmp_path):
     assert ids["b1"] == ids["b2"] == prompt_key(None, chat)
     assert len({ids["a1"], ids["b1"], ids["c1"]}) == 3
     assert ids["d1"] == "mine"
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "call-log.md"
+
+
+def test_the_format_page_documents_every_column():
+    text = DOCS.read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|", text, flags=re.M))
+    assert list(table) == list(COLUMNS)
+    documented_required = [name for name, required in table.items() if required.strip() == "yes"]
+    assert documented_required == [name for name, required in COLUMNS.items() if required]
+
+
+def test_the_format_page_example_reads_as_it_says(tmp_path):
+    (example,) = re.findall(r"```json\n(.*?)```", DOCS.read_text(), flags=re.S)
+    path = tmp_path / "calls.jsonl"
+    path.write_text(example)
+    read = read_call_logs(path)
+    assert read.n_quarantined == 0
+    frame = read.frame
+    assert frame.loc[0, "prompt_id"] == frame.loc[1, "prompt_id"] != frame.loc[2, "prompt_id"]
+    assert np.isnan(frame.loc[2, "outcome"]) and frame.loc[2, "cost_usd"] > 0
