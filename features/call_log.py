@@ -265,8 +265,9 @@ def read_call_logs(
         Catalog used to compute ``cost_usd`` where a row lacks it; the shipped default
         catalog when None.
     quarantine_path : path, optional
-        Where rejected rows are written as JSONL with ``quarantine_reason``; nothing is
-        written when every row is valid.
+        Where rejected rows are written as JSONL with ``quarantine_reason`` and
+        ``source`` (``FILE:LINE``); replaced on every read, and removed when every row
+        is valid.
     compute_costs : bool, default=True
         Fill a missing ``cost_usd`` from ``prices``. ``split`` turns it off so that the
         rows it writes keep only logged costs, and ``train``/``evaluate`` price the rest
@@ -327,6 +328,8 @@ def read_call_logs(
     quarantined = pd.DataFrame.from_records(bad)
     if bad and quarantine_path is not None:
         write_quarantine(bad, quarantine_path)
+    elif quarantine_path is not None:
+        Path(quarantine_path).unlink(missing_ok=True)  # a previous run's rejects would mislead
     return CallLogRead(frame=frame, quarantined=quarantined)
 
 

@@ -61,7 +61,6 @@ def split_logs(
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}.")
     out_dir = Path(out_dir)
     quarantine = out_dir / QUARANTINE_FILE
-    quarantine.unlink(missing_ok=True)  # a previous run's rejects would mislead
     read = read_call_logs(paths, quarantine_path=quarantine, compute_costs=False)
     print(
         f"read {len(read.frame)} calls; quarantined {read.n_quarantined}"

@@ -69,6 +69,10 @@ def test_a_bad_json_line_is_quarantined_not_fatal(tmp_path, capsys):
     assert quarantined[0]["quarantine_reason"].startswith("invalid JSON")
     train, test = read_split(tmp_path / "split")
     assert len(train) + len(test) == len(gateway_rows())
+    # Once the log is fixed, the old rejects are gone rather than misleading.
+    write_jsonl(logs, gateway_rows())
+    assert main(["split", "--logs", str(logs), "--out", str(tmp_path / "split")]) == 0
+    assert not (tmp_path / "split" / "quarantine.jsonl").exists()
 
 
 def test_a_string_outcome_is_quarantined_with_its_column(tmp_path, capsys):
