@@ -190,9 +190,16 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"missing required column {name!r}")
     out: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
     for name in TEXT_COLUMNS:
-        out[name] = None if _is_missing(out[name]) else str(out[name])
+        value = out[name]
+        if isinstance(value, list | dict | np.ndarray | bool | np.bool_):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        out[name] = None if _is_missing(value) else str(value)
     out["messages"] = _parse_messages(row.get("messages"))
     prompt = row.get("prompt")
+    if isinstance(prompt, list | dict | np.ndarray):
+        raise ValueError(
+            "prompt must be a string (a chat goes in `messages`), got a list or object"
+        )
     out["prompt"] = None if _is_missing(prompt) or str(prompt) == "" else str(prompt)
     if not out["prompt"] and not out["messages"]:
         raise ValueError("a row needs a non-empty `prompt` or `messages`")

@@ -203,6 +203,12 @@ def test_outcome_booleans_read_as_one_and_zero(tmp_path, outcome, expected):
         ({"outcome": "merged"}, "outcome must be a number in [0, 1] or true/false, got 'merged'"),
         ({"input_tokens": "abc"}, "input_tokens must be a number, got 'abc'"),
         ({"latency_ms": True}, "latency_ms must be a number, got True"),
+        ({"model": ["gpt-4o"]}, "model must be a string, got ['gpt-4o']"),
+        ({"team": {"name": "x"}}, "team must be a string, got {'name': 'x'}"),
+        (
+            {"prompt": [{"role": "user", "content": "hi"}]},
+            "prompt must be a string (a chat goes in `messages`), got a list or object",
+        ),
     ],
 )
 def test_a_value_of_the_wrong_type_names_its_column(tmp_path, change, reason):
