@@ -141,7 +141,10 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def _unreadable(path: Path, exc: BaseException) -> CallLogError:
-    detail = f"{type(exc).__name__}: {exc}"
+    kind = type(exc).__name__
+    if kind == "error":  # zlib.error
+        kind = f"{type(exc).__module__}.error"
+    detail = f"{kind}: {exc}"
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)

@@ -51,6 +51,14 @@ def truncated_gzip(folder: Path) -> Path:
     return path
 
 
+def corrupt_gzip(folder: Path) -> Path:
+    path = folder / "calls.jsonl.gz"
+    data = bytearray(gzip.compress(JSONL.encode()))
+    data[12:40] = b"x" * 28
+    path.write_bytes(bytes(data))
+    return path
+
+
 def gz_not_gzip(folder: Path) -> Path:
     path = folder / "calls.jsonl.gz"
     path.write_text(JSONL)
@@ -75,6 +83,7 @@ CASES = [
     (empty, r"is empty: no call-log rows\. Check the path"),
     (without_model, r"no row has the required column `model`.*rename the column"),
     (truncated_gzip, r"is a corrupt or truncated gzip file.*Copy or export it again"),
+    (corrupt_gzip, r"is a corrupt or truncated gzip file \((zlib\.error|BadGzipFile|EOFError)"),
     (gz_not_gzip, r"is named \.gz but is not gzip-compressed.*rename it to calls\.jsonl"),
     (bad_parquet, r"is not a readable Parquet file.*Write it again"),
     (csv_tokens_abc, r"none of its 2 rows is valid: input_tokens must be a number.*Fix"),
