@@ -154,14 +154,19 @@ def _check_number(value: Any, name: str, low: float, high: float, low_open: bool
 
 
 def _check_outcome(value: Any) -> float:
-    """A graded outcome in [0, 1]; JSON booleans and "true"/"false" read as 1 and 0."""
+    """A graded outcome in [0, 1]; JSON booleans and "true"/"false" read as 1 and 0.
+
+    Other words ("merged", "pass") are refused rather than guessed: what such an
+    event is worth is the log owner's call, made before the log is written.
+    """
     if isinstance(value, bool | np.bool_):
         return float(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return float(value.strip().lower() == "true")
     if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "false"):
+            return float(word == "true")
         try:
-            float(value)
+            float(word)
         except ValueError:
             raise ValueError(
                 f"outcome must be a number in [0, 1] or true/false, got {value!r}"
