@@ -185,12 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a bundle from call logs")
-    train.add_argument(
-        "--logs",
-        nargs="+",
-        required=True,
-        help="call-log files or folders (format: docs/call-log.md)",
-    )
+    train.add_argument("--logs", nargs="+", required=True, help="call-log files or folders")
     train.add_argument("--out", required=True, help="bundle folder to write")
     train.add_argument("--prices", help="price catalog (LiteLLM's JSON format); default: shipped")
     train.add_argument("--candidates", help="comma-separated models to route between")
@@ -235,12 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="evaluate a bundle on full-information logs")
     evaluate.add_argument("--bundle", required=True)
-    evaluate.add_argument(
-        "--logs",
-        nargs="+",
-        required=True,
-        help="call-log files or folders (format: docs/call-log.md)",
-    )
+    evaluate.add_argument("--logs", nargs="+", required=True)
     evaluate.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     evaluate.add_argument("--prices", help="price catalog for rows without cost_usd")
     # --- evaluate options (evaluation report) ---
@@ -264,8 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--logs",
         nargs="+",
         required=True,
-        help="call-log files or folders (format: docs/call-log.md); bad rows go to "
-        "OUT/quarantine.jsonl",
+        help="call-log files or folders; bad rows go to OUT/quarantine.jsonl",
     )
     split.add_argument("--out", required=True, help="folder for train.parquet and test.parquet")
     split.add_argument("--train-fraction", type=float, default=0.7)
@@ -282,7 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_route_parser(sub)
     add_serve_parser(sub)
     _add_promote_parser(sub)
+    _link_log_format(sub)
     return parser
+
+
+#: The page that documents the call-log format (`features.call_log_files.FORMAT_DOC`).
+LOG_FORMAT_DOC = "docs/call-log.md"
+
+
+def _link_log_format(sub: argparse._SubParsersAction) -> None:
+    """Every command's ``--logs`` help ends by naming the format page: one rule, so a
+    new command cannot forget it (the text is not imported, to keep ``serve`` light)."""
+    for command in sub.choices.values():
+        for action in command._actions:
+            if "--logs" in action.option_strings and LOG_FORMAT_DOC not in (action.help or ""):
+                text = action.help or "call-log files or folders"
+                action.help = f"{text} (format: {LOG_FORMAT_DOC})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
