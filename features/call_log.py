@@ -1,28 +1,52 @@
-"""The call log (DESIGN.md section 2): one row per LLM call, read from JSONL, CSV or
-Parquet files or folders, validated once.
+"""The call log (format: docs/call-log.md): one row per LLM call, read from JSONL, CSV
+or Parquet files or folders, validated once, by every command and notebook.
 
 Bad rows are never dropped silently: each goes to a quarantine file with the reason,
-and the reader reports how many. Training-side only (pandas); serving never imports it.
+and the reader reports how many. A file that cannot be read as a whole raises a
+`CallLogError` that names the file and the fix. Training-side only (pandas); serving
+never imports it.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features.call_log_files import (
+    FORMAT_DOC,
+    SUFFIXES,
+    CallLogError,
+    log_files,
+    log_sources,
+    read_log_file,
+)
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
 
-#: Columns of the call log, with whether they are required.
+__all__ = [
+    "COLUMNS",
+    "FORMAT_DOC",
+    "SUFFIXES",
+    "CallLogError",
+    "CallLogRead",
+    "log_files",
+    "prompt_key",
+    "read_call_logs",
+    "write_call_log",
+    "write_quarantine",
+]
+
+#: Columns of the call log, with whether they are required (docs/call-log.md).
 COLUMNS: dict[str, bool] = {
     "request_id": True,
     "model": True,
@@ -45,8 +69,16 @@ COLUMNS: dict[str, bool] = {
     "decision_id": False,
 }
 TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
-TEXT_COLUMNS = ("request_id", "model", "prompt_id", "user", "team", "task", "session_id")
-SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+TEXT_COLUMNS = (
+    "request_id",
+    "model",
+    "prompt_id",
+    "user",
+    "team",
+    "task",
+    "session_id",
+    "decision_id",
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +89,7 @@ class CallLogRead:
     ----------
     frame : DataFrame
         Valid rows with every column of `COLUMNS` present (missing values as NaN/None),
-        ``prompt_id`` filled (a hash of the prompt text where absent) and ``cost_usd``
+        ``prompt_id`` filled (`prompt_key` of the prompt where absent) and ``cost_usd``
         computed from the price catalog where absent and tokens are known.
     quarantined : DataFrame
         Rejected rows as read, plus ``quarantine_reason`` and ``source``.
@@ -69,59 +101,6 @@ class CallLogRead:
     @property
     def n_quarantined(self) -> int:
         return len(self.quarantined)
-
-
-def log_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Expand files and folders into the sorted list of call-log files they hold."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files.extend(
-                sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
-            )
-        elif p.is_file():
-            if not p.name.endswith(SUFFIXES):
-                raise ValueError(f"{p}: unsupported call-log format; expected one of {SUFFIXES}.")
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"No call-log file or folder at {p}.")
-    if not files:
-        raise ValueError(f"No call-log files ({', '.join(SUFFIXES)}) under {list(paths)}.")
-    return files
-
-
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    rows, bad = [], []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                bad.append({"raw": line[:2000], "quarantine_reason": f"invalid JSON: {exc}"})
-                continue
-            if not isinstance(row, dict):
-                bad.append({"raw": line[:2000], "quarantine_reason": "line is not a JSON object"})
-                continue
-            row["_line"] = lineno
-            rows.append(row)
-    return rows, bad
-
-
-def _read_file(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    if path.name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-        rows, bad = _read_jsonl(path)
-        return pd.DataFrame.from_records(rows), bad
-    if path.name.endswith((".csv", ".csv.gz")):
-        frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS}, keep_default_na=True)
-    else:
-        frame = pd.read_parquet(path)
-    frame["_line"] = np.arange(1, len(frame) + 1)
-    return frame, []
 
 
 def _is_missing(value: Any) -> bool:
@@ -136,18 +115,36 @@ def _parse_messages(value: Any) -> list[dict[str, Any]] | None:
     if _is_missing(value):
         return None
     if isinstance(value, str):
-        value = json.loads(value)
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"messages must be a JSON list of {{role, content}}: {exc}") from None
+    value = _plain(value)
     if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
         raise ValueError("messages must be a list of {role, content} objects")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Lists and dicts in place of the numpy arrays Parquet returns for nested columns."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
 def _check_number(value: Any, name: str, low: float, high: float, low_open: bool = False) -> float:
     if _is_missing(value):
         return math.nan
-    number = float(value)
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
     if math.isnan(number) or math.isinf(number):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if number < low or number > high or (low_open and number == low):
@@ -156,7 +153,37 @@ def _check_number(value: Any, name: str, low: float, high: float, low_open: bool
     return number
 
 
-def _prompt_digest(text: str) -> str:
+def _check_outcome(value: Any) -> float:
+    """A graded outcome in [0, 1]; JSON booleans and "true"/"false" read as 1 and 0.
+
+    Other words ("merged", "pass") are refused rather than guessed: what such an
+    event is worth is the log owner's call, made before the log is written.
+    """
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "false"):
+            return float(word == "true")
+        try:
+            float(word)
+        except ValueError:
+            raise ValueError(
+                f"outcome must be a number in [0, 1] or true/false, got {value!r}"
+            ) from None
+    return _check_number(value, "outcome", 0, 1)
+
+
+def prompt_key(prompt: str | None, messages: Sequence[dict[str, Any]] | None) -> str:
+    """The default ``prompt_id``: a hash of the whole prompt text.
+
+    Rows without ``prompt_id`` that ask the same thing (the same ``prompt``, or the
+    same ``messages``, every turn and role) get the same key, whichever model answered.
+    It is the one grouping key of every command: ``split`` keeps a key on one side,
+    ``train`` cross-validates and ``evaluate`` compares models per key, so the same
+    prompt never lands in both train and test.
+    """
+    text = routing_text(prompt, messages, "all")
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -168,14 +195,21 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"missing required column {name!r}")
     out: dict[str, Any] = {name: row.get(name) for name in COLUMNS}
     for name in TEXT_COLUMNS:
-        out[name] = None if _is_missing(out[name]) else str(out[name])
+        value = out[name]
+        if isinstance(value, list | dict | np.ndarray | bool | np.bool_):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        out[name] = None if _is_missing(value) else str(value)
     out["messages"] = _parse_messages(row.get("messages"))
     prompt = row.get("prompt")
-    out["prompt"] = None if _is_missing(prompt) else str(prompt)
+    if isinstance(prompt, list | dict | np.ndarray):
+        raise ValueError(
+            "prompt must be a string (a chat goes in `messages`), got a list or object"
+        )
+    out["prompt"] = None if _is_missing(prompt) or str(prompt) == "" else str(prompt)
     if not out["prompt"] and not out["messages"]:
         raise ValueError("a row needs a non-empty `prompt` or `messages`")
     if out["prompt_id"] is None:
-        out["prompt_id"] = _prompt_digest(routing_text(out["prompt"], out["messages"], "all"))
+        out["prompt_id"] = prompt_key(out["prompt"], out["messages"])
     for name in TOKEN_COLUMNS:
         value = _check_number(row.get(name), name, 0, float("inf"))
         if not math.isnan(value) and value != int(value):
@@ -189,15 +223,26 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
         )
     out["cost_usd"] = _check_number(row.get("cost_usd"), "cost_usd", 0, float("inf"))
     out["latency_ms"] = _check_number(row.get("latency_ms"), "latency_ms", 0, float("inf"))
-    out["outcome"] = _check_number(row.get("outcome"), "outcome", 0, 1)
+    out["outcome"] = _check_outcome(row.get("outcome"))
     out["propensity"] = _check_number(row.get("propensity"), "propensity", 0, 1, low_open=True)
-    timestamp = row.get("timestamp")
-    if _is_missing(timestamp):
-        out["timestamp"] = None
-    else:
-        parsed = pd.Timestamp(timestamp)
-        out["timestamp"] = parsed.isoformat()
+    out["timestamp"] = _check_timestamp(row.get("timestamp"))
     return out
+
+
+def _check_timestamp(value: Any) -> str | None:
+    """ISO 8601 text; a bare number is refused (seconds or milliseconds since when?)."""
+    if _is_missing(value):
+        return None
+    problem = f"timestamp must be an ISO 8601 date-time, got {value!r}"
+    if not isinstance(value, str | datetime | np.datetime64):
+        raise ValueError(problem)
+    try:
+        parsed = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(problem) from None
+    if parsed is pd.NaT:
+        raise ValueError(problem)
+    return parsed.isoformat()
 
 
 def _fill_costs(frame: pd.DataFrame, prices: PriceCatalog) -> None:
@@ -220,6 +265,7 @@ def read_call_logs(
     *,
     prices: PriceCatalog | None = None,
     quarantine_path: str | Path | None = None,
+    compute_costs: bool = True,
 ) -> CallLogRead:
     """Read, validate and normalise call logs.
 
@@ -231,37 +277,111 @@ def read_call_logs(
         Catalog used to compute ``cost_usd`` where a row lacks it; the shipped default
         catalog when None.
     quarantine_path : path, optional
-        Where rejected rows are written as JSONL with ``quarantine_reason``; nothing is
-        written when every row is valid.
+        Where rejected rows are written as JSONL with ``quarantine_reason`` and
+        ``source`` (``FILE:LINE``); replaced on every read, and removed when every row
+        is valid.
+    compute_costs : bool, default=True
+        Fill a missing ``cost_usd`` from ``prices``. ``split`` turns it off so that the
+        rows it writes keep only logged costs, and ``train``/``evaluate`` price the rest
+        with their own ``--prices``.
+
+    Raises
+    ------
+    CallLogError
+        If a path is missing, a named file is empty or unreadable (corrupt gzip, bad
+        Parquet...), a required column is absent from every row of a file, or no row
+        of a file is valid. The message names the file and what to do.
     """
-    prices = prices or PriceCatalog.load()
     good: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for path in log_files(paths):
-        frame, unreadable = _read_file(path)
-        bad.extend({**b, "source": str(path)} for b in unreadable)
+    sources = log_sources(paths)
+    for path, named in sources:
+        frame, unparsed = read_log_file(path)
+        if frame.empty and not unparsed:
+            if not named:
+                continue  # e.g. a rotated log's fresh, empty file
+            raise CallLogError(
+                path, "is empty: no call-log rows", "Check the path, or leave the file out."
+            )
+        bad.extend(
+            {**{k: v for k, v in b.items() if k != "_line"}, "source": f"{path}:{b['_line']}"}
+            for b in unparsed
+        )
+        if not frame.empty:
+            _check_columns(path, frame)
+        n_rejected = 0
         for row in frame.to_dict(orient="records"):
             line = row.pop("_line", None)
             try:
                 clean = _validate_row(row)
-                if clean["request_id"] in seen:
-                    raise ValueError(f"duplicate request_id {clean['request_id']!r}")
             except (ValueError, TypeError) as exc:
-                bad.append(
-                    {**_jsonable(row), "quarantine_reason": str(exc), "source": f"{path}:{line}"}
-                )
-                continue
-            seen.add(clean["request_id"])
-            good.append(clean)
+                reason, n_rejected = str(exc), n_rejected + 1
+            else:
+                if clean["request_id"] not in seen:
+                    seen.add(clean["request_id"])
+                    good.append(clean)
+                    continue
+                reason = f"duplicate request_id {clean['request_id']!r}"
+            bad.append({**_jsonable(row), "quarantine_reason": reason, "source": f"{path}:{line}"})
+        if n_rejected == len(frame):  # duplicates of other files' rows do not count
+            _reject_file(path, bad, quarantine_path)
+    if not good and not bad:
+        raise CallLogError(
+            ", ".join(str(p) for p, _ in sources),
+            "no call-log rows: every file is empty",
+            "Check the paths.",
+        )
     frame = pd.DataFrame.from_records(good, columns=list(COLUMNS))
     for name in (*TOKEN_COLUMNS, "cost_usd", "latency_ms", "outcome", "propensity"):
         frame[name] = frame[name].astype("float64")
-    _fill_costs(frame, prices)
+    if compute_costs:
+        _fill_costs(frame, prices or PriceCatalog.load())
     quarantined = pd.DataFrame.from_records(bad)
     if bad and quarantine_path is not None:
         write_quarantine(bad, quarantine_path)
+    elif quarantine_path is not None:
+        Path(quarantine_path).unlink(missing_ok=True)  # a previous run's rejects would mislead
     return CallLogRead(frame=frame, quarantined=quarantined)
+
+
+def _check_columns(path: Path, frame: pd.DataFrame) -> None:
+    """A required column absent from every row is the file's problem, not each row's."""
+
+    def present(name: str) -> bool:
+        return name in frame and frame[name].map(lambda v: not _is_missing(v)).any()
+
+    found = sorted(str(c) for c in frame.columns if c != "_line")
+    shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
+    for name, meaning in (("request_id", "a unique id per call"), ("model", "the answering model")):
+        if not present(name):
+            raise CallLogError(
+                path,
+                f"no row has the required column `{name}` ({meaning}); columns found: {shown}",
+                f"Add it, or rename the column that holds it to `{name}` (format: {FORMAT_DOC}).",
+            )
+    if not present("prompt") and not present("messages"):
+        raise CallLogError(
+            path,
+            f"no row has a `prompt` or `messages` column (what was asked); columns found: {shown}",
+            f"Add one, or rename the column that holds the prompt (format: {FORMAT_DOC}).",
+        )
+
+
+def _reject_file(path: Path, bad: list[dict[str, Any]], quarantine_path: str | Path | None) -> None:
+    """Every row of a file invalid: say which columns are wrong instead of training on none."""
+    mine = [b for b in bad if b["source"].rsplit(":", 1)[0] == str(path)]
+    kinds = Counter(b["quarantine_reason"].split(", got ")[0] for b in mine)
+    summary = "; ".join(f"{kind} ({n} rows)" for kind, n in kinds.most_common(3))
+    where = "the reason of every row is in the quarantine"
+    if quarantine_path is not None:
+        write_quarantine(bad, quarantine_path)
+        where = f"every row and its reason is in {quarantine_path}"
+    raise CallLogError(
+        path,
+        f"none of its {len(mine)} rows is valid: {summary}",
+        f"Fix the column named above (format: {FORMAT_DOC}); {where}.",
+    )
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +395,24 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
             value = None
         out[key] = value
     return out
+
+
+def write_call_log(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write validated rows (a `CallLogRead.frame`) as Parquet that `read_call_logs`
+    reads back unchanged.
+
+    ``messages`` is stored as JSON text: Parquet would force every row's messages into
+    one struct type, adding null keys and refusing content that is a string in one
+    message and a list of parts in another.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = frame.loc[:, list(COLUMNS)].copy()
+    out["messages"] = out["messages"].map(
+        lambda m: None if m is None else json.dumps(m, ensure_ascii=False)
+    )
+    out.to_parquet(path, index=False)
+    return path
 
 
 def write_quarantine(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:

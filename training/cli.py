@@ -150,10 +150,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _split(args: argparse.Namespace) -> int:
     from training.split import split_logs
 
-    train_path, test_path = split_logs(
-        args.logs, args.out, train_fraction=args.train_fraction, seed=args.seed
-    )
-    print(json.dumps({"train": str(train_path), "test": str(test_path)}))
+    split = split_logs(args.logs, args.out, train_fraction=args.train_fraction, seed=args.seed)
+    print(json.dumps(split.to_dict(), indent=2))
     return 0
 
 
@@ -419,7 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     split = sub.add_parser("split", help="split call logs into train/test, grouped by prompt_id")
-    split.add_argument("--logs", nargs="+", required=True)
+    split.add_argument(
+        "--logs",
+        nargs="+",
+        required=True,
+        help="call-log files or folders; bad rows go to OUT/quarantine.jsonl",
+    )
     split.add_argument("--out", required=True, help="folder for train.parquet and test.parquet")
     split.add_argument("--train-fraction", type=float, default=0.7)
     split.add_argument("--seed", type=int, default=0)
@@ -440,14 +443,35 @@ def build_parser() -> argparse.ArgumentParser:
     add_route_parser(sub)
     add_serve_parser(sub)
     _add_promote_parser(sub)
+    _link_log_format(sub)
     return parser
 
 
+#: The page that documents the call-log format (`features.call_log_files.FORMAT_DOC`).
+LOG_FORMAT_DOC = "docs/call-log.md"
+
+
+def _link_log_format(sub: argparse._SubParsersAction) -> None:
+    """Every command's ``--logs`` help ends by naming the format page: one rule, so a
+    new command cannot forget it (the text is not imported, to keep ``serve`` light)."""
+    for command in sub.choices.values():
+        for action in command._actions:
+            if "--logs" in action.option_strings and LOG_FORMAT_DOC not in (action.help or ""):
+                text = action.help or "call-log files or folders"
+                action.help = f"{text} (format: {LOG_FORMAT_DOC})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a problem with the user's input is one ``error:`` line, exit 2.
+
+    Such problems are ValueErrors (a `features.call_log.CallLogError` names the log file
+    and the fix) or OSErrors (a path that cannot be read or written); anything else is
+    a bug and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,12 +1,14 @@
 """Readers and validation of the call log, on rows cut from the shipped demo logs."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.call_log import COLUMNS, read_call_logs
+from features.call_log import COLUMNS, CallLogError, prompt_key, read_call_logs
 from features.prices import PriceCatalog
 
 
@@ -128,7 +130,130 @@ def test_messages_rows(tmp_path):
 
 
 def test_missing_paths_fail_clearly(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No call-log file"):
+    with pytest.raises(CallLogError, match=r"nope.jsonl: no such file or folder\. Check the path"):
         read_call_logs(tmp_path / "nope.jsonl")
-    with pytest.raises(ValueError, match="No call-log files"):
+    with pytest.raises(CallLogError, match="folder holds no call-log files"):
         read_call_logs(tmp_path)
+
+
+def test_an_empty_file_in_a_folder_is_skipped_but_a_named_one_is_an_error(tmp_path):
+    write_rows(tmp_path / "a.jsonl", [one_call()])
+    (tmp_path / "b.jsonl").write_text("")
+    assert len(read_call_logs(tmp_path).frame) == 1
+    with pytest.raises(CallLogError, match=r"b.jsonl: is empty"):
+        read_call_logs([tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
+    (tmp_path / "a.jsonl").write_text("\n")
+    with pytest.raises(CallLogError, match="every file is empty"):
+        read_call_logs(tmp_path)
+
+
+def test_a_file_of_duplicates_is_quarantined_not_an_error(tmp_path):
+    write_rows(tmp_path / "a.jsonl", [one_call("r1"), one_call("r2")])
+    write_rows(tmp_path / "b.jsonl", [one_call("r1")])
+    read = read_call_logs(tmp_path)
+    assert len(read.frame) == 2
+    assert read.quarantined["quarantine_reason"].tolist() == ["duplicate request_id 'r1'"]
+
+
+def test_every_row_invalid_names_the_column_and_writes_the_quarantine(tmp_path):
+    path = write_rows(
+        tmp_path / "calls.jsonl", [one_call(f"r{i}", outcome="merged") for i in range(3)]
+    )
+    quarantine = tmp_path / "q.jsonl"
+    with pytest.raises(
+        CallLogError,
+        match=r"calls.jsonl: none of its 3 rows is valid: outcome must be a number in \[0, 1\] "
+        r"or true/false \(3 rows\)",
+    ):
+        read_call_logs(path, quarantine_path=quarantine)
+    assert len(quarantine.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("value", [1700000000, "yesterday-ish"])
+def test_a_timestamp_must_be_iso_8601(tmp_path, value):
+    path = write_rows(tmp_path / "calls.jsonl", [one_call(timestamp=value), one_call("r2")])
+    reason = read_call_logs(path).quarantined.loc[0, "quarantine_reason"]
+    assert reason.startswith("timestamp must be an ISO 8601 date-time, got ")
+    assert str(value) in reason
+
+
+def write_rows(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def one_call(request_id="r1", **values):
+    return {"request_id": request_id, "model": "gpt-4o", "prompt": "hi", **values}
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [(True, 1.0), (False, 0.0), ("true", 1.0), ("FALSE", 0.0), ("0.5", 0.5), (None, np.nan)],
+)
+def test_outcome_booleans_read_as_one_and_zero(tmp_path, outcome, expected):
+    path = write_rows(tmp_path / "calls.jsonl", [one_call(outcome=outcome), one_call("r2")])
+    read = read_call_logs(path)
+    assert read.n_quarantined == 0
+    np.testing.assert_equal(read.frame.loc[0, "outcome"], expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"outcome": "merged"}, "outcome must be a number in [0, 1] or true/false, got 'merged'"),
+        ({"input_tokens": "abc"}, "input_tokens must be a number, got 'abc'"),
+        ({"latency_ms": True}, "latency_ms must be a number, got True"),
+        ({"model": ["gpt-4o"]}, "model must be a string, got ['gpt-4o']"),
+        ({"team": {"name": "x"}}, "team must be a string, got {'name': 'x'}"),
+        (
+            {"prompt": [{"role": "user", "content": "hi"}]},
+            "prompt must be a string (a chat goes in `messages`), got a list or object",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_names_its_column(tmp_path, change, reason):
+    path = write_rows(tmp_path / "calls.jsonl", [one_call(**change), one_call("r2")])
+    read = read_call_logs(path)
+    assert read.n_quarantined == 1
+    assert read.quarantined.loc[0, "quarantine_reason"] == reason
+
+
+def test_one_prompt_key_for_every_row_of_a_prompt(tmp_path):
+    """Without prompt_id, the reader's key groups a prompt's answers by every model."""
+    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "sum 2+2"}]
+    rows = [
+        one_call("a1", prompt="what is 2+2"),
+        {**one_call("a2", prompt="what is 2+2"), "model": "gpt-4o-mini"},
+        {**one_call("b1", prompt=None), "messages": chat},
+        {**one_call("b2", prompt=None), "messages": chat, "model": "claude-haiku-4-5"},
+        {**one_call("c1", prompt=None), "messages": [chat[1]]},  # no system turn: another prompt
+        one_call("d1", prompt="given", prompt_id="mine"),
+    ]
+    frame = read_call_logs(write_rows(tmp_path / "calls.jsonl", rows)).frame
+    ids = dict(zip(frame["request_id"], frame["prompt_id"], strict=True))
+    assert ids["a1"] == ids["a2"] == prompt_key("what is 2+2", None)
+    assert ids["b1"] == ids["b2"] == prompt_key(None, chat)
+    assert len({ids["a1"], ids["b1"], ids["c1"]}) == 3
+    assert ids["d1"] == "mine"
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "call-log.md"
+
+
+def test_the_format_page_documents_every_column():
+    text = DOCS.read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|", text, flags=re.M))
+    assert list(table) == list(COLUMNS)
+    documented_required = [name for name, required in table.items() if required.strip() == "yes"]
+    assert documented_required == [name for name, required in COLUMNS.items() if required]
+
+
+def test_the_format_page_example_reads_as_it_says(tmp_path):
+    (example,) = re.findall(r"```json\n(.*?)```", DOCS.read_text(), flags=re.S)
+    path = tmp_path / "calls.jsonl"
+    path.write_text(example)
+    read = read_call_logs(path)
+    assert read.n_quarantined == 0
+    frame = read.frame
+    assert frame.loc[0, "prompt_id"] == frame.loc[1, "prompt_id"] != frame.loc[2, "prompt_id"]
+    assert np.isnan(frame.loc[2, "outcome"]) and frame.loc[2, "cost_usd"] > 0

@@ -1,0 +1,187 @@
+"""Call-log files on disk: which files a path names, and their rows as read.
+
+A file that cannot be read as a whole (missing, empty, not the format its name says,
+a broken gzip or Parquet file, a required column absent from every row) is a
+`CallLogError` whose message names the file and what to do, so a command can print
+one line and stop instead of a traceback from pandas, pyarrow or gzip. A bad row in a
+readable file is not an error: it goes to the quarantine (`features.call_log`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+#: The page that documents the call-log format; error messages point to it.
+FORMAT_DOC = "docs/call-log.md"
+SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
+CSV_SUFFIXES = (".csv", ".csv.gz")
+GZIP_MAGIC = b"\x1f\x8b"
+
+#: What a library may raise on a file that is not what its name says.
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    zlib.error,
+    ValueError,
+    TypeError,
+    NotImplementedError,
+    pa.ArrowException,
+)
+
+
+class CallLogError(ValueError):
+    """A call-log file or folder that cannot be read as a whole.
+
+    The message names the path, the problem and the fix; commands print it as one
+    ``error:`` line and exit with status 2.
+    """
+
+    def __init__(self, path: str | Path, problem: str, fix: str) -> None:
+        self.path, self.problem, self.fix = str(path), problem, fix
+        super().__init__(f"{path}: {problem}. {fix}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.problem, self.fix)
+
+
+def log_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Expand files and folders into the sorted list of call-log files they hold."""
+    return [path for path, _ in log_sources(paths)]
+
+
+def log_sources(paths: str | Path | Sequence[str | Path]) -> list[tuple[Path, bool]]:
+    """Call-log files with whether each was named itself (True) or found in a folder."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    sources: list[tuple[Path, bool]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            if not found:
+                raise CallLogError(
+                    p,
+                    f"folder holds no call-log files ({', '.join(SUFFIXES)})",
+                    f"Point to the folder or files that hold the logs (format: {FORMAT_DOC}).",
+                )
+            sources.extend((f, False) for f in found)
+        elif p.is_file():
+            if not p.name.endswith(SUFFIXES):
+                raise CallLogError(
+                    p,
+                    "unsupported call-log format",
+                    f"Name the file by its content: {', '.join(SUFFIXES)} (format: {FORMAT_DOC}).",
+                )
+            sources.append((p, True))
+        else:
+            raise CallLogError(
+                p,
+                "no such file or folder",
+                f"Check the path (a relative path starts from {Path.cwd()}).",
+            )
+    return sources
+
+
+def read_log_file(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Rows of one file as read (``_line`` numbers them), and its unparseable lines.
+
+    Raises
+    ------
+    CallLogError
+        If the file cannot be read as its name says (corrupt or mislabelled gzip,
+        unreadable Parquet, broken CSV, not UTF-8).
+    """
+    try:
+        if path.name.endswith(JSONL_SUFFIXES):
+            return _read_jsonl(path)
+        if path.name.endswith(CSV_SUFFIXES):
+            try:
+                frame = pd.read_csv(path, dtype="string", keep_default_na=True)
+            except pd.errors.EmptyDataError:
+                frame = pd.DataFrame()
+        else:
+            frame = pd.read_parquet(path)
+    except CallLogError:
+        raise
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from exc
+    frame["_line"] = np.arange(1, len(frame) + 1)
+    return frame, []
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    rows, bad = [], []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                reason = f"invalid JSON: {exc}"
+                bad.append({"raw": line[:2000], "quarantine_reason": reason, "_line": lineno})
+                continue
+            if not isinstance(row, dict):
+                reason = "line is not a JSON object"
+                bad.append({"raw": line[:2000], "quarantine_reason": reason, "_line": lineno})
+                continue
+            row["_line"] = lineno
+            rows.append(row)
+    return pd.DataFrame.from_records(rows), bad
+
+
+def _unreadable(path: Path, exc: BaseException) -> CallLogError:
+    kind = type(exc).__name__
+    if kind == "error":  # zlib.error
+        kind = f"{type(exc).__module__}.error"
+    detail = f"{kind}: {exc}"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        head = b""
+    name = path.name
+    if name.endswith(".gz") and not head.startswith(GZIP_MAGIC):
+        return CallLogError(
+            path,
+            f"is named .gz but is not gzip-compressed ({detail})",
+            f"If it is plain text, rename it to {name[:-3]}; otherwise compress it with gzip.",
+        )
+    if name.endswith(".gz"):
+        return CallLogError(
+            path,
+            f"is a corrupt or truncated gzip file ({detail})",
+            "Copy or export it again; `gzip -t FILE` checks a file.",
+        )
+    if head.startswith(GZIP_MAGIC):
+        return CallLogError(
+            path,
+            "is gzip-compressed but not named .gz",
+            f"Rename it to {name}.gz.",
+        )
+    if name.endswith(".parquet"):
+        return CallLogError(
+            path,
+            f"is not a readable Parquet file ({detail})",
+            "Write it again (pandas DataFrame.to_parquet or pyarrow), or export the logs "
+            f"as .jsonl or .csv (format: {FORMAT_DOC}).",
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return CallLogError(path, f"is not UTF-8 text ({detail})", "Export it as UTF-8.")
+    if isinstance(exc, OSError):
+        return CallLogError(path, f"cannot be read ({detail})", "Check its permissions.")
+    return CallLogError(
+        path,
+        f"cannot be read as {'CSV' if name.endswith(CSV_SUFFIXES) else 'JSONL'} ({detail})",
+        f"Check that it is one complete file in that format (format: {FORMAT_DOC}).",
+    )
