@@ -416,7 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     # --- end evaluate options ---
     evaluate.set_defaults(func=_evaluate)
 
-    split = sub.add_parser("split", help="split call logs into train/test, grouped by prompt_id")
+    split = sub.add_parser(
+        "split",
+        help="split call logs into train/test, grouped by prompt_id",
+        description="Write OUT/train.parquet and OUT/test.parquet: every call of one prompt "
+        "(its prompt_id, or the key of its text where the log has none) lands on the same "
+        "side, so a held-out evaluation never scores a prompt the router was trained on.",
+    )
     split.add_argument(
         "--logs",
         nargs="+",
@@ -424,8 +430,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="call-log files or folders; bad rows go to OUT/quarantine.jsonl",
     )
     split.add_argument("--out", required=True, help="folder for train.parquet and test.parquet")
-    split.add_argument("--train-fraction", type=float, default=0.7)
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument(
+        "--train-fraction",
+        type=float,
+        default=0.7,
+        help="expected share of prompts on the training side, in (0, 1)",
+    )
+    split.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="salt of the prompt hash that picks the side; the same seed gives the same "
+        "split, and adding logs never moves a prompt",
+    )
     split.set_defaults(func=_split)
 
     demo = sub.add_parser(
