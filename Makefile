@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := build/demo
 PORT ?= 8765
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# Re-run the notebooks on the shipped logs and keep their outputs (committed with them).
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/execute.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

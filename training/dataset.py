@@ -231,8 +231,12 @@ def success_lower_bound(outcomes: np.ndarray, z: float = _Z95) -> float:
 
 
 def featurize(featurizer: Featurizer, texts: list[str], chunk: int = 256) -> np.ndarray:
-    """Feature matrix of many texts, with progress on stderr."""
-    from tqdm.auto import tqdm
+    """Feature matrix of many texts, with progress on stderr.
+
+    Plain-text progress, also in notebooks: ``tqdm.auto``'s widget needs ipywidgets,
+    which the project does not install, and warns without it.
+    """
+    from tqdm import tqdm
 
     parts = []
     with tqdm(total=len(texts), desc="featurizing", unit="prompt", file=sys.stderr) as bar:
