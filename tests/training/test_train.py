@@ -112,10 +112,12 @@ def test_training_run_is_tracked_in_mlflow(small_logs, tmp_path):
             learners=[("logistic", "logistic", {"C": 0.01})],
         )
     )
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    run = mlflow.get_run(result.run_id)
+    # A client of its own: mlflow.set_tracking_uri would also set $MLFLOW_TRACKING_URI,
+    # which leaks into every later test and the registry children they start.
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    run = client.get_run(result.run_id)
     assert run.data.params["router_version"] == result.bundle.router_version
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "bundle")}
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "bundle")}
     assert "bundle/manifest.json" in artifacts and "bundle/scorer.onnx" in artifacts
     assert (tmp_path / "mlruns" / "artifacts").is_dir()
 
