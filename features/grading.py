@@ -56,6 +56,7 @@ __all__ = [
     "detect_retries",
     "grade",
     "prompt_similarity",
+    "write_graded",
 ]
 
 #: Groups of events that can decide an outcome, in the default order of precedence.
@@ -491,7 +492,7 @@ def grade(
 
     # --- call-level kinds: feedback, checks, retry events ---------------------------
     pairs = _attribute_call_events(ev, table, linked_calls, config, skew, reasons)
-    used[pairs["eid"].unique()] = True
+    used[pairs["eid"].to_numpy(dtype="int64")] = True
     _grade_feedback(pairs, config, tier_score, tier_source, tier_rule)
     _grade_checks(pairs, config, tier_score, tier_source, tier_rule)
     retries = (
@@ -507,7 +508,7 @@ def grade(
         if tier not in tier_score:
             continue
         scores = tier_score[tier]
-        idx = scores.index.to_numpy()
+        idx = scores.index.to_numpy(dtype="int64")
         free = np.isnan(outcome[idx])
         idx = idx[free]
         outcome[idx] = scores.to_numpy()[free]
@@ -721,6 +722,7 @@ def _attribute_call_events(ev, table, linked_calls, config, skew, reasons) -> pd
         if parts
         else pd.DataFrame(columns=columns)
     ).drop_duplicates(["eid", "call"])
+    pairs = pairs.astype({"eid": "int64", "call": "int64"})
     windows = pairs["event"].map({k: config.window(k).value for k in CALL_KINDS})
     delta = (
         (pairs["timestamp"] - pairs["call_ts"]).to_numpy().astype("timedelta64[ns]").astype("int64")
@@ -843,3 +845,55 @@ def _quarantine(ev: pd.DataFrame, used: np.ndarray, reasons: pd.Series) -> pd.Da
     bad["quarantine_reason"] = reasons[~used].fillna("matches no call")
     bad["timestamp"] = bad["timestamp"].map(lambda t: t.isoformat())
     return bad.loc[:, [*EVENT_COLUMNS, "source", "quarantine_reason"]].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------ output
+GRADED_SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+
+def write_graded(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a graded call log by the file's extension (``.jsonl``, ``.csv`` or
+    ``.parquet``) so that `features.call_log.read_call_logs` (``train``) reads it back.
+
+    ``messages`` is JSON text in CSV and Parquet (one Parquet struct type would not fit
+    every row's messages), a list in JSONL; missing values are null.
+    """
+    import json
+
+    path = Path(path)
+    if not path.name.endswith(GRADED_SUFFIXES):
+        raise ValueError(
+            f"{path}: the graded log is written as {', '.join(GRADED_SUFFIXES)}; "
+            "name --out with one of these extensions."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = frame.copy()
+    if path.suffix == ".jsonl":
+        with open(path, "w", encoding="utf-8") as fh:
+            for row in out.to_dict(orient="records"):
+                kept = {k: _plain(v) for k, v in row.items()}
+                fh.write(json.dumps(kept, ensure_ascii=False, default=str) + "\n")
+        return path
+    if "messages" in out:
+        out["messages"] = out["messages"].map(
+            lambda m: None if m is None else json.dumps(_plain(m), ensure_ascii=False)
+        )
+    if path.suffix == ".csv":
+        out.to_csv(path, index=False)
+    else:
+        out.to_parquet(path, index=False)
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return None if value is pd.NA or value is pd.NaT else value
