@@ -167,10 +167,10 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 
 
 def _unreadable(path: Path, exc: BaseException, kind: LogKind = CALL_LOG) -> ValueError:
-    kind = type(exc).__name__
-    if kind == "error":  # zlib.error
-        kind = f"{type(exc).__module__}.error"
-    detail = f"{kind}: {exc}"
+    error_name = type(exc).__name__
+    if error_name == "error":  # zlib.error
+        error_name = f"{type(exc).__module__}.error"
+    detail = f"{error_name}: {exc}"
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)

@@ -277,6 +277,9 @@ def read_events(
             continue
         _check_columns(path, raw)
         frame, rejected = validate_events(raw.to_dict(orient="records"), str(path))
+        if frame.empty:  # duplicates of other files' events do not count
+            bad.extend(rejected)
+            _reject_file(path, rejected, bad, quarantine_path)
         repeated = frame["event_id"].isin(seen_ids) & frame["event_id"].notna()
         for i in np.flatnonzero(repeated.to_numpy()):
             row = frame.iloc[i]
@@ -290,8 +293,6 @@ def read_events(
         frame = frame[~repeated]
         seen_ids.update(frame["event_id"].dropna())
         bad.extend(rejected)
-        if frame.empty:
-            _reject_file(path, rejected, bad, quarantine_path)
         frames.append(frame)
     if not frames and not bad:
         raise EventsError(
