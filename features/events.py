@@ -203,16 +203,17 @@ def validate_events(
     Parameters
     ----------
     rows : list of dict
-        Event rows as read; a ``_line`` key, when present, numbers them in ``source``.
+        Event rows as read; a ``_line`` key numbers them in ``source`` (default: their
+        position, from 1).
     source : str
         Name of where the rows came from, for the quarantine's ``source`` column.
     """
     good, bad = [], []
     seen: set[str] = set()
-    for row in rows:
+    for position, row in enumerate(rows, 1):
         row = dict(row)
-        line = row.pop("_line", None)
-        where = f"{source}:{line}" if line is not None else source
+        line = row.pop("_line", position)
+        where = f"{source}:{line}"
         try:
             clean = validate_event(row)
         except (ValueError, TypeError) as exc:
