@@ -197,7 +197,7 @@ def import_github(
     return GitHubImport(
         frame=frame.sort_values("timestamp", kind="stable").reset_index(drop=True),
         n_pulls=n_pulls,
-        prs_without_session=tuple(no_session),
+        prs_without_session=tuple(dict.fromkeys(no_session)),
         reviews_skipped=dict(skipped),
         n_duplicates=n_duplicates,
     )
