@@ -344,8 +344,10 @@ def detect_retries(calls: pd.DataFrame, config: GradingConfig | None = None) -> 
     Two calls are a retry pair when they share a ``session_id`` (or, for calls without
     one, a ``user``), the later one started within ``windows.retry`` of the earlier
     one, and `prompt_similarity` of their normalised texts (``retry_text``, first
-    ``retry_max_chars`` characters) is at least ``retry_similarity``. Calls without a
-    timestamp, or without session and user, are never paired.
+    ``retry_max_chars`` characters) is at least ``retry_similarity``. A later call that
+    continues the earlier one's chat (more messages, the same last user turn: an agent's
+    tool loop) is not a retry. Calls without a timestamp, or without session and user,
+    are never paired.
 
     Returns
     -------
@@ -373,17 +375,37 @@ def detect_retries(calls: pd.DataFrame, config: GradingConfig | None = None) -> 
     window = config.window("retry").value
     texts: dict[int, str] = {}
 
+    nothing = np.full(len(calls), None, dtype=object)
+    prompts = calls["prompt"].to_numpy(dtype=object) if "prompt" in calls else nothing
+    chats = calls["messages"].to_numpy(dtype=object) if "messages" in calls else nothing
+
     def text(i: int) -> str:
         if i not in texts:
-            row = calls.iloc[i]
-            messages = row.get("messages")
-            prompt = row.get("prompt")
+            prompt, messages = prompts[i], chats[i]
             prompt = prompt if isinstance(prompt, str) and prompt else None
-            raw = routing_text(
-                prompt, messages if messages is not None else None, config.retry_text
-            )
+            messages = messages if isinstance(messages, list | np.ndarray) else None
+            try:
+                raw = routing_text(prompt, messages, config.retry_text)
+            except (ValueError, TypeError):  # no text: never a retry
+                raw = ""
             texts[i] = normalise_prompt(raw, config.retry_max_chars)
         return texts[i]
+
+    turns: dict[int, tuple[int, int]] = {}
+
+    def shape(i: int) -> tuple[int, int]:
+        """(number of messages, position of the last user turn); (0, -1) for a prompt."""
+        if i not in turns:
+            messages = chats[i] if isinstance(chats[i], list | np.ndarray) else []
+            users = [k for k, m in enumerate(messages) if m.get("role") == "user"]
+            turns[i] = (len(messages), users[-1] if users else -1)
+        return turns[i]
+
+    def continues(a: int, b: int) -> bool:
+        """Call b carries a's conversation further (an agent's tool loop): same last
+        user turn, more messages after it. Not a retry."""
+        (na, ua), (nb, ub) = shape(a), shape(b)
+        return na > 0 and nb > na and ua == ub
 
     retried_by = np.full(len(frame), -1)
     threshold = config.retry_similarity
@@ -398,7 +420,7 @@ def detect_retries(calls: pd.DataFrame, config: GradingConfig | None = None) -> 
             total = len(ta) + len(tb)
             if total == 0 or 2 * min(len(ta), len(tb)) / total < threshold:
                 continue  # the lengths alone rule it out
-            if prompt_similarity(ta, tb) >= threshold:
+            if prompt_similarity(ta, tb) >= threshold and not continues(call[a], call[b]):
                 retried_by[a] = call[b]
     found = retried_by >= 0
     request_ids = calls["request_id"].to_numpy()
@@ -458,7 +480,13 @@ def grade(
     as_of = _as_of(as_of)
     skew = pd.Timedelta(config.clock_skew)
     n = len(calls)
-    call_ts = _utc_series(calls["timestamp"]).reset_index(drop=True)
+    if "request_id" not in calls:
+        raise ValueError("grade needs the calls' request_id (a call log, docs/call-log.md).")
+    calls = original = calls.reset_index(drop=True)
+    for name in ("timestamp", "decision_id", "session_id", "user", "outcome"):
+        if name not in calls:  # a frame built elsewhere may leave optional columns out
+            calls = calls.assign(**{name: np.nan if name == "outcome" else None})
+    call_ts = _utc_series(calls["timestamp"])
     table = pd.DataFrame(
         {
             "call": np.arange(n),
@@ -535,7 +563,7 @@ def grade(
         outcome[no_event] = config.expired_outcome
         source[no_event], rule[no_event] = "expired", "expired"
 
-    graded = calls.reset_index(drop=True).copy()
+    graded = original.copy()
     graded["outcome"] = outcome
     graded["outcome_source"] = source
     graded["outcome_status"] = status

@@ -352,6 +352,25 @@ def test_retries_are_found_in_the_call_log(tmp_path):
     assert result.counts["retries_found_in_logs"] == 1
 
 
+def test_an_agent_tool_loop_is_not_a_retry(tmp_path):
+    """The same last user turn with more messages after it continues the chat; the same
+    question sent again (regenerate: the same messages) is a retry."""
+    ask = [{"role": "user", "content": "Fix the failing test in billing/"}]
+    step = [
+        *ask,
+        {"role": "assistant", "content": "Running the tests."},
+        {"role": "tool", "content": "1 failed"},
+    ]
+    rows = [
+        {"request_id": "a1", "messages": ask, "session_id": "agent", "timestamp": at("0min")},
+        {"request_id": "a2", "messages": step, "session_id": "agent", "timestamp": at("1min")},
+        {"request_id": "c1", "messages": ask, "session_id": "chat", "timestamp": at("0min")},
+        {"request_id": "c2", "messages": ask, "session_id": "chat", "timestamp": at("1min")},
+    ]
+    found = detect_retries(calls_frame(tmp_path, rows))
+    assert found.to_dict(orient="records") == [{"call": 2, "retried_by": "c2"}]
+
+
 def test_the_retry_window_and_similarity_come_from_the_config(tmp_path):
     calls = calls_frame(tmp_path, retry_rows())
     wide = GradingConfig(windows={"retry": "1h"})
