@@ -300,13 +300,14 @@ class GradeResult:
     graded : DataFrame, shape (n_calls, n_columns + 4)
         Every call, in input order, with ``outcome`` (float in [0, 1], NaN when pending
         or ungraded), ``outcome_source`` (the deciding events, ``kind:key`` joined by
-        ``;``), ``outcome_status`` (graded, logged, pending, no_event) and
+        ``;``), ``outcome_status`` (graded, logged, pending, no_event, expired) and
         ``graded_at`` (``as_of``, ISO 8601).
     quarantined : DataFrame
         Events that match no call: the event's columns, ``source`` and
         ``quarantine_reason``.
     counts : dict
-        graded / pending / no_event / logged, ``by_source`` (the deciding rule), the
+        graded / pending / no_event / expired / logged, ``by_source`` (the deciding
+        rule), the
         events used, ignored (after ``as_of``) and quarantined, and retries found.
     as_of : Timestamp
         The time the windows were measured against (UTC).
@@ -494,7 +495,11 @@ def grade(
             **{k: calls[k].to_numpy() for k in ("request_id", "decision_id", "session_id")},
         }
     )
-    ev = events.loc[:, [*EVENT_COLUMNS, "source"]].reset_index(drop=True)
+    ev = events.reset_index(drop=True)
+    for name in (*EVENT_COLUMNS, "source"):
+        if name not in ev:  # a frame built elsewhere may leave optional columns out
+            ev = ev.assign(**{name: np.nan if name == "value" else None})
+    ev = ev.loc[:, [*EVENT_COLUMNS, "source"]]
     ev["timestamp"] = pd.to_datetime(ev["timestamp"], utc=True)
     late = ev["timestamp"] > as_of
     n_late = int(late.sum())
@@ -561,7 +566,7 @@ def grade(
     status[no_event] = "no_event"
     if config.expired_outcome is not None:
         outcome[no_event] = config.expired_outcome
-        source[no_event], rule[no_event] = "expired", "expired"
+        source[no_event] = rule[no_event] = status[no_event] = "expired"
 
     graded = original.copy()
     graded["outcome"] = outcome
@@ -573,9 +578,10 @@ def grade(
     by_source = pd.Series(rule[rule != None]).value_counts()  # noqa: E711
     counts = {
         "n_calls": n,
-        "graded": int((status == "graded").sum()) + int((rule == "expired").sum()),
+        "graded": int((status == "graded").sum()),
         "pending": int(pending.sum()),
-        "no_event": int(no_event.sum()) - int((rule == "expired").sum()),
+        "no_event": int((status == "no_event").sum()),
+        "expired": int((status == "expired").sum()),
         "logged": int((status == "logged").sum()),
         "by_source": {str(k): int(v) for k, v in by_source.items()},
         "mean_outcome": None if np.isnan(outcome).all() else round(float(np.nanmean(outcome)), 4),
@@ -721,8 +727,8 @@ def _grade_prs(ev, links, linked_calls, config, skew, as_of, reasons, score, sou
     reasons[pr_ev.index[missed]] = (
         "PR "
         + pr_ev.loc[missed, "pr"]
-        + " was decided outside the window (windows.pr_merged / pr_closed_unmerged) "
-        "of every call of its session(s)"
+        + " grades no call: it was not merged or closed within the window "
+        "(windows.pr_merged / pr_closed_unmerged) of any call of its session(s)"
     )
     if not decided.empty:
         grouped = decided.groupby("call")

@@ -151,7 +151,7 @@ def test_a_merge_outside_the_window_of_the_call_does_not_grade_it(tmp_path):
     events = events_frame([opened(), pr_event("pr_merged", "20D")])
     result = grade(calls, events, as_of=at("40D"))
     assert outcomes(result) == {"s1-a": None, "s1-b": None}
-    assert "outside the window" in " ".join(result.quarantined["quarantine_reason"])
+    assert "grades no call" in " ".join(result.quarantined["quarantine_reason"])
 
 
 def test_one_pr_linked_to_two_sessions_grades_both(tmp_path):
@@ -220,6 +220,7 @@ def test_a_call_with_no_event_is_pending_while_its_window_is_open(tmp_path):
     expired = grade(calls, events_frame([]), GradingConfig(expired_outcome=0.0), as_of=at("8D"))
     assert (expired.graded["outcome"] == 0.0).all()
     assert set(expired.graded["outcome_source"]) == {"expired"}
+    assert expired.counts["expired"] == 3 and expired.counts["no_event"] == 0
 
 
 def test_events_after_as_of_are_ignored(tmp_path):

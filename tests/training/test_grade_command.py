@@ -64,7 +64,7 @@ CALLS = [
 ]
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
 def test_import_then_grade_through_the_command_line(tmp_path, capsys, suffix):
     calls = tmp_path / "calls.jsonl"
     calls.write_text("".join(json.dumps({"model": "m", **c}) + "\n" for c in CALLS))
