@@ -460,12 +460,12 @@ def grade(
 
     Parameters
     ----------
-    calls : DataFrame, shape (n_calls, n_columns)
-        A call log (`features.call_log.read_call_logs(...).frame`); uses ``request_id``,
+    calls : DataFrame, shape (n_calls, n_columns), or CallLogRead
+        A call log (`features.call_log.read_call_logs`); uses ``request_id``,
         ``decision_id``, ``session_id``, ``user``, ``timestamp``, ``prompt`` /
         ``messages`` and ``outcome``.
-    events : DataFrame, shape (n_events, 9)
-        Valid events (`features.events.read_events(...).frame`).
+    events : DataFrame, shape (n_events, 9), or EventsRead
+        Valid events (`features.events.read_events`).
     config : GradingConfig, optional
         Scores, windows and rules; the defaults when None.
     as_of : str or Timestamp, optional
@@ -477,6 +477,8 @@ def grade(
     GradeResult
     """
     started = time.perf_counter()
+    calls = getattr(calls, "frame", calls)  # a CallLogRead or its frame
+    events = getattr(events, "frame", events)  # an EventsRead or its frame
     config = config or GradingConfig()
     as_of = _as_of(as_of)
     skew = pd.Timedelta(config.clock_skew)
