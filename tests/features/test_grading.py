@@ -445,8 +445,9 @@ def test_the_default_toml_in_the_docs_is_the_default_config():
 
 # -------------------------------------------------------------------- real data
 def test_grading_the_shipped_log_keeps_every_call_and_its_outcome():
-    calls = read_call_logs(ROOT / "data" / "swebench_verified" / "calls.parquet").frame
-    result = grade(calls, events_frame([]), as_of="2030-01-01")
+    read = read_call_logs(ROOT / "data" / "swebench_verified" / "calls.parquet")
+    calls = read.frame
+    result = grade(read, events_frame([]), as_of="2030-01-01")  # a reader's result works too
     assert len(result.graded) == len(calls)
     assert result.graded["request_id"].tolist() == calls["request_id"].tolist()
     np.testing.assert_array_equal(result.graded["outcome"], calls["outcome"])
