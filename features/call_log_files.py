@@ -13,6 +13,7 @@ import gzip
 import json
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,27 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class LogKind:
+    """What kind of log a file holds, for the file-level error messages.
+
+    The call log and the outcome events share the file handling (formats, folders,
+    gzip, the errors that name the file and the fix); only the noun, the format page
+    and the error class differ.
+    """
+
+    noun: str = "call-log"
+    doc: str = FORMAT_DOC
+    error: type[ValueError] | None = None
+
+    def fail(self, path: str | Path, problem: str, fix: str) -> ValueError:
+        return (self.error or CallLogError)(path, problem, fix)
+
+
+#: The call log's kind (the default of every function here).
+CALL_LOG = LogKind()
 
 #: What a library may raise on a file that is not what its name says.
 _READ_ERRORS = (
@@ -54,13 +76,15 @@ class CallLogError(ValueError):
         return type(self), (self.path, self.problem, self.fix)
 
 
-def log_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+def log_files(paths: str | Path | Sequence[str | Path], kind: LogKind = CALL_LOG) -> list[Path]:
     """Expand files and folders into the sorted list of call-log files they hold."""
-    return [path for path, _ in log_sources(paths)]
+    return [path for path, _ in log_sources(paths, kind)]
 
 
-def log_sources(paths: str | Path | Sequence[str | Path]) -> list[tuple[Path, bool]]:
-    """Call-log files with whether each was named itself (True) or found in a folder."""
+def log_sources(
+    paths: str | Path | Sequence[str | Path], kind: LogKind = CALL_LOG
+) -> list[tuple[Path, bool]]:
+    """Log files with whether each was named itself (True) or found in a folder."""
     if isinstance(paths, str | Path):
         paths = [paths]
     sources: list[tuple[Path, bool]] = []
@@ -68,22 +92,22 @@ def log_sources(paths: str | Path | Sequence[str | Path]) -> list[tuple[Path, bo
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
             if not found:
-                raise CallLogError(
+                raise kind.fail(
                     p,
-                    f"folder holds no call-log files ({', '.join(SUFFIXES)})",
-                    f"Point to the folder or files that hold the logs (format: {FORMAT_DOC}).",
+                    f"folder holds no {kind.noun} files ({', '.join(SUFFIXES)})",
+                    f"Point to the folder or files that hold the logs (format: {kind.doc}).",
                 )
             sources.extend((f, False) for f in found)
         elif p.is_file():
             if not p.name.endswith(SUFFIXES):
-                raise CallLogError(
+                raise kind.fail(
                     p,
-                    "unsupported call-log format",
-                    f"Name the file by its content: {', '.join(SUFFIXES)} (format: {FORMAT_DOC}).",
+                    f"unsupported {kind.noun} format",
+                    f"Name the file by its content: {', '.join(SUFFIXES)} (format: {kind.doc}).",
                 )
             sources.append((p, True))
         else:
-            raise CallLogError(
+            raise kind.fail(
                 p,
                 "no such file or folder",
                 f"Check the path (a relative path starts from {Path.cwd()}).",
@@ -91,7 +115,9 @@ def log_sources(paths: str | Path | Sequence[str | Path]) -> list[tuple[Path, bo
     return sources
 
 
-def read_log_file(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def read_log_file(
+    path: Path, kind: LogKind = CALL_LOG
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Rows of one file as read (``_line`` numbers them), and its unparseable lines.
 
     Raises
@@ -113,7 +139,7 @@ def read_log_file(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     except CallLogError:
         raise
     except _READ_ERRORS as exc:
-        raise _unreadable(path, exc) from exc
+        raise _unreadable(path, exc, kind) from exc
     frame["_line"] = np.arange(1, len(frame) + 1)
     return frame, []
 
@@ -140,11 +166,11 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return pd.DataFrame.from_records(rows), bad
 
 
-def _unreadable(path: Path, exc: BaseException) -> CallLogError:
-    kind = type(exc).__name__
-    if kind == "error":  # zlib.error
-        kind = f"{type(exc).__module__}.error"
-    detail = f"{kind}: {exc}"
+def _unreadable(path: Path, exc: BaseException, kind: LogKind = CALL_LOG) -> ValueError:
+    error_name = type(exc).__name__
+    if error_name == "error":  # zlib.error
+        error_name = f"{type(exc).__module__}.error"
+    detail = f"{error_name}: {exc}"
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
@@ -152,36 +178,36 @@ def _unreadable(path: Path, exc: BaseException) -> CallLogError:
         head = b""
     name = path.name
     if name.endswith(".gz") and not head.startswith(GZIP_MAGIC):
-        return CallLogError(
+        return kind.fail(
             path,
             f"is named .gz but is not gzip-compressed ({detail})",
             f"If it is plain text, rename it to {name[:-3]}; otherwise compress it with gzip.",
         )
     if name.endswith(".gz"):
-        return CallLogError(
+        return kind.fail(
             path,
             f"is a corrupt or truncated gzip file ({detail})",
             "Copy or export it again; `gzip -t FILE` checks a file.",
         )
     if head.startswith(GZIP_MAGIC):
-        return CallLogError(
+        return kind.fail(
             path,
             "is gzip-compressed but not named .gz",
             f"Rename it to {name}.gz.",
         )
     if name.endswith(".parquet"):
-        return CallLogError(
+        return kind.fail(
             path,
             f"is not a readable Parquet file ({detail})",
             "Write it again (pandas DataFrame.to_parquet or pyarrow), or export the logs "
-            f"as .jsonl or .csv (format: {FORMAT_DOC}).",
+            f"as .jsonl or .csv (format: {kind.doc}).",
         )
     if isinstance(exc, UnicodeDecodeError):
-        return CallLogError(path, f"is not UTF-8 text ({detail})", "Export it as UTF-8.")
+        return kind.fail(path, f"is not UTF-8 text ({detail})", "Export it as UTF-8.")
     if isinstance(exc, OSError):
-        return CallLogError(path, f"cannot be read ({detail})", "Check its permissions.")
-    return CallLogError(
+        return kind.fail(path, f"cannot be read ({detail})", "Check its permissions.")
+    return kind.fail(
         path,
         f"cannot be read as {'CSV' if name.endswith(CSV_SUFFIXES) else 'JSONL'} ({detail})",
-        f"Check that it is one complete file in that format (format: {FORMAT_DOC}).",
+        f"Check that it is one complete file in that format (format: {kind.doc}).",
     )

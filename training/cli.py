@@ -11,6 +11,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from training.grade_command import add_grading_parsers
+
 
 def learner_configs(wanted: list[str]) -> list:
     """Learner settings for ``--learner``: default-grid labels, or registered names.
@@ -460,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_route_parser(sub)
     add_serve_parser(sub)
     _add_promote_parser(sub)
+    add_grading_parsers(sub)
     _link_log_format(sub)
     return parser
 
