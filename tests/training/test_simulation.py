@@ -238,6 +238,30 @@ def test_truth_matches_the_input_table(swebench_sim, shipped_calls):
     np.testing.assert_array_equal(calls["output_tokens"], source.loc[calls.index, "output_tokens"])
 
 
+def test_chat_messages_are_kept_and_routed_on(tmp_path):
+    """A log of OpenAI chat messages: the calls keep them, the biased policy measures
+    their whole text, and the OBP-style arrays line up with the calls."""
+    frame = pd.read_json(ROUTEPROFILE, lines=True)
+    frame = frame[frame["task"].isin(["gsm8k", "mmlu"])].copy()
+    frame["messages"] = [
+        [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": p}]
+        for p in frame.pop("prompt")
+    ]
+    result = simulate(frame, "biased", seed=0)
+    write_simulation(result, tmp_path)
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert all("prompt" not in c and c["messages"][0]["role"] == "system" for c in calls)
+    feedback = result.bandit_feedback()
+    assert feedback["pi_b"].shape == (100, 8, 1)
+    np.testing.assert_array_equal(
+        feedback["reward"], result.table.outcome[np.arange(100), feedback["action"]]
+    )
+    value = result.policy_value(result.action_dist)
+    assert value == result.to_dict()["logging_policy_value"]
+    one_hot = np.eye(8)[np.argmax(result.table.outcome, axis=1)]
+    assert result.policy_value(one_hot)["quality"] == result.table.outcome.max(axis=1).mean()
+
+
 def test_uniform_choices_are_uniform():
     """Pooled over seeds (3000 calls, 8 models), counts fit 1/K (chi-square)."""
     counts = pd.Series(dtype=float)

@@ -225,7 +225,9 @@ class BiasedHumanPolicy(LoggingPolicy):
     With the defaults (0.7, 0.8, median) and K candidates, a long prompt goes to the
     big model with probability ``0.7 + 0.06 / K`` and a short one to the team's habit
     with ``0.8 + 0.2 / K``; every candidate keeps at least ``0.06 / K``, so
-    importance weights stay finite. This is the bias that misleads naive training:
+    importance weights stay finite. ``habit_share=0`` leaves only the size bias (long
+    prompts to the big model, the rest uniform). This is the bias that misleads naive
+    training:
     the big model answers the hard, long prompts, the habits answer what each team
     asks, and a per-candidate fit on the rows each model happened to answer learns
     the traffic, not the model.

@@ -125,8 +125,10 @@ class SimulationResult:
     def bandit_feedback(self) -> dict[str, Any]:
         """The logged data under Open Bandit Pipeline's key names, prompt order:
         ``n_rounds``, ``n_actions``, ``action``, ``reward``, ``pscore``, ``cost_usd``,
-        ``pi_b`` (shape (n_rounds, n_actions, 1)), ``expected_reward`` (the truth)."""
+        ``action_names``, ``pi_b`` (shape (n_rounds, n_actions, 1)) and
+        ``expected_reward`` (the truth, shape (n_rounds, n_actions))."""
         return {
+            "action_names": self.candidates,
             "n_rounds": len(self.action),
             "n_actions": len(self.candidates),
             "action": self.action,
