@@ -89,6 +89,13 @@ def add_simulate_parser(sub) -> None:
         help="synthetic teams when the log has no team column (its own teams are kept)",
     )
     simulate.add_argument(
+        "--task-affinity",
+        type=float,
+        default=0.8,
+        help="synthetic teams: share of a task's prompts sent by the task's home team "
+        "(teams do different work), the rest by any team",
+    )
+    simulate.add_argument(
         "--users-per-team", type=int, default=3, help="users sending each team's prompts"
     )
     simulate.add_argument(
@@ -115,6 +122,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         days=args.days,
         start=args.start,
         n_teams=args.teams,
+        task_affinity=args.task_affinity,
         users_per_team=args.users_per_team,
         mean_session_calls=args.session_calls,
     )

@@ -9,6 +9,7 @@ epsilon and softmax policies.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,12 @@ def test_calls_are_a_valid_gateway_log_without_outcomes(swebench_sim, routeprofi
     per_session = calls.groupby("session_id").size()
     assert per_session.max() > 1 and per_session.mean() > 1.5
     assert (calls.groupby("session_id")["user"].nunique() == 1).all()
+    assert (calls.groupby("user")["team"].nunique() == 1).all()
+    # RouteProfile has no teams: synthetic ones, each task mostly sent by its home team
+    home_share = calls.groupby("task")["team"].agg(lambda t: t.value_counts().iloc[0] / len(t))
+    assert calls["team"].nunique() == 5 and home_share.mean() > 0.75
+    # SWE-bench keeps its own teams (the repositories)
+    assert set(_calls(swebench_sim[1])["team"]) <= set(swebench_sim[0].table.prompts["team"])
 
 
 @pytest.mark.parametrize("which", ["routeprofile_sim", "swebench_sim"])
@@ -409,6 +416,24 @@ def test_policies_parse_to_their_classes():
     assert parse_policy("epsilon:/a:b/bundle:0.3") == EpsilonGreedyPolicy("/a:b/bundle", 0.3)
     assert parse_policy("softmax:b:0.1") == SoftmaxPolicy("b", 0.1)
     assert parse_policy("human", random_state=5) == BiasedHumanPolicy(random_state=5)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--start", "last tuesday", "start must be an ISO 8601 date-time"),
+        ("--teams", "12", r"n_teams must be in \[1, 8\]"),
+        ("--session-calls", "0.5", r"mean_session_calls must be in \[1, max_session_calls\]"),
+        ("--task-affinity", "2", r"task_affinity must be in \[0, 1\]"),
+        ("--retry-share", "-0.1", r"retry_share must be in \[0, 1\]"),
+        ("--candidates", "gpt-9", r"Candidates \['gpt-9'\] have no row"),
+    ],
+)
+def test_bad_options_are_one_error_line(option, value, message, tmp_path, capsys):
+    argv = ["simulate", "--logs", str(ROUTEPROFILE), "--policy", "uniform"]
+    assert main([*argv, "--out", str(tmp_path / "sim"), option, value]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "sim").exists()
 
 
 def test_biased_policy_refuses_an_unknown_big_model():

@@ -48,6 +48,9 @@ class TrafficConfig:
         Mean number of calls of one session (geometric, at most
         ``max_session_calls``).
     max_session_calls : int, default=8
+    task_affinity : float in [0, 1], default=0.8
+        Synthetic teams only: share of a task's prompts sent by the task's home team
+        (`prompt_teams`).
     one_prompt_per_session : bool, default=False
         Each prompt its own session: agent-style logs, where a PR grades every call
         of its session, so two prompts in one session could not keep their own
@@ -60,6 +63,7 @@ class TrafficConfig:
     users_per_team: int = 3
     mean_session_calls: float = 3.0
     max_session_calls: int = 8
+    task_affinity: float = 0.8
     one_prompt_per_session: bool = False
 
     def __post_init__(self) -> None:
@@ -76,7 +80,15 @@ class TrafficConfig:
                 "mean_session_calls must be in [1, max_session_calls], got "
                 f"{self.mean_session_calls!r}."
             )
-        pd.Timestamp(self.start)  # raises on a bad date
+        if not 0.0 <= self.task_affinity <= 1.0:
+            raise ValueError(f"task_affinity must be in [0, 1], got {self.task_affinity!r}.")
+        try:
+            pd.Timestamp(self.start)
+        except ValueError:
+            raise ValueError(
+                f"start must be an ISO 8601 date-time, e.g. 2026-01-05T00:00:00Z, got "
+                f"{self.start!r}."
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -96,14 +108,27 @@ class Traffic:
     timestamp: np.ndarray
 
 
-def prompt_teams(table: FullInformationTable, config: TrafficConfig, rng) -> np.ndarray:
-    """The log's ``team`` of each prompt where every prompt has one (SWE-bench: the
-    repository), else a synthetic team drawn uniformly."""
+def prompt_teams(
+    table: FullInformationTable, config: TrafficConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """The team that sent each prompt.
+
+    The log's ``team`` where every prompt has one (SWE-bench: the repository).
+    Otherwise synthetic teams: each ``task`` tag has a home team (teams do different
+    work), which sends its prompts with probability ``config.task_affinity``; the
+    rest, and prompts without a task, come from any team uniformly.
+    """
     logged = table.prompts["team"]
     if logged.notna().all():
         return logged.astype(str).to_numpy()
     names = np.array(TEAM_NAMES[: config.n_teams])
-    return names[rng.integers(config.n_teams, size=table.n_prompts)]
+    team = rng.integers(config.n_teams, size=table.n_prompts)
+    tasks = table.prompts["task"]
+    known = sorted(tasks.dropna().astype(str).unique().tolist())
+    home = dict(zip(known, rng.integers(config.n_teams, size=len(known)), strict=True))
+    at_home = tasks.notna().to_numpy() & (rng.random(table.n_prompts) < config.task_affinity)
+    homes = np.array([home.get(t, 0) for t in tasks.fillna("").astype(str)], dtype=np.int64)
+    return names[np.where(at_home, homes, team)]
 
 
 def simulate_traffic(teams: np.ndarray, config: TrafficConfig, rng: np.random.Generator) -> Traffic:
