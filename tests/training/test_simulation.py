@@ -26,9 +26,11 @@ from training.cli import main
 from training.simulation import (
     BiasedHumanPolicy,
     EpsilonGreedyPolicy,
+    PrecomputedPolicy,
     SoftmaxPolicy,
     UniformPolicy,
     parse_policy,
+    read_full_information,
     simulate,
     write_simulation,
 )
@@ -267,6 +269,19 @@ def test_chat_messages_are_kept_and_routed_on(tmp_path):
     assert value == result.to_dict()["logging_policy_value"]
     one_hot = np.eye(8)[np.argmax(result.table.outcome, axis=1)]
     assert result.policy_value(one_hot)["quality"] == result.table.outcome.max(axis=1).mean()
+
+
+def test_a_table_read_once_and_a_precomputed_distribution_replay_a_run():
+    """What benchmarks do over many seeds: read the log once, score the prompts once."""
+    first = simulate(SWEBENCH, "biased", seed=11)
+    table, _ = read_full_information(SWEBENCH)
+    again = simulate(table, PrecomputedPolicy(first.action_dist, first.policy_spec), seed=11)
+    np.testing.assert_array_equal(again.action, first.action)
+    pd.testing.assert_frame_equal(again.calls, first.calls)
+    pd.testing.assert_frame_equal(again.events, first.events)
+    assert again.policy_spec == {**first.policy_spec, "seed": 11}
+    with pytest.raises(ValueError, match=r"precomputed distribution has shape \(2, 5\)"):
+        simulate(table, PrecomputedPolicy(first.action_dist[:2]), seed=0)
 
 
 def test_uniform_choices_are_uniform():

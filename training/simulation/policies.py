@@ -203,6 +203,37 @@ class SoftmaxPolicy(_BundlePolicy):
         return Exploration("softmax", temperature=self.temperature)
 
 
+@dataclass(frozen=True, eq=False)
+class PrecomputedPolicy(LoggingPolicy):
+    """A distribution computed once and replayed, e.g. a bundle policy's over many seeds
+    (scoring the prompts is the slow part; the draws are what the seed changes).
+
+    Parameters
+    ----------
+    dist : ndarray of float, shape (n_prompts, n_candidates)
+        Rows in the simulated table's prompt order (sorted ``prompt_id``), columns in
+        its candidate order, e.g. ``SimulationResult.action_dist`` of an earlier run.
+    description : dict, optional
+        What ``describe`` reports (default: ``{"name": "precomputed"}``).
+    """
+
+    policy_name: ClassVar[str] = "precomputed"
+    dist: np.ndarray = None  # type: ignore[assignment]
+    description: dict | None = None
+
+    def action_dist(self, context: PromptContext) -> np.ndarray:
+        dist = np.asarray(self.dist, dtype=np.float64)
+        if dist.shape != (context.n_prompts, context.n_candidates):
+            raise ValueError(
+                f"The precomputed distribution has shape {dist.shape}; these prompts need "
+                f"(n_prompts, n_candidates) = ({context.n_prompts}, {context.n_candidates})."
+            )
+        return dist
+
+    def describe(self, context: PromptContext | None = None) -> dict[str, Any]:
+        return dict(self.description or {"name": self.policy_name})
+
+
 #: What "the big model" of `BiasedHumanPolicy` is: the dearest per call, or the best on
 #: average (any other value names a candidate).
 LARGE_TARGETS = ("expensive", "strongest")

@@ -207,12 +207,16 @@ def simulate(
 
     Parameters
     ----------
-    logs : path, list of paths, or DataFrame
+    logs : path, list of paths, DataFrame or FullInformationTable
         A full-information call log: every candidate answered every prompt
         (`training.simulation.table.read_full_information`). Prompts some candidate
-        did not answer are left out and counted.
+        did not answer are left out and counted. A table read once
+        (`read_full_information`) saves reading the log again for every seed.
     policy : str or LoggingPolicy
-        A ``--policy`` spec (`training.simulation.policies.parse_policy`) or a policy.
+        A ``--policy`` spec (`training.simulation.policies.parse_policy`; a biased
+        policy draws the teams' habits with ``seed``) or a policy object (which
+        keeps its own ``random_state``). `PrecomputedPolicy` replays a distribution
+        computed once, e.g. a bundle's, over many seeds.
     seed : int, default=0
         Seeds everything random; the same seed gives the same files.
     candidates : list of str, optional
@@ -234,7 +238,15 @@ def simulate(
     -------
     SimulationResult
     """
-    table, n_quarantined = read_full_information(logs, candidates=candidates, prices=prices)
+    if isinstance(logs, FullInformationTable):
+        table, n_quarantined = logs, 0
+        if candidates is not None and tuple(candidates) != table.candidates:
+            raise ValueError(
+                f"candidates {list(candidates)} differ from the table's "
+                f"{list(table.candidates)}; read the log again with them."
+            )
+    else:
+        table, n_quarantined = read_full_information(logs, candidates=candidates, prices=prices)
     given = policy if isinstance(policy, str) else None
     if isinstance(policy, str):
         policy = parse_policy(policy, random_state=seed)
