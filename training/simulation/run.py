@@ -167,6 +167,10 @@ class SimulationResult:
                 m: round(float(chosen.get(m, 0)) / len(calls), 4) for m in self.candidates
             },
             "min_propensity": float(self.pscore.min()),
+            # support: off-policy estimates need every action a target policy takes to
+            # have some logging probability
+            "min_action_probability": float(self.action_dist.min()),
+            "zero_probability_share": float((self.action_dist == 0).mean()),
             "logging_policy_value": self.policy_value(self.action_dist),
             "logged_mean_outcome": float(self.reward.mean()),
             "logged_mean_cost_usd": float(self.cost_usd.mean()),
