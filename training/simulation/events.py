@@ -31,16 +31,6 @@ EVENT_STYLES = ("auto", "tests", "judge", "pr")
 AGENT_TASKS = frozenset({"swe-bench"})
 #: Columns of the events file, in order.
 EVENT_COLUMNS = ("timestamp", "event", "request_id", "session_id", "pr", "value", "event_id")
-#: The score each decisive event kind stands for in a simulated log (what the
-#: simulation promises `grade` will find with its default config).
-EVENT_SCORES = {
-    "tests_passed": 1.0,
-    "tests_failed": 0.0,
-    "pr_merged": 1.0,
-    "pr_closed_unmerged": 0.0,
-}
-
-_MINUTE = np.timedelta64(60_000, "ms")
 
 
 def resolve_style(style: str, tasks: pd.Series) -> str:
@@ -93,6 +83,11 @@ def outcome_events(
     """
     if not 0.0 <= retry_share <= 1.0:
         raise ValueError(f"retry_share must be in [0, 1], got {retry_share!r}.")
+    if style not in ("tests", "judge", "pr"):
+        raise ValueError(
+            f"Expected a resolved event style (tests, judge or pr), got {style!r}; see "
+            "resolve_style."
+        )
     outcome = np.asarray(outcome, dtype=np.float64)
     stamp = calls["timestamp"].to_numpy().astype("datetime64[ms]")
     request = calls["request_id"].to_numpy(dtype=object)
@@ -100,14 +95,8 @@ def outcome_events(
     parts: list[pd.DataFrame] = []
 
     def add(when, event, **keys) -> None:
-        part = pd.DataFrame({"timestamp": when, "event": event, **keys})
-        parts.append(part)
+        parts.append(pd.DataFrame({"timestamp": when, "event": event, **keys}))
 
-    if style not in ("tests", "judge", "pr"):
-        raise ValueError(
-            f"Expected a resolved event style (tests, judge or pr), got {style!r}; see "
-            "resolve_style."
-        )
     judged = ~binary if style != "judge" else np.ones(len(outcome), dtype=bool)
     if judged.any():
         add(
