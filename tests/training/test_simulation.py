@@ -356,6 +356,11 @@ def test_bundle_policies_explore_around_the_served_choice(method, bundle_dir, sm
     assert result.policy_spec["exploration"]["method"] == method
 
 
+def test_a_bundle_policy_needs_the_bundle_to_know_every_candidate(bundle_dir):
+    with pytest.raises(ValueError, match=r"does not route to \['gemma-2-9b-it'"):
+        simulate(ROUTEPROFILE, f"epsilon:{bundle_dir}:0.1")
+
+
 def test_cli_runs_end_to_end_and_drops_propensity(tmp_path, capsys):
     out = tmp_path / "sim"
     code = main(
