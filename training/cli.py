@@ -357,6 +357,7 @@ def _add_train_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from serving.commands import add_route_parser, add_serve_parser
+    from training.simulate_command import add_simulate_parser
 
     parser = CommandParser(
         prog="outcome-router",
@@ -463,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     _add_promote_parser(sub)
     add_grading_parsers(sub)
+    add_simulate_parser(sub)
     _link_log_format(sub)
     return parser
 
