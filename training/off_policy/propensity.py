@@ -10,6 +10,8 @@ estimated propensity would otherwise carry an entire IPS estimate.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 #: Default lower clip of estimated propensities.
@@ -22,7 +24,8 @@ def estimate_logging_policy(
     n_actions: int,
     *,
     min_propensity: float = MIN_PROPENSITY,
-    C: float = 1.0,
+    Cs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    n_components: int = 32,
     random_state: int = 0,
 ) -> np.ndarray:
     """``pi_b(a | x_i)`` for every round and action, shape (n_rounds, n_actions).
@@ -36,8 +39,15 @@ def estimate_logging_policy(
     n_actions : int
     min_propensity : float in (0, 1 / n_actions], default=0.01
         Probabilities are clipped to at least this and rows renormalised.
-    C : float, default=1.0
-        Inverse L2 strength of :class:`sklearn.linear_model.LogisticRegression`.
+    Cs : tuple of float, default=(1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+        Inverse L2 strengths tried; the one with the best cross-validated log-loss is
+        kept (:class:`sklearn.linear_model.LogisticRegressionCV`). Hundreds of
+        embedding features overfit a few hundred calls: with a fixed weak penalty a
+        uniform logger would look deterministic, and every weight would explode.
+    n_components : int, default=32
+        The standardised features are first reduced to this many principal
+        components: the logging policies we expect (people, routers) depend on a few
+        directions of the prompt (length, task), and the fit is 10x faster.
     random_state : int, default=0
 
     Returns
@@ -46,7 +56,8 @@ def estimate_logging_policy(
         Rows sum to 1. Actions never logged get ``min_propensity`` (renormalised):
         the logs say nothing about them, and a zero would make IPS undefined.
     """
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.preprocessing import StandardScaler
 
     action = np.asarray(action)
@@ -62,8 +73,25 @@ def estimate_logging_policy(
         probs[:, seen[0]] = 1.0
     else:
         x = StandardScaler().fit_transform(np.asarray(features, dtype=np.float64))
-        model = LogisticRegression(C=C, max_iter=2000, random_state=random_state)
-        model.fit(x, action)
+        n_components = min(n_components, x.shape[1], n - 1)
+        if n_components < x.shape[1]:
+            x = PCA(n_components=n_components, random_state=random_state).fit_transform(x)
+        folds = min(5, int(np.bincount(action)[seen].min()))
+        if folds >= 2:
+            model = LogisticRegressionCV(
+                Cs=list(Cs),
+                cv=folds,
+                scoring="neg_log_loss",
+                max_iter=2000,
+                random_state=random_state,
+            )
+        else:  # an action logged once cannot be cross-validated: take the strongest penalty
+            model = LogisticRegression(C=min(Cs), max_iter=2000, random_state=random_state)
+        with warnings.catch_warnings():
+            # sklearn >= 1.9 announces a change of LogisticRegressionCV's attributes,
+            # none of which are read here.
+            warnings.simplefilter("ignore", FutureWarning)
+            model.fit(x, action)
         probs[:, model.classes_] = model.predict_proba(x)
     probs = np.maximum(probs, min_propensity)
     return probs / probs.sum(axis=1, keepdims=True)
