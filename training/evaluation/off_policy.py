@@ -69,8 +69,9 @@ def routing_texts(frame: pd.DataFrame, prompt_ids: Sequence[str], source: str) -
     texts = []
     for pid in prompt_ids:
         row = firsts.loc[pid]
-        prompt = row["prompt"] if isinstance(row["prompt"], str) else None
-        texts.append(routing_text(prompt, row["messages"], source=source))
+        prompt = row.get("prompt")
+        prompt = prompt if isinstance(prompt, str) else None
+        texts.append(routing_text(prompt, row.get("messages"), source=source))
     return texts
 
 
