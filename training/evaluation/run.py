@@ -1,5 +1,7 @@
 """`outcome-router evaluate`: run a bundle as it is served on held-out full-information
-logs, and write ``metrics.json`` + ``report.html``.
+logs, and write ``metrics.json`` + ``report.html``. On partial-feedback logs (a
+gateway's one call per prompt) the served policy is estimated off-policy instead
+(:mod:`training.evaluation.off_policy`).
 
 Logs are read once, through the validated reader :func:`features.call_log.read_call_logs`
 (the one ``train`` uses): rows it rejects go to ``quarantine.jsonl`` beside the report

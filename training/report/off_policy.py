@@ -34,7 +34,8 @@ def off_policy_png(section: OffPolicySection) -> bytes:
     fig = _figure(11, 4.8)
     ax_cq = fig.add_subplot(1, 2, 1)
     ax_q = fig.add_subplot(1, 2, 2)
-    values = [max(p.value_usd, 1e-12) for p in section.curve]
+    values = [p.value_usd for p in section.curve]
+    positive = [i for i, v in enumerate(values) if v > 0]  # value 0 has no place on a log axis
     for name, color in BANDED.items():
         rows = [p.estimators[name] for p in section.curve if name in p.estimators]
         if len(rows) != len(section.curve):
@@ -45,8 +46,11 @@ def off_policy_png(section: OffPolicySection) -> bytes:
         cost = [r.cost_usd.estimate for r in rows]
         cl = [r.cost_usd.low for r in rows]
         ch = [r.cost_usd.high for r in rows]
-        ax_q.plot(values, q, "-o", color=color, ms=3, label=name.upper())
-        ax_q.fill_between(values, ql, qh, color=color, alpha=0.15)
+        x = [values[i] for i in positive]
+        ax_q.plot(x, [q[i] for i in positive], "-o", color=color, ms=3, label=name.upper())
+        ax_q.fill_between(
+            x, [ql[i] for i in positive], [qh[i] for i in positive], color=color, alpha=0.15
+        )
         ax_cq.errorbar(
             cost,
             q,
