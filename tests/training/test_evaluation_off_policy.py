@@ -107,12 +107,15 @@ def test_without_propensity_the_logging_policy_is_estimated(
     bandit: dict, bundle_dir: Path, tmp_path: Path
 ) -> None:
     log = bandit["log"].drop(columns=["propensity"])
+    log.loc[0, "outcome"] = None  # one call still pending
     path = tmp_path / "bandit.parquet"
     log.to_parquet(path, index=False)
     result = evaluate(bundle_dir, [str(path)], tmp_path / "out", n_bootstrap=50)
     section = result.off_policy
     assert section.propensity_source == "estimated"
     assert any("logging policy was estimated" in w for w in section.warnings)
+    assert section.n == 39 and result.n_ungraded == 1
+    assert any("1 calls without an outcome (pending)" in w for w in section.warnings)
 
 
 def test_cli_evaluates_an_exploring_policy(bandit: dict, tmp_path: Path, capsys) -> None:

@@ -249,6 +249,12 @@ def off_policy_section(
             f"Effective sample size {default.ess:.1f} of {n} calls: the logs rarely made the "
             "bundle's choices, so the importance-weighted estimates rest on few calls."
         )
+    if n_ungraded:
+        warnings.append(
+            f"{n_ungraded} calls without an outcome (pending) or a cost were left out: if "
+            "they differ from the graded ones (e.g. slow merges), the estimates lean "
+            "toward the graded calls."
+        )
     if others:
         warnings.append(
             f"{int(counts[k:].sum())} calls went to models that are not evaluated candidates "
