@@ -117,6 +117,11 @@ def evaluate(
         _say(f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> {quarantine}")
     frame = read.frame
     if is_partial_feedback(frame, served.candidates):
+        if compare or pairs:
+            _say(
+                "warning: --compare and --pair need full-information logs; on these "
+                "partial-feedback logs only the bundle itself is estimated"
+            )
         return _evaluate_partial_feedback(
             served,
             frame,
