@@ -52,6 +52,7 @@ def test_metrics_json_has_the_off_policy_shape(bandit: dict) -> None:
     section = metrics["off_policy"]
     assert section["n"] == len(bandit["log"]) == 40
     assert section["propensity_source"] == "logged"
+    assert section["default_estimator"] == "dr"
     assert 0 < section["ess"] <= section["n"]
     assert set(section["estimators"]) == {"dr", "snips", "ips", "dm"}
     for name, entry in section["estimators"].items():
@@ -113,6 +114,7 @@ def test_without_propensity_the_logging_policy_is_estimated(
     result = evaluate(bundle_dir, [str(path)], tmp_path / "out", n_bootstrap=50)
     section = result.off_policy
     assert section.propensity_source == "estimated"
+    assert section.default_estimator == "snips"
     assert any("logging policy was estimated" in w for w in section.warnings)
     assert section.n == 39 and result.n_ungraded == 1
     assert any("1 calls without an outcome (pending)" in w for w in section.warnings)

@@ -224,7 +224,8 @@ class OffPolicySection:
     low_propensity : float
     n_bootstrap, alpha, clip : as passed to the estimators (clip None: no clipping).
     default_estimator : str
-        The estimator the headline quotes.
+        The estimator the headline quotes: ``dr`` with logged propensities, ``snips``
+        with estimated ones (:data:`training.evaluation.off_policy.DEFAULT_ESTIMATOR`).
     """
 
     n: int
