@@ -28,8 +28,12 @@ logs with ``OUTCOME_ROUTER_EXPLORE=epsilon``).
 
 The sampling is deliberately minimal (one categorical draw per prompt from a
 distribution matrix): the full simulator of gateway logs (users, sessions, delayed
-events, `outcome-router simulate`) lives in ``training/simulation``; once merged, the
-``_logging_distributions`` and ``_draw`` functions here should call it instead.
+events, `outcome-router simulate`) lives in ``training/simulation`` (branch h10-sim).
+Once merged, ``_logging_distributions`` should become that package's policies
+(``parse_policy("uniform" | "epsilon:BUNDLE:0.2" | "softmax:BUNDLE:T" | "biased")``,
+whose ``action_dist(PromptContext)`` is the same matrix), ``_draw`` its ``simulate``
+with ``PrecomputedPolicy``, and the truth its ``FullInformationTable``, so benchmark
+and simulator share one definition of each logging policy.
 
 With ``--estimated-propensity`` the logged propensities are dropped and the logging
 policy is estimated as ``evaluate`` does on logs without them.
