@@ -159,6 +159,10 @@ def test_logging_policy_estimate_of_a_uniform_logger_is_near_uniform() -> None:
     # action 4 was never logged: only the clip floor, renormalised
     assert pi_b[:, 4].max() < 0.011
     assert np.abs(pi_b[:, :4] - 0.25).max() < 0.05
+    # a large log is fitted on a subset and predicted on every round
+    subset = estimate_logging_policy(features, action, n_actions=5, max_fit_rounds=100)
+    assert subset.shape == (400, 5) and not np.allclose(subset, pi_b)
+    np.testing.assert_allclose(subset.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match=r"min_propensity in \(0, 1/n_actions\]"):
         estimate_logging_policy(features, action, n_actions=5, min_propensity=0.5)
 

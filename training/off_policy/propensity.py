@@ -26,6 +26,7 @@ def estimate_logging_policy(
     min_propensity: float = MIN_PROPENSITY,
     Cs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
     n_components: int = 32,
+    max_fit_rounds: int = 20_000,
     random_state: int = 0,
 ) -> np.ndarray:
     """``pi_b(a | x_i)`` for every round and action, shape (n_rounds, n_actions).
@@ -48,6 +49,9 @@ def estimate_logging_policy(
         The standardised features are first reduced to this many principal
         components: the logging policies we expect (people, routers) depend on a few
         directions of the prompt (length, task), and the fit is 10x faster.
+    max_fit_rounds : int, default=20000
+        Larger logs are fitted on a random subset of this many rounds (and predicted
+        on all), so a month of gateway traffic costs seconds, not minutes.
     random_state : int, default=0
 
     Returns
@@ -76,7 +80,11 @@ def estimate_logging_policy(
         n_components = min(n_components, x.shape[1], n - 1)
         if n_components < x.shape[1]:
             x = PCA(n_components=n_components, random_state=random_state).fit_transform(x)
-        folds = min(5, int(np.bincount(action)[seen].min()))
+        fit = np.arange(n)
+        if n > max_fit_rounds:
+            fit = np.random.default_rng(random_state).choice(n, max_fit_rounds, replace=False)
+        fit_seen = np.unique(action[fit])
+        folds = min(5, int(np.bincount(action[fit])[fit_seen].min()))
         if folds >= 2:
             model = LogisticRegressionCV(
                 Cs=list(Cs),
@@ -91,7 +99,7 @@ def estimate_logging_policy(
             # sklearn >= 1.9 announces a change of LogisticRegressionCV's attributes,
             # none of which are read here.
             warnings.simplefilter("ignore", FutureWarning)
-            model.fit(x, action)
+            model.fit(x[fit], action[fit])
         probs[:, model.classes_] = model.predict_proba(x)
     probs = np.maximum(probs, min_propensity)
     return probs / probs.sum(axis=1, keepdims=True)
