@@ -108,6 +108,18 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--candidates takes comma-separated model names, got {args.candidates!r}."
             )
+    from serving.policy import Exploration
+    from training.evaluation.results import BanditEvaluation
+
+    exploration = None
+    if args.explore != "none":
+        exploration = Exploration(
+            args.explore,
+            epsilon=args.explore_epsilon,
+            temperature=args.explore_temperature,
+            margin_usd=args.explore_margin_usd,
+            top_k=args.explore_top_k,
+        )
     result = evaluate(
         args.bundle,
         args.logs,
@@ -116,7 +128,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         compare=args.compare or [],
         pairs=pairs,
         candidates=candidates,
+        exploration=exploration,
+        n_bootstrap=args.n_bootstrap,
+        clip=args.clip_weights,
+        seed=args.seed,
     )
+    if isinstance(result, BanditEvaluation):
+        section = result.off_policy.to_dict()
+        printed = {
+            key: section[key] for key in ("n", "ess", "propensity_source", "estimators", "warnings")
+        }
+        printed["report"] = str(Path(args.out) / "report.html")
+        print(json.dumps(printed, indent=2))
+        return 0
     s = result.summary
     printed = {
         "n_prompts": s.n_prompts,
@@ -367,7 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(sub)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a bundle on full-information logs")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate a bundle on full-information logs (exactly) or on gateway logs "
+        "(off-policy estimates)",
+    )
     evaluate.add_argument(
         "--bundle", required=True, help="bundle folder to evaluate (required; no default)"
     )
@@ -376,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         required=True,
         help="held-out call-log files or folders (.jsonl, .jsonl.gz, .csv, .csv.gz, "
-        ".parquet) where every candidate answered every prompt (required; no default)",
+        ".parquet): a full-information table, or gateway logs of one call per prompt "
+        "(required; no default)",
     )
     evaluate.add_argument(
         "--out",
@@ -392,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.description = (
         "Run the bundle as `serve` would (its own policy defaults, over all its candidates "
         "or --candidates) on logs where every candidate answered every prompt, and write "
-        "OUT/metrics.json and OUT/report.html. Rows the call-log reader rejects go to "
+        "OUT/metrics.json and OUT/report.html. On gateway logs (one call per prompt, with "
+        "or without `propensity`) the policy's quality and cost are estimated off-policy "
+        "instead (metrics.json `off_policy`). Rows the call-log reader rejects go to "
         "OUT/quarantine.jsonl; the log format is described in README.md."
     )
     evaluate.add_argument(
@@ -415,6 +446,55 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WEAK,STRONG",
         help="model pair for RouteLLM's APGR/CPT besides (cheapest, best single); "
         "repeatable (default: only (cheapest, best single))",
+    )
+    off_policy = evaluate.add_argument_group(
+        "off-policy evaluation",
+        "Used on partial-feedback logs (one logged call per prompt, as a gateway writes): "
+        "the served policy's quality and cost are then estimated with DM, IPS, SNIPS and "
+        "DR, each with a bootstrap interval (README.md, 'Off-policy evaluation').",
+    )
+    off_policy.add_argument(
+        "--explore",
+        choices=["none", "epsilon", "softmax"],
+        default="none",
+        help="evaluate the policy /route serves with this exploration "
+        "(OUTCOME_ROUTER_EXPLORE) instead of the greedy one (default: none)",
+    )
+    off_policy.add_argument(
+        "--explore-epsilon",
+        type=float,
+        default=0.05,
+        help="epsilon of --explore epsilon (default: 0.05)",
+    )
+    off_policy.add_argument(
+        "--explore-temperature",
+        type=float,
+        default=0.05,
+        help="temperature in USD of --explore softmax (default: 0.05)",
+    )
+    off_policy.add_argument(
+        "--explore-margin-usd",
+        type=float,
+        help="explore only candidates within this utility of the best (default: no margin)",
+    )
+    off_policy.add_argument(
+        "--explore-top-k",
+        type=int,
+        help="explore only among the top K candidates by utility (default: all)",
+    )
+    off_policy.add_argument(
+        "--n-bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of the 95%% intervals (default: 1000)",
+    )
+    off_policy.add_argument(
+        "--clip-weights",
+        type=float,
+        help="clip importance weights at this value (IPS, SNIPS, DR; default: no clipping)",
+    )
+    off_policy.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap resampling (default: 0)"
     )
     # --- end evaluate options ---
     evaluate.set_defaults(func=_evaluate)

@@ -11,6 +11,8 @@ concern:
 - :mod:`~training.evaluation.summary`: :func:`summarize` into a typed :class:`Summary`;
 - :mod:`~training.evaluation.served`: :class:`ServedPolicy`, a bundle deciding as
   `/route` does;
+- :mod:`~training.evaluation.off_policy`: the served policy estimated off-policy on
+  partial-feedback logs (DM, IPS, SNIPS, DR from :mod:`training.off_policy`);
 - :mod:`~training.evaluation.run`: the ``evaluate`` command (bundle + logs -> report).
 
 Every decision goes through :func:`serving.policy.choose`, the function `/route` serves,

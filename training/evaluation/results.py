@@ -14,6 +14,7 @@ import numpy as np
 
 from training.evaluation.log import FullInfoLog
 from training.evaluation.summary import Summary, TableRow
+from training.off_policy import EstimatorResult
 
 
 @dataclass(frozen=True)
@@ -157,4 +158,155 @@ class Evaluation:
             "n_quarantined": self.n_quarantined,
             "prediction_quality": {k: asdict(v) for k, v in self.prediction_quality.items()},
             "comparisons": [c.to_dict() for c in self.comparisons],
+        }
+
+
+@dataclass(frozen=True)
+class OffPolicyPoint:
+    """The bundle's policy at one ``value_usd``, estimated off-policy.
+
+    Parameters
+    ----------
+    value_usd : float
+    ess : float
+        Effective sample size of this policy's importance weights on the log.
+    estimators : dict of str to EstimatorResult
+        Quality and cost (with intervals) by estimator name.
+    """
+
+    value_usd: float
+    ess: float
+    estimators: dict[str, EstimatorResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of ``off_policy.curve`` in ``metrics.json``."""
+        return {
+            "value_usd": self.value_usd,
+            "ess": self.ess,
+            "estimators": {k: v.to_dict() for k, v in self.estimators.items()},
+        }
+
+
+@dataclass(frozen=True)
+class OffPolicySection:
+    """Off-policy estimates of the bundle's served policy on a partial-feedback log.
+
+    Parameters
+    ----------
+    n : int
+        Logged calls used (graded, with a cost): the rounds of the estimators.
+    ess : float
+        Effective sample size ``(sum w)^2 / sum w^2`` of the default policy's weights.
+    propensity_source : {"logged", "estimated"}
+        Whether ``pscore`` is the log's ``propensity`` column or a multinomial logistic
+        regression of the logged model on the prompt features.
+    estimators : dict of str to EstimatorResult
+        The default policy (the manifest's knobs) by estimator: ``dr``, ``snips``,
+        ``ips``, ``dm``.
+    curve : tuple of OffPolicyPoint
+        The policy along a sweep of ``value_usd`` (the cost-quality curve).
+    warnings : tuple of str
+        Where the estimates are weak: models the logs rarely tried, low support,
+        small ESS, estimated propensities.
+    policy : dict
+        The evaluated knobs: ``value_usd``, ``min_success``, ``max_cost_usd`` and the
+        exploration (None: greedy, a one-hot ``action_dist``).
+    actions : tuple of str
+        Action names: the evaluated candidates, then logged models that are not
+        candidates (the policy gives them probability 0).
+    logged_calls : dict of str to int
+        Calls per action in the log.
+    policy_share : dict of str to float
+        Mean probability the default policy gives each candidate on the logged prompts.
+    low_support_share : float
+        Share of the default policy's choices going to a model the logging policy gave
+        less than ``low_propensity`` on that prompt (estimated logging policy).
+    low_propensity : float
+    n_bootstrap, alpha, clip : as passed to the estimators (clip None: no clipping).
+    default_estimator : str
+        The estimator the headline quotes: ``dr`` with logged propensities, ``snips``
+        with estimated ones (:data:`training.evaluation.off_policy.DEFAULT_ESTIMATOR`).
+    """
+
+    n: int
+    ess: float
+    propensity_source: str
+    estimators: dict[str, EstimatorResult]
+    curve: tuple[OffPolicyPoint, ...]
+    warnings: tuple[str, ...]
+    policy: dict[str, Any]
+    actions: tuple[str, ...]
+    logged_calls: dict[str, int]
+    policy_share: dict[str, float]
+    low_support_share: float
+    low_propensity: float
+    n_bootstrap: int
+    alpha: float
+    clip: float | None
+    default_estimator: str = "dr"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``metrics.json``'s ``off_policy``."""
+        return {
+            "n": self.n,
+            "ess": self.ess,
+            "propensity_source": self.propensity_source,
+            "default_estimator": self.default_estimator,
+            "estimators": {k: v.to_dict() for k, v in self.estimators.items()},
+            "curve": [p.to_dict() for p in self.curve],
+            "warnings": list(self.warnings),
+            "policy": dict(self.policy),
+            "actions": list(self.actions),
+            "logged_calls": dict(self.logged_calls),
+            "policy_share": dict(self.policy_share),
+            "low_support_share": self.low_support_share,
+            "low_propensity": self.low_propensity,
+            "n_bootstrap": self.n_bootstrap,
+            "alpha": self.alpha,
+            "clip": self.clip,
+        }
+
+
+@dataclass(frozen=True)
+class BanditEvaluation:
+    """A bundle evaluated on a partial-feedback log (one logged call per prompt).
+
+    No exact figure exists on such a log, so only the off-policy section is reported.
+
+    Parameters
+    ----------
+    label, router_version, bundle : str
+    bundle_candidates, candidates : tuple of str
+        Every candidate of the bundle; those evaluated.
+    n_prompts : int
+        Distinct prompts of the used calls.
+    n_quarantined : int
+    n_ungraded : int
+        Calls left out: no outcome yet (pending) or no cost.
+    off_policy : OffPolicySection
+    """
+
+    label: str
+    router_version: str
+    bundle: str
+    bundle_candidates: tuple[str, ...]
+    candidates: tuple[str, ...]
+    n_prompts: int
+    n_quarantined: int
+    n_ungraded: int
+    off_policy: OffPolicySection
+
+    def to_dict(self) -> dict[str, Any]:
+        """``metrics.json`` of a partial-feedback evaluation."""
+        return {
+            "log_kind": "partial_feedback",
+            "label": self.label,
+            "router_version": self.router_version,
+            "bundle": self.bundle,
+            "bundle_candidates": list(self.bundle_candidates),
+            "candidates": list(self.candidates),
+            "n_prompts": self.n_prompts,
+            "n_quarantined": self.n_quarantined,
+            "n_ungraded": self.n_ungraded,
+            "off_policy": self.off_policy.to_dict(),
         }

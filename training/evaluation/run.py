@@ -1,5 +1,7 @@
 """`outcome-router evaluate`: run a bundle as it is served on held-out full-information
-logs, and write ``metrics.json`` + ``report.html``.
+logs, and write ``metrics.json`` + ``report.html``. On partial-feedback logs (a
+gateway's one call per prompt) the served policy is estimated off-policy instead
+(:mod:`training.evaluation.off_policy`).
 
 Logs are read once, through the validated reader :func:`features.call_log.read_call_logs`
 (the one ``train`` uses): rows it rejects go to ``quarantine.jsonl`` beside the report
@@ -26,9 +28,16 @@ from features.call_log import read_call_logs
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
 from serving.bundle import Bundle, load_bundle
+from serving.policy import Exploration
 from training.evaluation.curves import best_single, curve_figures, router_curve, value_grid
 from training.evaluation.log import FullInfoLog
-from training.evaluation.results import Comparison, Evaluation, prediction_quality
+from training.evaluation.off_policy import is_partial_feedback, off_policy_section
+from training.evaluation.results import (
+    BanditEvaluation,
+    Comparison,
+    Evaluation,
+    prediction_quality,
+)
 from training.evaluation.served import ServedPolicy
 from training.evaluation.summary import Summary, TableRow, summarize
 from training.report import write_report
@@ -46,8 +55,18 @@ def evaluate(
     compare: Sequence[str | Path] = (),
     pairs: Sequence[tuple[str, str]] = (),
     candidates: Sequence[str] | None = None,
-) -> Evaluation:
-    """Evaluate a bundle on full-information logs; write the report and return it.
+    exploration: Exploration | None = None,
+    n_bootstrap: int = 1000,
+    clip: float | None = None,
+    seed: int = 0,
+) -> Evaluation | BanditEvaluation:
+    """Evaluate a bundle on logs; write the report and return it.
+
+    On full-information logs (every candidate answered every prompt) every figure is
+    exact. On partial-feedback logs (one logged call per prompt, as a gateway writes)
+    the served policy's quality and cost are estimated off-policy with DM, IPS, SNIPS
+    and DR (:mod:`training.evaluation.off_policy`) and a :class:`BanditEvaluation` is
+    returned.
 
     Parameters
     ----------
@@ -69,10 +88,19 @@ def evaluate(
         Evaluate the bundle restricted to these of its candidates, exactly as `/route`
         answers a request with ``candidates``. Default: all of them, which the logs
         must then all hold.
+    exploration : Exploration, optional
+        Partial-feedback logs only: evaluate the exploring policy `/route` serves with
+        these settings (its ``action_distribution``) instead of the greedy one.
+    n_bootstrap : int, default=1000
+        Partial-feedback logs only: bootstrap resamples of the 95% intervals.
+    clip : float, optional
+        Partial-feedback logs only: clip importance weights at this value.
+    seed : int, default=0
+        Partial-feedback logs only: seed of the bootstrap.
 
     Returns
     -------
-    evaluation : Evaluation
+    evaluation : Evaluation or BanditEvaluation
 
     Raises
     ------
@@ -88,6 +116,22 @@ def evaluate(
     if read.n_quarantined:
         _say(f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> {quarantine}")
     frame = read.frame
+    if is_partial_feedback(frame, served.candidates):
+        if compare or pairs:
+            _say(
+                "warning: --compare and --pair need full-information logs; on these "
+                "partial-feedback logs only the bundle itself is estimated"
+            )
+        return _evaluate_partial_feedback(
+            served,
+            frame,
+            out_dir,
+            n_quarantined=read.n_quarantined,
+            exploration=exploration,
+            n_bootstrap=n_bootstrap,
+            clip=clip,
+            seed=seed,
+        )
     graded = set(frame.loc[frame["outcome"].notna(), "model"])
     absent = [c for c in served.candidates if c not in graded]
     if absent:
@@ -150,6 +194,46 @@ def evaluate(
         comparisons=tuple(comparisons),
     )
     write_report(evaluation, out_dir, title=f"outcome-router evaluation: {label}")
+    return evaluation
+
+
+def _evaluate_partial_feedback(
+    served: ServedPolicy,
+    frame: pd.DataFrame,
+    out_dir: Path,
+    *,
+    n_quarantined: int,
+    exploration: Exploration | None,
+    n_bootstrap: int,
+    clip: float | None,
+    seed: int,
+) -> BanditEvaluation:
+    """The off-policy evaluation of a one-call-per-prompt log (see :func:`evaluate`)."""
+    bundle = served.bundle
+    _say(f"partial-feedback log ({len(frame)} calls): estimating the policy off-policy")
+    section, n_prompts, n_ungraded = off_policy_section(
+        served,
+        frame,
+        exploration=exploration,
+        n_bootstrap=n_bootstrap,
+        clip=clip,
+        random_state=seed,
+    )
+    for warning in section.warnings:
+        _say(f"warning: {warning}")
+    label = bundle_label(bundle)
+    evaluation = BanditEvaluation(
+        label=label,
+        router_version=bundle.router_version,
+        bundle=str(bundle.path),
+        bundle_candidates=bundle.candidate_names,
+        candidates=served.candidates,
+        n_prompts=n_prompts,
+        n_quarantined=n_quarantined,
+        n_ungraded=n_ungraded,
+        off_policy=section,
+    )
+    write_report(evaluation, out_dir, title=f"outcome-router off-policy evaluation: {label}")
     return evaluation
 
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.evaluation.results import Evaluation
+from training.evaluation.results import BanditEvaluation, Evaluation
 from training.evaluation.summary import Summary
 from training.report.page import ReportView, render_html
 from training.report.plots import (
@@ -27,7 +27,7 @@ __all__ = ["CostQuality", "Curves", "cost_quality_figure", "write_report"]
 
 
 def write_report(
-    result: Evaluation | Summary,
+    result: Evaluation | BanditEvaluation | Summary,
     out_dir: str | Path,
     title: str = "outcome-router evaluation",
     extra_curves: Curves | None = None,
@@ -38,7 +38,8 @@ def write_report(
     ----------
     result : Evaluation or Summary
         From :func:`training.evaluation.run.evaluate` (a bundle, with its label and
-        compared bundles) or :func:`training.evaluation.summarize` (any predictions).
+        compared bundles; a :class:`BanditEvaluation` on partial-feedback logs) or
+        :func:`training.evaluation.summarize` (any predictions).
     out_dir : str or Path
         Created if missing; both files are overwritten.
     title : str, default="outcome-router evaluation"
@@ -57,6 +58,12 @@ def write_report(
     # allow_nan=False: a NaN would make the file invalid JSON for strict readers.
     metrics = json.dumps(result.to_dict(), indent=2, allow_nan=False)
     (out / "metrics.json").write_text(metrics + "\n")
+    if isinstance(result, BanditEvaluation):
+        from training.report.off_policy import render_bandit_html
+
+        path = out / "report.html"
+        path.write_text(render_bandit_html(result, title), encoding="utf-8")
+        return path
     if isinstance(result, Evaluation):
         view = ReportView(result.summary, result.label, result.router_version, result.comparisons)
     else:

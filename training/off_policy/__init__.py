@@ -1,0 +1,49 @@
+"""Off-policy evaluation: a policy's quality and cost estimated from logs where only the
+chosen model's outcome is known.
+
+Kept apart as Open Bandit Pipeline keeps them (data / estimators / meta):
+
+- :mod:`~training.off_policy.feedback`: :class:`BanditFeedback`, the logged data, its
+  input checks and :func:`effective_sample_size`;
+- :mod:`~training.off_policy.estimators`: DM, IPS, SNIPS and DR with bootstrap intervals;
+- :mod:`~training.off_policy.propensity`: the logging policy estimated when the logs
+  carry no propensity;
+- :mod:`~training.off_policy.meta`: :class:`OffPolicyEvaluation`, every estimator on
+  one policy for quality and cost.
+
+Open Bandit Pipeline itself (``obp`` 0.5.7, its latest release) requires Python < 3.11,
+so it does not install here; these classes keep its names and signatures.
+"""
+
+from training.off_policy.estimators import (
+    ESTIMATORS,
+    BaseOffPolicyEstimator,
+    DirectMethod,
+    DoublyRobust,
+    InverseProbabilityWeighting,
+    PolicyValueInterval,
+    SelfNormalizedInverseProbabilityWeighting,
+    make_estimator,
+)
+from training.off_policy.feedback import BanditFeedback, check_ope_inputs, effective_sample_size
+from training.off_policy.meta import EstimatorResult, OffPolicyEvaluation, PolicyEstimate
+from training.off_policy.propensity import MIN_PROPENSITY, estimate_logging_policy
+
+__all__ = [
+    "ESTIMATORS",
+    "MIN_PROPENSITY",
+    "BanditFeedback",
+    "BaseOffPolicyEstimator",
+    "DirectMethod",
+    "DoublyRobust",
+    "EstimatorResult",
+    "InverseProbabilityWeighting",
+    "OffPolicyEvaluation",
+    "PolicyEstimate",
+    "PolicyValueInterval",
+    "SelfNormalizedInverseProbabilityWeighting",
+    "check_ope_inputs",
+    "effective_sample_size",
+    "estimate_logging_policy",
+    "make_estimator",
+]
