@@ -39,10 +39,13 @@ PROPENSITY_FLOOR = 0.01
 #: its kind). Clipping trades a little bias for much less variance; 20 keeps every
 #: row of a policy that gives each model >= 5% (e.g. epsilon 0.25 over 5 models).
 DEFAULT_MAX_WEIGHT = 20.0
-#: Inverse L2 strength of the logging-policy regression on standardised features.
-#: Strong, because a few hundred prompts over ~400 features overfit the policy and
-#: extreme estimated propensities are what clipping then has to repair.
-DEFAULT_POLICY_C = 0.01
+#: Inverse L2 strengths of the logging-policy regression on standardised features,
+#: the one with the lowest cross-fitted log-loss of the logged choices is used. A
+#: few hundred prompts over ~400 features overfit the policy at weak penalties, and
+#: extreme estimated propensities are what clipping then has to repair; if no
+#: strength beats the logged frequencies alone, those are the estimate (the
+#: prompts do not tell the logger's choices apart, and weights stay per candidate).
+DEFAULT_POLICY_CS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 #: Folds of prompts for cross-fitting the estimated propensities.
 DEFAULT_POLICY_FOLDS = 5
 #: Bins of the expected calibration error.
@@ -134,7 +137,7 @@ def logged_policy(data: TrainingSet) -> LoggingPolicyEstimate | None:
 def estimate_logging_policy(
     data: TrainingSet,
     *,
-    C: float = DEFAULT_POLICY_C,
+    Cs: tuple[float, ...] = DEFAULT_POLICY_CS,
     n_folds: int = DEFAULT_POLICY_FOLDS,
     seed: int = 0,
 ) -> LoggingPolicyEstimate:
@@ -150,8 +153,8 @@ def estimate_logging_policy(
     Parameters
     ----------
     data : TrainingSet
-    C : float
-        Inverse L2 strength (see `DEFAULT_POLICY_C`).
+    Cs : tuple of float
+        Inverse L2 strengths tried (see `DEFAULT_POLICY_CS`).
     n_folds : int
     seed : int
         Seed of the folds.
@@ -175,18 +178,34 @@ def estimate_logging_policy(
     folds[np.random.default_rng(seed).permutation(data.n_prompts)] = (
         np.arange(data.n_prompts) % n_folds
     )
-    policy = np.full((data.n_prompts, k), np.nan)
-    for f in range(n_folds):
-        held = folds == f
-        fit = rows[folds[data.prompt[rows]] != f]
-        classes = np.unique(data.candidate[fit])
-        if len(classes) < 2:
-            policy[held] = np.bincount(data.candidate[fit], minlength=k) / max(len(fit), 1)
-            continue
-        model = LogisticRegression(C=C, max_iter=2000).fit(Z[data.prompt[fit]], data.candidate[fit])
-        full = np.zeros((int(held.sum()), k))
-        full[:, model.classes_] = model.predict_proba(Z[held])
-        policy[held] = full
+
+    def cross_fitted(C: float | None) -> np.ndarray:
+        """Held-out probabilities; ``C`` None: the training folds' frequencies."""
+        policy = np.full((data.n_prompts, k), np.nan)
+        for f in range(n_folds):
+            held = folds == f
+            fit = rows[folds[data.prompt[rows]] != f]
+            if C is None or len(np.unique(data.candidate[fit])) < 2:
+                policy[held] = np.bincount(data.candidate[fit], minlength=k) / max(len(fit), 1)
+                continue
+            model = LogisticRegression(C=C, max_iter=2000).fit(
+                Z[data.prompt[fit]], data.candidate[fit]
+            )
+            full = np.zeros((int(held.sum()), k))
+            full[:, model.classes_] = model.predict_proba(Z[held])
+            policy[held] = full
+        return policy
+
+    tried = {}
+    best, policy = None, cross_fitted(None)
+    best_loss = policy_calibration(policy, data.prompt[rows], chosen)["log_loss"]
+    tried["frequencies"] = best_loss
+    for C in Cs:
+        candidate_policy = cross_fitted(C)
+        loss = policy_calibration(candidate_policy, data.prompt[rows], chosen)["log_loss"]
+        tried[str(C)] = loss
+        if loss < best_loss:
+            best, policy, best_loss = C, candidate_policy, loss
     raw = policy[data.prompt, data.candidate]
     propensity = np.clip(raw, PROPENSITY_FLOOR, 1.0)
     labelled = data.labelled
@@ -198,7 +217,12 @@ def estimate_logging_policy(
         source="estimated",
         propensity=propensity,
         policy=policy,
-        calibration={"C": C, "n_folds": n_folds, **calibration},
+        calibration={
+            "model": "frequencies" if best is None else f"logistic C={best}",
+            "n_folds": n_folds,
+            "log_loss_by_C": {key: round(v, 4) for key, v in tried.items()},
+            **calibration,
+        },
         n_clipped=int((raw[labelled] < PROPENSITY_FLOOR).sum()),
     )
 
