@@ -16,8 +16,11 @@ where the truth is known, and compares training variants on it:
    who knows the hard tasks would do); the exact propensity of each call is logged;
 3. fit each learner on that bandit log ``naive`` (no weights), ``ips-logged``
    (weights from the logged propensities), ``ips-estimated`` (propensities
-   estimated from the prompts, `training.propensity.estimate_logging_policy`), and
-   ``full`` (every candidate's row of the same training prompts: the ceiling);
+   estimated from the prompts, `training.propensity.estimate_logging_policy`),
+   ``dr-logged`` (doubly robust targets, `doubly_robust_rows`: every prompt x
+   candidate gets ``q + 1[logged] min(1/propensity, 20) (y - q)``, clipped to [0, 1],
+   with ``q`` the learner's own cross-fitted naive prediction) and ``full`` (every
+   candidate's row of the same training prompts: the ceiling);
 4. on the test prompts: each candidate's mean predicted success against its true
    rate (``error``: mean absolute difference over candidates, per seed; ``bias``: the
    same of the difference averaged over the seeds first, the systematic part that
@@ -90,7 +93,9 @@ LEARNERS = [
     ("knn", "knn", {}),
     ("shared", "shared", {}),
 ]
-VARIANTS = ("naive", "ips-logged", "ips-estimated", "full")
+VARIANTS = ("naive", "ips-logged", "ips-estimated", "dr-logged", "full")
+#: Folds of the cross-fitted outcome model of the doubly robust targets.
+DR_FOLDS = 5
 
 
 def say(message: str) -> None:
@@ -175,6 +180,50 @@ def biased_choice(
     return keep_rows(data, rows, probs[np.arange(data.n_prompts), chosen]), probs
 
 
+def doubly_robust_rows(
+    bandit: TrainingSet, make, fit_kwargs: dict[str, Any], seed: int, max_weight: float = 20.0
+) -> TrainingSet:
+    """A full-information-shaped `TrainingSet` of doubly robust targets.
+
+    ``q`` is predicted for each prompt by ``make()`` fit naively on the other
+    folds' rows; a candidate's target on a prompt is ``q`` plus, where it was the
+    logged one, the residual ``y - q`` times the clipped inverse propensity; soft
+    labels must lie in [0, 1], so the target is clipped there (a bias of its own).
+    """
+    k = len(bandit.candidates)
+    folds = np.random.default_rng(seed).permutation(bandit.n_prompts) % DR_FOLDS
+    q = np.zeros((bandit.n_prompts, k))
+    rows = bandit.labelled
+    for f in range(DR_FOLDS):
+        fit = rows & (folds[bandit.prompt] != f)
+        learner = make().fit(
+            bandit.features[bandit.prompt[fit]],
+            bandit.outcome[fit],
+            candidate=bandit.candidate[fit],
+            n_candidates=k,
+            usage={unit: values[fit] for unit, values in units(bandit).items()},
+            **fit_kwargs,
+        )
+        q[folds == f] = learner.predict_proba(bandit.features[folds == f])
+    target = q.copy()
+    i, c = bandit.prompt[rows], bandit.candidate[rows]
+    w = np.minimum(1.0 / bandit.propensity[rows], max_weight)
+    target[i, c] += w * (bandit.outcome[rows] - q[i, c])
+    target = np.clip(target, 0.0, 1.0)
+    n = bandit.n_prompts
+    nan = np.full(n * k, np.nan)
+    return replace(
+        bandit,
+        prompt=np.repeat(np.arange(n), k),
+        candidate=np.tile(np.arange(k), n),
+        outcome=target.reshape(-1),
+        cost_usd=nan,
+        input_tokens=nan,
+        output_tokens=nan,
+        propensity=nan,
+    )
+
+
 def run_split(
     data: TrainingSet, catalog: PriceCatalog, spec: FeatureSpec, seed: int, policy: str
 ) -> dict[str, Any]:
@@ -219,8 +268,12 @@ def run_split(
         results[label] = {}
         for variant in VARIANTS:
             train = full if variant == "full" else bandit
+            if variant == "dr-logged":
+                train = doubly_robust_rows(
+                    bandit, lambda n=name, p=params: make_learner(n, **p), fit_params, seed
+                )
             rows = train.labelled
-            w = weights[variant]
+            w = weights.get(variant)
             learner = make_learner(name, **params).fit(
                 train.features[train.prompt[rows]],
                 train.outcome[rows],
