@@ -260,3 +260,18 @@ def test_train_records_the_log_kind_and_propensity_source(shipped_calls, tmp_pat
     }
     assert error["weighted"] < 0.5 * error["naive"]
     assert "log_loss_marginal" in sources["estimated"]["propensity_calibration"]
+
+
+def test_the_correction_can_be_turned_off_and_never_touches_full_information(full_table):
+    from training.train import bandit_correction
+
+    weights, summary = bandit_correction(full_table, "ips", 20.0, seed=0)
+    assert weights is None and summary["kind"] == "full_information"
+    bandit = _bandit_cut(full_table, _policy(full_table, "hard"), seed=0)
+    weights, summary = bandit_correction(bandit, "none", 20.0, seed=0)
+    assert weights is None and summary["correction"] == "none (asked for)"
+    weights, summary = bandit_correction(bandit, "ips", 20.0, seed=0)
+    assert summary["propensity_source"] == "logged"
+    assert np.isfinite(weights[bandit.labelled]).all()
+    with pytest.raises(ValueError, match="correction must be one of"):
+        bandit_correction(bandit, "dr", 20.0, seed=0)
