@@ -13,6 +13,12 @@ Versions
     Adds ``excluded_candidates`` (models of the logs left out, with the reason)
     and ``training.min_calls``. Version-1 manifests still load; they read as
     having excluded nothing.
+3
+    Adds the optional ``training.log``: the kind of log trained on
+    (``full_information``, ``bandit`` or ``partial``), and on the latter two where
+    the propensities came from (``logged`` or ``estimated``, with how well the
+    estimate calibrates) and how the rows were weighted. Version-1 and -2
+    manifests still load; they read as ``log`` None (not recorded).
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from features.spec import FeatureSpec
 
 MANIFEST_FILE = "manifest.json"
 #: The version `write_manifest` writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The versions `read_manifest` reads (see the module docstring).
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)
 #: Manifest keys left out of the router version: they do not change behaviour.
 _UNVERSIONED_KEYS = ("router_version", "created_at")
 
@@ -249,6 +255,12 @@ class TrainingSummary:
         The calibration choice and its cross-fitted log-losses.
     metrics : dict of str -> float
         The flat metrics also logged to MLflow.
+    log : dict or None
+        What kind of log it was and how training corrected for its logging policy
+        (`training.train`): ``kind``, ``correction`` and, when corrected,
+        ``propensity_source`` (``logged`` or ``estimated``),
+        ``propensity_calibration``, ``weights`` and the per-candidate mean outcome
+        naive and weighted. None in manifests before version 3.
     """
 
     n_calls: int
@@ -261,6 +273,7 @@ class TrainingSummary:
     calibration: dict[str, Any]
     metrics: dict[str, float]
     min_calls: int | None = None
+    log: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -276,12 +289,15 @@ class TrainingSummary:
         }
         if self.min_calls is not None:
             d["min_calls"] = self.min_calls
+        if self.log is not None:
+            d["log"] = self.log
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainingSummary:
-        required = tuple(f for f in cls.__dataclass_fields__ if f != "min_calls")
-        return cls(**_fields(d, "training", required, ("min_calls",)))
+        optional = ("min_calls", "log")
+        required = tuple(f for f in cls.__dataclass_fields__ if f not in optional)
+        return cls(**_fields(d, "training", required, optional))
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ def _train(args: argparse.Namespace) -> int:
         cv_repeats=args.cv_repeats,
         cv_max_prompts=args.cv_max_prompts,
         seed=args.seed,
+        correction=args.correction,
+        max_weight=args.max_weight,
         calibrate=not args.no_calibration,
         spec=FeatureSpec.for_encoder(
             args.encoder,
@@ -335,6 +337,22 @@ def _add_train_parser(sub) -> None:
         type=int,
         default=4000,
         help="cross-validate on a sample of at most this many prompts (refit uses all)",
+    )
+    train.add_argument(
+        "--correction",
+        choices=("ips", "none"),
+        default="ips",
+        help="on a bandit log (one call per prompt), how to correct for the model "
+        "choices of the logging policy: ips weights each row by 1/propensity (logged, "
+        "or estimated from the prompts when the log has none), none fits the rows as "
+        "logged; full-information logs are never weighted",
+    )
+    train.add_argument(
+        "--max-weight",
+        type=float,
+        default=20.0,
+        help="clip of the importance weight 1/propensity before weights are normalised "
+        "to mean 1 per candidate",
     )
     train.add_argument(
         "--no-calibration",

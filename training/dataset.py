@@ -4,6 +4,9 @@ per logged call.
 Works the same for full-information benchmarks (every candidate answered each
 ``prompt_id``) and for production logs (one row per prompt, only the chosen
 model's outcome seen): learners fit each candidate on the rows it answered.
+`log_kind` tells them apart, because on a production ("bandit") log the rows a
+candidate answered were chosen by a logging policy, and `training.propensity`
+corrects for it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from serving.manifest import ExcludedCandidate
 #: has about 500 (SWE-bench) or 600 (RouteProfile) graded calls, so it leaves them
 #: all in, while a model seen once or twice in a gateway log is left out.
 DEFAULT_MIN_CALLS = 20
+#: The kinds of log `log_kind` tells apart.
+LOG_KINDS = ("full_information", "bandit", "partial")
+#: Share of graded prompts answered by a single candidate above which a log is a
+#: bandit log: a gateway log where a few prompts were retried on another model is
+#: still one call per prompt in all but name.
+BANDIT_SHARE = 0.9
 #: z of the two-sided 95% interval used for the success-rate lower bound.
 _Z95 = 1.959964
 
@@ -52,6 +61,9 @@ class TrainingSet:
         NaN where not logged.
     segments : dict of str -> ndarray of str, shape (n_prompts,)
         ``task`` and ``team`` of each prompt, for per-segment reports.
+    propensity : ndarray of float, shape (n_rows,)
+        Logged probability that the logging policy chose the row's model; NaN where
+        not logged (a log without the column is all NaN).
     """
 
     candidates: tuple[str, ...]
@@ -65,6 +77,11 @@ class TrainingSet:
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     segments: dict[str, np.ndarray]
+    propensity: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.propensity is None:
+            object.__setattr__(self, "propensity", np.full(len(self.prompt), np.nan))
 
     @property
     def n_prompts(self) -> int:
@@ -99,6 +116,7 @@ class TrainingSet:
             input_tokens=self.input_tokens[rows],
             output_tokens=self.output_tokens[rows],
             segments={k: v[prompts] for k, v in self.segments.items()},
+            propensity=self.propensity[rows],
         )
 
     def matrix(self, values: np.ndarray) -> np.ndarray:
@@ -290,4 +308,32 @@ def build_training_set(
         input_tokens=frame["input_tokens"].to_numpy(dtype=np.float64),
         output_tokens=frame["output_tokens"].to_numpy(dtype=np.float64),
         segments=segments,
+        propensity=frame["propensity"].to_numpy(dtype=np.float64)
+        if "propensity" in frame
+        else None,
     )
+
+
+def log_kind(data: TrainingSet) -> str:
+    """What kind of log ``data`` is: ``full_information``, ``bandit`` or ``partial``.
+
+    - ``full_information``: every prompt has a graded, costed row of every candidate
+      (a benchmark table); what a candidate answered says nothing about a policy.
+    - ``bandit``: at least `BANDIT_SHARE` of the prompts with a graded row were
+      graded for a single candidate, the one a logging policy chose (a gateway log).
+    - ``partial``: anything between, e.g. a benchmark with holes or a gateway that
+      often asks two models; its rows were chosen too, so it is corrected like a
+      bandit log.
+
+    Prompts without a graded row (pending) are left out of the count.
+    """
+    if data.n_prompts and data.full_information().all():
+        return "full_information"
+    labelled = data.labelled
+    seen = np.zeros((data.n_prompts, len(data.candidates)), dtype=bool)
+    seen[data.prompt[labelled], data.candidate[labelled]] = True
+    answered = seen.sum(axis=1)
+    graded = answered > 0
+    if not graded.any():
+        return "partial"
+    return "bandit" if (answered[graded] == 1).mean() >= BANDIT_SHARE else "partial"

@@ -9,6 +9,11 @@ metric the router exists for, not log-loss alone (a learner can be well calibrat
 and still rank candidates badly). Without enough full-information prompts the
 row log-loss decides.
 
+On a bandit log (`training.dataset.log_kind`) every fit takes the rows' importance
+weights (`training.propensity`) and the log-loss is their weighted mean, an
+estimate of the log-loss on all candidates' outcomes rather than on the ones the
+logger chose; without weights (full-information logs) nothing changes.
+
 The OOF predictions are reused downstream: calibration (`training.calibration`)
 and the default policy (`training.policy_target`) are fit on them, so neither is
 tuned on predictions the model made for its own training prompts.
@@ -95,10 +100,14 @@ def units(data: TrainingSet) -> dict[str, np.ndarray]:
     }
 
 
-def row_log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    """Mean cross-entropy of soft labels ``y`` under ``p``, both shape ``(n_rows,)``."""
+def row_log_loss(p: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Mean cross-entropy of soft labels ``y`` under ``p``, both shape ``(n_rows,)``,
+    weighted by ``sample_weight`` where given."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    if sample_weight is None:
+        return float(np.mean(loss))
+    return float(np.sum(sample_weight * loss) / np.sum(sample_weight))
 
 
 def route_summary(log: FullInfoLog, p: np.ndarray, cost: np.ndarray) -> Summary:
@@ -137,6 +146,7 @@ def cross_validate(
     n_repeats: int = 1,
     seed: int = 0,
     fit_params: dict[str, Any] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> CrossValidation:
     """Score every learner configuration by grouped k-fold cross-validation.
 
@@ -160,6 +170,10 @@ def cross_validate(
         Seed of the first cut; repeat ``r`` uses ``seed + r``.
     fit_params : dict, optional
         Extra keyword arguments for every learner's ``fit`` (e.g. ``candidate_info``).
+    sample_weight : ndarray of shape (n_rows,), optional
+        Importance weight of every row of ``data`` (`training.propensity`), passed
+        to every fit and weighting the log-loss; None (full-information logs):
+        unweighted.
     """
     if n_repeats < 1:
         raise ValueError(f"n_repeats must be >= 1, got {n_repeats}.")
@@ -179,8 +193,9 @@ def cross_validate(
         if n_repeats > 1:
             _say(f"cross-validation repeat {repeat + 1}/{n_repeats}")
         folds = prompt_folds(data.n_prompts, n_folds, seed + repeat)
-        p_oof, cost_oof = _out_of_fold(data, configs, components, folds, fit_params)
-        runs.append((folds, p_oof, cost_oof, _scores(data, configs, p_oof, cost_oof, log)))
+        p_oof, cost_oof = _out_of_fold(data, configs, components, folds, fit_params, sample_weight)
+        scores = _scores(data, configs, p_oof, cost_oof, log, sample_weight)
+        runs.append((folds, p_oof, cost_oof, scores))
     folds, p_oof, cost_oof, scores = runs[0]
     if n_repeats > 1:
         for label, entry in scores.items():
@@ -217,6 +232,7 @@ def _out_of_fold(
     components: list[CostComponent],
     folds: np.ndarray,
     fit_params: dict[str, Any],
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Out-of-fold ``p_success`` of every setting, and expected cost, for one cut."""
     k = len(data.candidates)
@@ -248,6 +264,7 @@ def _out_of_fold(
                 candidate=data.candidate[train_rows],
                 n_candidates=k,
                 usage={unit: values[train_rows] for unit, values in all_units.items()},
+                sample_weight=None if sample_weight is None else sample_weight[train_rows],
                 **fit_params,
             )
             p_oof[label][held] = learner.predict_proba(data.features[held])
@@ -262,6 +279,7 @@ def _scores(
     p_oof: dict[str, np.ndarray],
     cost_oof: np.ndarray,
     log: FullInfoLog | None,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Row log-loss and, with full information, the routing figures of each setting."""
     full_info = data.full_information()
@@ -273,7 +291,9 @@ def _scores(
             "learner": name,
             "params": params,
             "log_loss": row_log_loss(
-                p[data.prompt[rows], data.candidate[rows]], data.outcome[rows]
+                p[data.prompt[rows], data.candidate[rows]],
+                data.outcome[rows],
+                None if sample_weight is None else sample_weight[rows],
             ),
         }
         if log is not None:

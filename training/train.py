@@ -3,7 +3,9 @@
 Steps: read and validate logs -> keep the models with enough graded calls and a
 known cost as candidates -> featurize each prompt once through the exported
 encoder -> cross-validate every learner configuration grouped by ``prompt_id`` and
-pick the one with the largest area under the cost-quality curve -> calibrate its
+pick the one with the largest area under the cost-quality curve (on a bandit log,
+one call per prompt: every fit weighted by the inverse propensity of the logging
+policy, logged or estimated, `training.propensity`) -> calibrate its
 probabilities on the out-of-fold predictions -> set the default policy for the
 ``--target`` on the same predictions -> refit on everything -> export, check ONNX
 against native predictions -> log to MLflow.
@@ -34,6 +36,7 @@ from training.dataset import (
     DEFAULT_MIN_CALLS,
     TrainingSet,
     build_training_set,
+    log_kind,
     screen_candidates,
     success_lower_bound,
 )
@@ -41,6 +44,13 @@ from training.export import write_bundle
 from training.learners import CandidateInfo, make_learner
 from training.learners.ensemble import DEFAULT_MEMBERS
 from training.policy_target import PolicyTarget, fit_policy_target
+from training.propensity import (
+    DEFAULT_MAX_WEIGHT,
+    estimate_logging_policy,
+    importance_weights,
+    logged_policy,
+    weighted_mean_outcome,
+)
 from training.selection import CrossValidation, LearnerConfig, cross_validate, units
 
 #: Learner settings compared by cross-validation, as (label, registered name, params).
@@ -69,6 +79,10 @@ DEFAULT_LEARNERS: list[LearnerConfig] = [
     # curse) cost the selection area on both shipped datasets (README "Benchmarks").
     ("usage+knn", "ensemble", {"members": (("usage", {"C": 0.01}), ("knn", {}))}),
 ]
+#: How a bandit log is corrected for its logging policy (`TrainConfig.correction`):
+#: ``ips`` weights every row by its clipped, normalised inverse propensity;
+#: ``none`` fits on the rows as logged (the naive fit, for comparison).
+CORRECTIONS = ("ips", "none")
 #: Largest allowed gap between ONNX and native predictions.
 PARITY_TOLERANCE = 1e-4
 
@@ -88,6 +102,8 @@ class TrainConfig:
     cv_repeats: int = 1
     cv_max_prompts: int = 4000
     seed: int = 0
+    correction: str = "ips"
+    max_weight: float = DEFAULT_MAX_WEIGHT
     calibrate: bool = True
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     track: bool = True
@@ -159,20 +175,77 @@ def cost_components(data: TrainingSet, prices: dict[str, ModelPrice | None]) -> 
     return components
 
 
-def fallback_model(data: TrainingSet) -> str:
+def fallback_model(data: TrainingSet, sample_weight: np.ndarray | None = None) -> str:
     """The candidate most surely good: highest 95% lower bound of its success rate.
 
     The fallback answers when routing fails, so it must be a model known to do
     well, not one that looks best by chance: the mean outcome would crown a model
     that succeeded on 1 call of 1, while the Wilson lower bound of 1 of 1 is 0.21,
     below any model that succeeds on most of a few dozen calls
-    (`training.dataset.success_lower_bound`).
+    (`training.dataset.success_lower_bound`). With importance weights (a bandit
+    log) the rate is the weighted mean and the count its effective number of rows,
+    so the model that was sent the hard prompts is not marked down for them.
     """
-    bounds = [
-        success_lower_bound(data.outcome[(data.candidate == k) & data.labelled])
-        for k in range(len(data.candidates))
-    ]
+    bounds = []
+    for k in range(len(data.candidates)):
+        rows = (data.candidate == k) & data.labelled
+        y = data.outcome[rows]
+        if sample_weight is None or not rows.any():
+            bounds.append(success_lower_bound(y))
+            continue
+        w = sample_weight[rows]
+        n_eff = max(1, round(float(w.sum() ** 2 / np.square(w).sum())))
+        p = float((w * y).sum() / w.sum())
+        bounds.append(success_lower_bound(np.full(n_eff, p)))
     return data.candidates[int(np.argmax(bounds))]
+
+
+def bandit_correction(
+    data: TrainingSet, correction: str, max_weight: float, seed: int
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """Row importance weights for ``data`` (None on a full-information log) and the
+    manifest's account of them (`serving.manifest.TrainingSummary.log`).
+
+    A full-information log needs none: every candidate answered every prompt, so no
+    policy chose the rows, and training stays exactly as it was. Otherwise the
+    logged propensities are used when every graded row has one, else the logging
+    policy is estimated (`training.propensity.estimate_logging_policy`).
+    """
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
+    kind = log_kind(data)
+    summary: dict[str, Any] = {"kind": kind}
+    if kind == "full_information":
+        summary["correction"] = "none (full information: no logging policy chose the rows)"
+        return None, summary
+    naive = weighted_mean_outcome(data, None)
+    if correction == "none":
+        summary["correction"] = "none (asked for)"
+        summary["mean_outcome_per_candidate"] = {"naive": naive}
+        _say(f"{kind} log: fitting the rows as logged (no correction asked for)")
+        return None, summary
+    estimate = logged_policy(data)
+    if estimate is None:
+        estimate = estimate_logging_policy(data, seed=seed)
+        cal = estimate.calibration
+        _say(
+            f"{kind} log without propensities: logging policy estimated (cross-fitted "
+            f"log-loss {cal['log_loss']:.3f} vs {cal['log_loss_marginal']:.3f} for the logged "
+            f"frequencies alone, calibration error {cal['ece']:.3f})"
+        )
+    else:
+        _say(f"{kind} log: weighting rows by their logged propensities")
+    weights = importance_weights(data, estimate.propensity, max_weight=max_weight)
+    summary.update(
+        correction="ips",
+        **estimate.to_dict(),
+        weights=weights.to_dict(),
+        mean_outcome_per_candidate={
+            "naive": naive,
+            "weighted": weighted_mean_outcome(data, weights.weights),
+        },
+    )
+    return weights.weights, summary
 
 
 def default_policy(
@@ -246,12 +319,15 @@ def train(config: TrainConfig) -> TrainResult:
         f"{data.n_prompts} prompts, {n_labelled} graded calls, candidates: "
         + ", ".join(data.candidates)
     )
+    weights, log_summary = bandit_correction(
+        data, config.correction, config.max_weight, config.seed
+    )
     prices = {name: catalog.get(name) for name in data.candidates}
     components = cost_components(data, prices)
     families = {c: model_family(c) for c in data.candidates}
     fit_params = {"candidate_info": CandidateInfo.from_prices(data.candidates, families, prices)}
 
-    cv, cv_data = None, data
+    cv, cv_data, cv_weights = None, data, weights
     if data.n_prompts > config.cv_max_prompts:
         # Selection on a seeded sample keeps large logs affordable; the chosen
         # learner is still refit on every prompt.
@@ -259,6 +335,7 @@ def train(config: TrainConfig) -> TrainResult:
         rng = np.random.default_rng(config.seed)
         keep[rng.choice(data.n_prompts, config.cv_max_prompts, replace=False)] = True
         cv_data = data.subset(keep)
+        cv_weights = None if weights is None else weights[keep[data.prompt]]
         _say(f"cross-validating on a sample of {config.cv_max_prompts} of {data.n_prompts} prompts")
     n_folds = min(config.n_folds, cv_data.n_prompts)
     learners = learners_for_spec(config.learners, config.spec)
@@ -271,6 +348,7 @@ def train(config: TrainConfig) -> TrainResult:
             n_repeats=config.cv_repeats,
             seed=config.seed,
             fit_params=fit_params,
+            sample_weight=cv_weights,
         )
     label, name, params = next(
         (c for c in learners if cv is not None and c[0] == cv.chosen), learners[0]
@@ -288,6 +366,7 @@ def train(config: TrainConfig) -> TrainResult:
         candidate=data.candidate[labelled],
         n_candidates=len(data.candidates),
         usage={unit: values[labelled] for unit, values in units(data).items()},
+        sample_weight=None if weights is None else weights[labelled],
         **fit_params,
     )
     cost_model = LogLinearCostModel().fit(
@@ -295,7 +374,7 @@ def train(config: TrainConfig) -> TrainResult:
     )
     policy = {
         **default_policy(cv_data, cv, calibration, target, config.seed),
-        "fallback_model": fallback_model(data),
+        "fallback_model": fallback_model(data, weights),
     }
     metrics = _metrics(cv, label, policy)
     training_summary = {
@@ -320,6 +399,7 @@ def train(config: TrainConfig) -> TrainResult:
         },
         "calibration": calibration_report,
         "metrics": metrics,
+        "log": log_summary,
     }
     bundle = write_bundle(
         out,

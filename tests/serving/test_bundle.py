@@ -64,8 +64,8 @@ def test_a_version_1_bundle_still_loads(copy_bundle, bundle_dir, tmp_path):
     ("edit", "message"),
     [
         (
-            lambda m: m.update(schema_version=3),
-            r"Bundle schema version 3 is not supported \(this code reads versions \[1, 2\]\); "
+            lambda m: m.update(schema_version=4),
+            r"Bundle schema version 4 is not supported \(this code reads versions \[1, 2, 3\]\); "
             "retrain the bundle",
         ),
         (lambda m: m.pop("schema_version"), "Bundle schema version None is not supported"),

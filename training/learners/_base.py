@@ -32,6 +32,7 @@ class Learner(Protocol):
         n_candidates: int,
         candidate_info: CandidateInfo | None = None,
         usage: Mapping[str, np.ndarray] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> Learner: ...
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
@@ -162,6 +163,24 @@ def _check_rows(
     return X, y, candidate
 
 
+def check_sample_weight(sample_weight: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+    """Row weights as float64 of shape ``(n_rows,)``, or None (every row counts once).
+
+    Weights correct for a biased logging policy (`training.propensity`): a row the
+    logger was unlikely to produce stands for more prompts like it. They must be
+    finite and > 0: a zero weight would drop a row silently, which the caller
+    should do itself if it means to.
+    """
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n_rows,):
+        raise ValueError(f"sample_weight must have shape ({n_rows},), got {w.shape}.")
+    if not np.isfinite(w).all() or (w <= 0).any():
+        raise ValueError("sample_weight must be finite and > 0 for every row.")
+    return w
+
+
 def check_embedding_dim(embedding_dim: int, n_features: int) -> None:
     """Refuse an embedding width the features cannot hold (it depends on the encoder)."""
     if not 1 <= embedding_dim <= n_features:
@@ -177,30 +196,50 @@ def learnable(y: np.ndarray, min_rows: int) -> bool:
     return len(y) >= min_rows and hard.min(initial=1) != hard.max(initial=0)
 
 
-def soft_label_rows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expand soft labels into weighted hard rows; zero-weight rows are dropped."""
+def soft_label_rows(
+    X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expand soft labels into weighted hard rows; zero-weight rows are dropped.
+
+    A row's ``sample_weight`` multiplies both of its halves (None: weight 1).
+    """
     X2 = np.vstack([X, X])
     labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
     weights = np.concatenate([y, 1.0 - y])
+    if sample_weight is not None:
+        weights = weights * np.concatenate([sample_weight, sample_weight])
     keep = weights > 0
     return X2[keep], labels[keep], weights[keep]
 
 
-def smoothed_mean(y: np.ndarray) -> float:
-    """Mean outcome with a Beta(1, 1) prior, so 0/3 is not a certain failure."""
-    return float((y.sum() + 1.0) / (len(y) + 2.0))
+def smoothed_mean(y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    """Mean outcome with a Beta(1, 1) prior, so 0/3 is not a certain failure.
+
+    With ``sample_weight`` the rows count by their weight (the prior still counts
+    two rows), so importance weights normalised to mean 1 keep the prior's strength.
+    """
+    if sample_weight is None:
+        return float((y.sum() + 1.0) / (len(y) + 2.0))
+    return float(((sample_weight * y).sum() + 1.0) / (sample_weight.sum() + 2.0))
 
 
-def candidate_means(y: np.ndarray, candidate: np.ndarray, n_candidates: int) -> np.ndarray:
+def candidate_means(
+    y: np.ndarray,
+    candidate: np.ndarray,
+    n_candidates: int,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Smoothed mean outcome per candidate, shape ``(n_candidates,)``.
 
     A candidate without rows gets the smoothed mean over all rows (0.5 if none).
     """
-    means = np.full(n_candidates, smoothed_mean(y) if len(y) else 0.5)
+    means = np.full(n_candidates, smoothed_mean(y, sample_weight) if len(y) else 0.5)
     for k in range(n_candidates):
         rows = candidate == k
         if rows.any():
-            means[k] = smoothed_mean(y[rows])
+            means[k] = smoothed_mean(
+                y[rows], None if sample_weight is None else sample_weight[rows]
+            )
     return means
 
 
@@ -251,13 +290,23 @@ class PerCandidateLearner(BaseEstimator):
 
     min_rows: int
 
-    def _fit_one(self, X: np.ndarray, y: np.ndarray):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _fit_one(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None):
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def _predict_one(self, model, X: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
         """Fit on logged rows.
 
         Parameters
@@ -273,13 +322,17 @@ class PerCandidateLearner(BaseEstimator):
             Checked but unused: each candidate is fit on its own rows alone.
         usage : mapping, optional
             Logged usage of each row; unused here (see `UsageLogisticLearner`).
+        sample_weight : ndarray of shape (n_rows,), optional
+            Row weights (`check_sample_weight`): they weigh each row's loss in the
+            candidate's model and its constant. None: every row counts once.
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)
+        w = check_sample_weight(sample_weight, len(y))
         self.n_candidates_ = n_candidates
         self.n_features_in_ = X.shape[1]
         self.models_ = []
-        self.constant_ = candidate_means(y, candidate, n_candidates)
+        self.constant_ = candidate_means(y, candidate, n_candidates, w)
         self.n_rows_ = np.bincount(candidate, minlength=n_candidates)
         for k in range(n_candidates):
             rows = candidate == k
@@ -287,7 +340,7 @@ class PerCandidateLearner(BaseEstimator):
             if not learnable(yk, self.min_rows):
                 self.models_.append(None)
                 continue
-            self.models_.append(self._fit_one(X[rows], yk))
+            self.models_.append(self._fit_one(X[rows], yk, None if w is None else w[rows]))
         return self
 
     def predict_proba(self, X) -> np.ndarray:

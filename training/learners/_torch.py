@@ -55,6 +55,7 @@ def train_early_stopped(
     penalty: Callable[[dict[str, Any]], Any],
     y: np.ndarray,
     groups: np.ndarray,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Fit parameters by Adam, choosing the number of epochs on held-out prompts.
 
@@ -78,6 +79,10 @@ def train_early_stopped(
         Soft labels in [0, 1].
     groups : ndarray of int, shape (n_rows,)
         Prompt of each row; the split never separates a prompt's rows.
+    sample_weight : ndarray of shape (n_rows,), optional
+        Row weights of the cross-entropy, in training and in the held-out loss that
+        picks the number of epochs (each is a weighted mean over its rows). None:
+        the plain mean, as before weights existed.
 
     Returns
     -------
@@ -87,6 +92,20 @@ def train_early_stopped(
     import torch.nn.functional as F
 
     yt = torch.from_numpy(np.asarray(y, dtype=np.float32))
+    wt = None
+    if sample_weight is not None and np.ptp(sample_weight) > 0:
+        # Constant weights leave a weighted mean unchanged: the plain mean is kept,
+        # so weights of 1 give the unweighted fit bit for bit.
+        wt = torch.from_numpy(np.asarray(sample_weight, dtype=np.float32))
+
+    def loss_of(z, rows):
+        if wt is None:
+            return F.binary_cross_entropy_with_logits(z, yt[rows])
+        w = wt[rows]
+        return (F.binary_cross_entropy_with_logits(z, yt[rows], reduction="none") * w).sum() / (
+            w.sum()
+        )
+
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     n_val = round(n_groups * config.validation_fraction)
 
@@ -103,13 +122,13 @@ def train_early_stopped(
                 for start in range(0, len(order), config.batch_size):
                     batch = order[start : start + config.batch_size]
                     optimizer.zero_grad()
-                    loss = F.binary_cross_entropy_with_logits(logits(params, batch), yt[batch])
+                    loss = loss_of(logits(params, batch), batch)
                     (loss + penalty(params)).backward()
                     optimizer.step()
             if val_rows is not None:
                 with torch.no_grad():
                     z = logits(params, val_rows)
-                    history.append(float(F.binary_cross_entropy_with_logits(z, yt[val_rows])))
+                    history.append(float(loss_of(z, val_rows)))
                 if len(history) - 1 - int(np.argmin(history)) >= config.patience:
                     break
         return params, history

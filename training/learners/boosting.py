@@ -48,10 +48,10 @@ class LightGBMLearner(PerCandidateLearner):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _fit_one(self, X, y):
+    def _fit_one(self, X, y, sample_weight):
         from lightgbm import LGBMClassifier
 
-        Xs, labels, weights = soft_label_rows(X, y)
+        Xs, labels, weights = soft_label_rows(X, y, sample_weight)
         model = LGBMClassifier(
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,

@@ -54,8 +54,18 @@ class AveragingLearner(BaseEstimator):
     def __init__(self, *, members: tuple[tuple[str, dict[str, Any]], ...] = DEFAULT_MEMBERS):
         self.members = members
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
-        """Fit every member on the same logged rows (see `training.learners`)."""
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
+        """Fit every member on the same logged rows and weights (see `training.learners`)."""
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)
         if not self.members:
@@ -70,6 +80,7 @@ class AveragingLearner(BaseEstimator):
                 n_candidates=n_candidates,
                 candidate_info=candidate_info,
                 usage=usage,
+                sample_weight=sample_weight,
             )
             for name, params in self.members
         ]

@@ -11,6 +11,7 @@ from training.learners._base import (
     candidate_means,
     check_candidate_info,
     check_embedding_dim,
+    check_sample_weight,
 )
 
 #: Added to the similarity of a stored prompt the candidate never answered, so it
@@ -31,6 +32,17 @@ class KNNLearner(BaseEstimator):
     Looking only at answered prompts is what lets it learn from production logs,
     where each prompt has the outcome of the one model that was called. A prompt
     logged several times for one candidate counts once, with its mean outcome.
+
+    With ``sample_weight`` (importance weights of a biased log) a neighbour counts
+    by the mean weight of its rows, in the outcome sum and in the count::
+
+        p_k(x) = (sum of w_i * outcome_i + prior_weight * m_k)
+                 / (sum of w_i + prior_weight)
+
+    so ``observed_`` holds each stored prompt's weight (float) instead of a flag
+    and ``outcome_`` its weighted outcome; the exported graph, which sums both,
+    computes the same. The neighbours themselves are still the nearest answered
+    prompts: a weight changes how much a neighbour counts, not who is one.
 
     Similarity is computed on the sentence embedding only (the first
     ``embedding_dim`` features): the text statistics after it are on other scales
@@ -54,8 +66,11 @@ class KNNLearner(BaseEstimator):
     embeddings_ : ndarray of float32, shape (n_stored, embedding_dim)
         Unit-norm embeddings of the distinct training prompts.
     outcome_ : ndarray of shape (n_candidates, n_stored)
-        Mean outcome of each candidate on each stored prompt (0 where unobserved).
+        Mean outcome of each candidate on each stored prompt (0 where unobserved);
+        with ``sample_weight``, the mean of weight x outcome over its rows.
     observed_ : ndarray of bool, shape (n_candidates, n_stored)
+        Whether the candidate answered the prompt; with ``sample_weight``, float:
+        the mean weight of its rows (0 where unobserved).
     prior_ : ndarray of shape (n_candidates,)
         Smoothed mean outcome of each candidate, the value shrunk toward.
     n_neighbors_ : int
@@ -88,7 +103,17 @@ class KNNLearner(BaseEstimator):
         self.prior_weight = prior_weight
         self.embedding_dim = embedding_dim
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
         """Store the training prompts and each candidate's outcomes on them.
 
         Parameters
@@ -102,9 +127,13 @@ class KNNLearner(BaseEstimator):
             Checked but unused.
         usage : mapping, optional
             Unused.
+        sample_weight : ndarray of shape (n_rows,), optional
+            Row weights: how much each stored prompt counts among the neighbours
+            and in the prior (see the class docstring). None: once each.
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)
+        w = check_sample_weight(sample_weight, len(y))
         if not (isinstance(self.n_neighbors, int | np.integer) and self.n_neighbors >= 1):
             raise ValueError(f"n_neighbors must be an int >= 1, got {self.n_neighbors!r}.")
         if not self.prior_weight > 0:
@@ -127,7 +156,15 @@ class KNNLearner(BaseEstimator):
         self.embeddings_ = (stored / np.maximum(norms, 1e-12)).astype(np.float32)
         self.observed_ = count > 0
         self.outcome_ = np.where(self.observed_, total / np.maximum(count, 1.0), 0.0)
-        self.prior_ = candidate_means(y, candidate, n_candidates)
+        if w is not None:
+            # Per stored prompt: weighted outcome sum and weight, both per row, so
+            # neighbours sum to the weighted mean of their rows.
+            mass, weighted = np.zeros_like(total), np.zeros_like(total)
+            np.add.at(mass, (candidate, prompt), w)
+            np.add.at(weighted, (candidate, prompt), w * y)
+            self.outcome_ = weighted / np.maximum(count, 1.0)
+            self.observed_ = mass / np.maximum(count, 1.0)
+        self.prior_ = candidate_means(y, candidate, n_candidates, w)
         self.n_neighbors_ = int(min(self.n_neighbors, len(stored)))
         return self
 

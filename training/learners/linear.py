@@ -39,11 +39,11 @@ class LogisticLearner(PerCandidateLearner):
         self.C = C
         self.min_rows = min_rows
 
-    def _fit_one(self, X, y):
+    def _fit_one(self, X, y, sample_weight):
         from sklearn.linear_model import LogisticRegression
 
         mean, scale = standardizer(X)
-        Xs, labels, weights = soft_label_rows((X - mean) / scale, y)
+        Xs, labels, weights = soft_label_rows((X - mean) / scale, y, sample_weight)
         model = LogisticRegression(C=self.C, max_iter=2000).fit(Xs, labels, sample_weight=weights)
         coef = model.coef_[0] / scale
         return coef, float(model.intercept_[0] - coef @ mean)
@@ -52,10 +52,25 @@ class LogisticLearner(PerCandidateLearner):
         coef, intercept = model
         return sigmoid(X.astype(np.float64) @ coef + intercept)
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
         """Fit on logged rows; see `PerCandidateLearner.fit`."""
         super().fit(
-            X, y, candidate=candidate, n_candidates=n_candidates, candidate_info=candidate_info
+            X,
+            y,
+            candidate=candidate,
+            n_candidates=n_candidates,
+            candidate_info=candidate_info,
+            sample_weight=sample_weight,
         )
         self.coef_ = np.zeros((n_candidates, self.n_features_in_))
         self.intercept_ = logit(self.constant_)

@@ -10,6 +10,7 @@ from training.learners._base import (
     _check_rows,
     candidate_means,
     check_candidate_info,
+    check_sample_weight,
     logit,
     prompt_groups,
     sigmoid,
@@ -112,7 +113,17 @@ class MatrixFactorizationLearner(BaseEstimator):
         self.random_state = random_state
         self.n_threads = n_threads
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
         """Fit on logged rows.
 
         Parameters
@@ -126,9 +137,13 @@ class MatrixFactorizationLearner(BaseEstimator):
             Checked but unused: candidates are learned embeddings.
         usage : mapping, optional
             Unused.
+        sample_weight : ndarray of shape (n_rows,), optional
+            Row weights of the cross-entropy (the loss becomes their weighted mean)
+            and of the candidates' starting means. None: every row counts once.
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)
+        w = check_sample_weight(sample_weight, len(y))
         if not (isinstance(self.n_factors, int | np.integer) and self.n_factors >= 1):
             raise ValueError(f"n_factors must be an int >= 1, got {self.n_factors!r}.")
         if not self.alpha >= 0:
@@ -146,7 +161,7 @@ class MatrixFactorizationLearner(BaseEstimator):
         import torch
 
         d, r = X.shape[1], self.n_factors
-        prior = candidate_means(y, candidate, n_candidates)
+        prior = candidate_means(y, candidate, n_candidates, w)
         mean, scale = standardizer(X) if len(X) else (np.zeros(d), np.ones(d))
         Xt = torch.from_numpy(((X - mean) / scale).astype(np.float32))
         ct = torch.from_numpy(candidate.copy())
@@ -166,7 +181,7 @@ class MatrixFactorizationLearner(BaseEstimator):
             return self.alpha * (params["P"].square().sum() + params["q"].square().sum())
 
         params, self.n_epochs_ = train_early_stopped(
-            torch, config, init, logits, penalty, y, prompt_groups(X)
+            torch, config, init, logits, penalty, y, prompt_groups(X), w
         )
         P, q = params["P"], params["q"]
         q[np.bincount(candidate, minlength=n_candidates) == 0] = 0.0

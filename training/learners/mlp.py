@@ -121,13 +121,13 @@ class MLPLearner(PerCandidateLearner):
             n_threads=self.n_threads,
         )
 
-    def _fit_one(self, X, y):
+    def _fit_one(self, X, y, sample_weight):
         import torch
 
         d, h = X.shape[1], self.hidden_units
         mean, scale = standardizer(X)
         Xt = torch.from_numpy(((X - mean) / scale).astype(np.float32))
-        start = float(logit(smoothed_mean(y)))
+        start = float(logit(smoothed_mean(y, sample_weight)))
 
         def init(torch):
             return {
@@ -145,7 +145,7 @@ class MLPLearner(PerCandidateLearner):
             return self.alpha * (params["W1"].square().sum() + params["w2"].square().sum())
 
         params, n_epochs = train_early_stopped(
-            torch, self._config(), init, logits, penalty, y, prompt_groups(X)
+            torch, self._config(), init, logits, penalty, y, prompt_groups(X), sample_weight
         )
         W1 = params["W1"] / scale[:, None]
         return W1, params["b1"] - mean @ W1, params["w2"], float(params["b2"]), n_epochs
@@ -154,15 +154,31 @@ class MLPLearner(PerCandidateLearner):
         W1, b1, w2, b2, _ = model
         return sigmoid(np.maximum(X.astype(np.float64) @ W1 + b1, 0.0) @ w2 + b2)
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
-        """Fit on logged rows; see `PerCandidateLearner.fit`."""
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
+        """Fit on logged rows; see `PerCandidateLearner.fit` (``sample_weight`` weighs
+        each row's cross-entropy, `training.learners._torch.train_early_stopped`)."""
         if not (isinstance(self.hidden_units, int | np.integer) and self.hidden_units >= 1):
             raise ValueError(f"hidden_units must be an int >= 1, got {self.hidden_units!r}.")
         if not self.alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha!r}.")
         check_config(self._config())
         super().fit(
-            X, y, candidate=candidate, n_candidates=n_candidates, candidate_info=candidate_info
+            X,
+            y,
+            candidate=candidate,
+            n_candidates=n_candidates,
+            candidate_info=candidate_info,
+            sample_weight=sample_weight,
         )
         h, d = self.hidden_units, self.n_features_in_
         self.hidden_coef_ = np.zeros((d, n_candidates * h))

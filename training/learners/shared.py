@@ -11,6 +11,7 @@ from training.learners._base import (
     _check_rows,
     candidate_means,
     check_candidate_info,
+    check_sample_weight,
     soft_label_rows,
 )
 
@@ -133,7 +134,17 @@ class SharedLearner(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
         """Fit one model on every logged row.
 
         Parameters
@@ -147,21 +158,25 @@ class SharedLearner(BaseEstimator):
             Families and prices; None describes candidates by identity only.
         usage : mapping, optional
             Unused.
+        sample_weight : ndarray of shape (n_rows,), optional
+            Row weights, multiplied into LightGBM's soft-label weights (and the
+            constants). None: every row counts once.
         """
         from lightgbm import LGBMClassifier
 
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         info = check_candidate_info(candidate_info, n_candidates)
+        w = check_sample_weight(sample_weight, len(y))
         self.n_features_in_ = X.shape[1]
         self.n_candidates_ = n_candidates
         self.candidate_features_, self.candidate_feature_names_ = candidate_features(info)
-        self.constant_ = candidate_means(y, candidate, n_candidates)
+        self.constant_ = candidate_means(y, candidate, n_candidates, w)
         self.n_rows_ = np.bincount(candidate, minlength=n_candidates)
         hard = np.round(y)
         if hard.min(initial=1) == hard.max(initial=0):
             self.model_ = None
             return self
-        rows, labels, weights = soft_label_rows(self._pairs(X, candidate), y)
+        rows, labels, weights = soft_label_rows(self._pairs(X, candidate), y, w)
         self.model_ = LGBMClassifier(
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,

@@ -17,6 +17,7 @@ from training.learners._base import (
     candidate_means,
     check_candidate_info,
     check_embedding_dim,
+    check_sample_weight,
     learnable,
     logit,
     prompt_groups,
@@ -106,7 +107,17 @@ class UsageLogisticLearner(BaseEstimator):
         self.min_rows = min_rows
         self.random_state = random_state
 
-    def fit(self, X, y, *, candidate, n_candidates: int, candidate_info=None, usage=None):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        candidate,
+        n_candidates: int,
+        candidate_info=None,
+        usage=None,
+        sample_weight=None,
+    ):
         """Fit on logged rows.
 
         Parameters
@@ -122,9 +133,16 @@ class UsageLogisticLearner(BaseEstimator):
             Logged ``input_tokens``, ``output_tokens`` and ``cost_usd`` of each row
             (NaN where unknown). Without it the learner is a logistic regression on
             the text statistics alone.
+        sample_weight : ndarray of shape (n_rows,), optional
+            Row weights of the outcome model (the logistic regressions and the
+            constants). The usage regression stays unweighted on purpose: it
+            predicts token counts, which every logged call reports whatever the
+            logger preferred, and it only builds the features the weighted outcome
+            model reads. None: every row counts once.
         """
         X, y, candidate = _check_rows(X, y, candidate, n_candidates)
         check_candidate_info(candidate_info, n_candidates)
+        w = check_sample_weight(sample_weight, len(y))
         check_embedding_dim(self.embedding_dim, X.shape[1])
         if self.n_inner_folds < 2:
             raise ValueError(f"n_inner_folds must be >= 2, got {self.n_inner_folds!r}.")
@@ -138,7 +156,7 @@ class UsageLogisticLearner(BaseEstimator):
         self.usage_components_ = usage_components(units, candidate, n_candidates, self.min_rows)
         self.n_features_in_ = X.shape[1]
         self.n_candidates_ = n_candidates
-        self.constant_ = candidate_means(y, candidate, n_candidates)
+        self.constant_ = candidate_means(y, candidate, n_candidates, w)
 
         # Projection of the raw features: usage predictions, then the statistics.
         n_stats = X.shape[1] - self.embedding_dim
@@ -168,15 +186,15 @@ class UsageLogisticLearner(BaseEstimator):
             rows = candidate == k
             if not learnable(y[rows], self.min_rows):
                 continue
-            Zk, labels, weights = soft_label_rows(Z[rows], y[rows])
+            Zk, labels, weights = soft_label_rows(Z[rows], y[rows], None if w is None else w[rows])
             model = LogisticRegression(C=self.C, max_iter=2000).fit(
                 Zk, labels, sample_weight=weights
             )
             self.weights_[k] = model.coef_[0]
             self.bias_[k] = model.intercept_[0]
-            w = model.coef_[0] / scale
-            self.coef_[k] = project @ w
-            self.intercept_[k] = float(model.intercept_[0] + w @ (offset - mean))
+            raw = model.coef_[0] / scale
+            self.coef_[k] = project @ raw
+            self.intercept_[k] = float(model.intercept_[0] + raw @ (offset - mean))
         return self
 
     def _fit_usage(self, X, units, candidate) -> LogLinearCostModel:
