@@ -296,20 +296,26 @@ def fit_policy_target_off_policy(
             "name": best_name,
             "quality": float(best_q),
             "cost_usd": float(best_c),
-            "quality_ci": [float(single.quality.low), float(single.quality.high)],
-            "cost_usd_ci": [float(single.cost_usd.low), float(single.cost_usd.high)],
+            "quality_ci": _interval(single.quality.low, single.quality.high),
+            "cost_usd_ci": _interval(single.cost_usd.low, single.cost_usd.high),
         },
         "share": {_action_name(feedback, a): float(share[a]) for a in range(k)},
         "n_rounds": n,
         "ess": float(chosen.ess),
         "ci95": {
-            "quality": [float(v) for v in q_ci],
-            "cost_usd": [float(result.cost_usd.low), float(result.cost_usd.high)],
-            "savings_vs_best_single": savings,
-            "quality_gap": gap,
+            "quality": _interval(*q_ci),
+            "cost_usd": _interval(result.cost_usd.low, result.cost_usd.high),
+            "savings_vs_best_single": _interval(*savings),
+            "quality_gap": _interval(*gap),
         },
         "warnings": warnings,
     }
+
+
+def _interval(low: float, high: float) -> list[float | None]:
+    """An interval for the manifest's JSON: an undefined bound (e.g. SNIPS when no
+    logged call agrees with the policy) is null, not NaN."""
+    return [float(v) if np.isfinite(v) else None for v in (low, high)]
 
 
 def _action_name(feedback: BanditFeedback, a: int) -> str:

@@ -349,15 +349,19 @@ def off_policy_target(
         f"default policy for {target}: value_usd {fit['value_usd']:.4g}, {met}; "
         f"off-policy {fit['estimator'].upper()} estimate on {fit['n_rounds']} logged calls "
         f"({estimate.source} propensities, ESS {fit['ess']:.0f}): quality {fit['quality']:.3f} "
-        f"(95% CI {ci['quality'][0]:.3f} to {ci['quality'][1]:.3f}) at "
-        f"${fit['cost_usd']:.4g}/request (95% CI {ci['cost_usd'][0]:.4g} to "
-        f"{ci['cost_usd'][1]:.4g}), savings vs {best['name']} (estimated quality "
-        f"{best['quality']:.3f}) {fit['savings_vs_best_single']:.1%} (95% CI "
-        f"{ci['savings_vs_best_single'][0]:.1%} to {ci['savings_vs_best_single'][1]:.1%})"
+        f"(95% CI {_span(ci['quality'], '.3f')}) at ${fit['cost_usd']:.4g}/request "
+        f"(95% CI {_span(ci['cost_usd'], '.4g')}), savings vs {best['name']} (estimated "
+        f"quality {best['quality']:.3f}) {fit['savings_vs_best_single']:.1%} "
+        f"(95% CI {_span(ci['savings_vs_best_single'], '.1%')})"
     )
     for warning in fit["warnings"]:
         _say(f"warning: {warning}")
     return fit
+
+
+def _span(interval: list[float | None], spec: str) -> str:
+    """``low to high`` for printing; an undefined bound prints as ``?``."""
+    return " to ".join("?" if v is None else format(v, spec) for v in interval)
 
 
 def train(config: TrainConfig) -> TrainResult:
