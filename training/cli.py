@@ -321,7 +321,8 @@ def _add_train_parser(sub) -> None:
         default="parity",
         help="what the bundle's default value_usd is fit to: parity (least cost at the "
         "best single model's quality), budget:USD (best quality at this mean cost per "
-        "request) or floor:QUALITY (least cost at this quality)",
+        "request) or floor:QUALITY (least cost at this quality); on bandit logs measured "
+        "off-policy (DR with logged propensities, SNIPS with estimated ones)",
     )
     train.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds, grouped by prompt"

@@ -1,10 +1,20 @@
 """Set the bundle's default policy from cross-validated predictions.
 
 `train --target` says what the default decision should achieve; this module finds
-the ``value_usd`` that achieves it on out-of-fold predictions of the full-information
-prompts and attaches a bootstrap confidence interval, so the people who switch the
-router on know what to expect and how sure that is. Per-request knobs
-(``value_usd``, ``min_success``, ``max_cost_usd``) still override the default.
+the ``value_usd`` that achieves it on out-of-fold predictions and attaches a
+bootstrap confidence interval, so the people who switch the router on know what to
+expect and how sure that is. Per-request knobs (``value_usd``, ``min_success``,
+``max_cost_usd``) still override the default.
+
+Two kinds of logs, two ways to measure a policy:
+
+- full information (every candidate answered every prompt): the policy's quality and
+  cost are read off the table (:func:`fit_policy_target`);
+- bandit logs (one call per prompt, chosen by a logging policy): only the chosen
+  model's outcome is known, so the policy's quality and cost, and every single
+  model's, are off-policy estimates with the estimator ``evaluate`` quotes
+  (:data:`training.evaluation.off_policy.DEFAULT_ESTIMATOR`: DR with logged
+  propensities, SNIPS with estimated ones) (:func:`fit_policy_target_off_policy`).
 
 Targets:
 
@@ -20,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.policy import PolicyParams, action_distribution
 from training.evaluation import (
     QUALITY_TOL,
     FullInfoLog,
@@ -28,8 +39,18 @@ from training.evaluation import (
     router_curve,
     value_grid,
 )
+from training.evaluation.off_policy import DEFAULT_ESTIMATOR, value_sweep
+from training.off_policy import BanditFeedback, OffPolicyEvaluation, make_estimator
 
 KINDS = ("parity", "budget", "floor")
+#: Geometric steps of the ``value_usd`` grid searched on bandit logs (besides 0).
+OFF_POLICY_GRID_POINTS = 64
+#: Below this effective sample size (and 10% of the rounds) the estimate rests on too
+#: few calls to say whether the target is met (the threshold ``evaluate`` warns at).
+MIN_ESS = 30.0
+#: A quality interval wider than this (95%, in outcome units) cannot tell a policy at
+#: the target from one 5 points off it either way: the fit is flagged inconclusive.
+MAX_QUALITY_CI_WIDTH = 0.10
 
 
 @dataclass(frozen=True)
@@ -101,13 +122,7 @@ def fit_policy_target(
     best = best_single(log)
     quality = np.array([pt.quality for pt in curve])
     cost = np.array([pt.cost_usd for pt in curve])
-    if target.kind == "budget":
-        feasible = cost <= target.amount * (1 + 1e-12)
-        pick = _best(feasible, key=(-quality, cost)) if feasible.any() else int(np.argmin(cost))
-    else:
-        floor = best.quality if target.kind == "parity" else target.amount
-        feasible = quality >= floor - QUALITY_TOL
-        pick = _best(feasible, key=(cost, -quality)) if feasible.any() else int(np.argmax(quality))
+    pick, met = _pick(target, quality, cost, best.quality)
     value = float(values[pick])
     action = router_choice(log, p_success, expected_cost_usd, value)
     rows = np.arange(log.n_prompts)
@@ -127,7 +142,7 @@ def fit_policy_target(
     return {
         "target": str(target),
         "value_usd": value,
-        "met": bool(feasible.any()),
+        "met": met,
         "quality": float(quality[pick]),
         "cost_usd": float(cost[pick]),
         "savings_vs_best_single": float(1 - cost[pick] / best.cost_usd) if best.cost_usd else 0.0,
@@ -139,6 +154,246 @@ def fit_policy_target(
             for name, v in draws.items()
         },
     }
+
+
+def fit_policy_target_off_policy(
+    target: PolicyTarget,
+    feedback: BanditFeedback,
+    *,
+    propensity_source: str,
+    n_bootstrap: int = 500,
+    alpha: float = 0.05,
+    seed: int = 0,
+    grid_points: int = OFF_POLICY_GRID_POINTS,
+) -> dict[str, Any]:
+    """Find the default ``value_usd`` for ``target`` on a bandit log, off-policy.
+
+    For every ``value_usd`` of a grid the policy's decisions on the logged prompts
+    (from the out-of-fold predictions in ``feedback.estimated_reward`` and
+    ``feedback.estimated_cost_usd``) are estimated for quality and cost with the
+    estimator ``evaluate`` quotes for this propensity source; each single model is
+    estimated the same way as a constant policy, and the best of them (highest
+    estimated quality, ties to the cheaper) is the parity level and the savings
+    baseline. The target picks ``value_usd`` on the point estimates as
+    :func:`fit_policy_target` does on the table.
+
+    Parameters
+    ----------
+    target : PolicyTarget
+    feedback : BanditFeedback
+        One round per graded, costed call; ``estimated_reward`` and
+        ``estimated_cost_usd`` are the out-of-fold predictions (calibrated) of the
+        round's prompt. They are both what the policy decides on and DR's regression,
+        as in ``evaluate``.
+    propensity_source : {"logged", "estimated"}
+        Where ``feedback.pscore`` came from; chooses the estimator.
+    n_bootstrap : int, default=500
+        Resamples of the rounds for the intervals.
+    alpha : float, default=0.05
+    seed : int, default=0
+    grid_points : int, default=64
+        Geometric steps of the ``value_usd`` grid (`value_sweep`).
+
+    Returns
+    -------
+    dict
+        As :func:`fit_policy_target` (``value_usd``, ``met``, ``quality``,
+        ``cost_usd``, ``savings_vs_best_single``, ``best_single``, ``share``,
+        ``ci95``), plus ``method`` ("off_policy"), ``estimator``,
+        ``propensity_source``, ``n_rounds``, ``ess``, ``conclusive`` and
+        ``warnings`` (target not met; interval too wide or ESS too small to say).
+        ``best_single`` carries its own ``quality_ci`` and ``cost_usd_ci``. The
+        savings and quality-gap intervals resample the same rounds for the policy
+        and the best single model (paired). As on the table, they hold
+        ``value_usd`` fixed and do not include the optimism of choosing it on these
+        same calls.
+    """
+    if feedback.estimated_reward is None or feedback.estimated_cost_usd is None:
+        raise ValueError("feedback needs the predictions: estimated_reward and estimated_cost_usd.")
+    if propensity_source not in DEFAULT_ESTIMATOR:
+        raise ValueError(
+            f"propensity_source must be one of {sorted(DEFAULT_ESTIMATOR)}, "
+            f"got {propensity_source!r}."
+        )
+    name = DEFAULT_ESTIMATOR[propensity_source]
+    estimator = make_estimator(name)
+    p, c = feedback.estimated_reward, feedback.estimated_cost_usd
+    n, k = feedback.n_rounds, feedback.n_actions
+
+    def point(dist: np.ndarray) -> tuple[float, float]:
+        return (
+            estimator.estimate_policy_value(dist, **feedback.quality_inputs()),
+            estimator.estimate_policy_value(dist, **feedback.cost_inputs()),
+        )
+
+    singles = []
+    for a in range(k):
+        dist = np.zeros((n, k))
+        dist[:, a] = 1.0
+        singles.append((a, dist, *point(dist)))
+    finite = [s for s in singles if np.isfinite(s[2]) and np.isfinite(s[3])]
+    if not finite:
+        raise ValueError("No candidate was logged often enough to estimate it as a single model.")
+    top = max(s[2] for s in finite)
+    best_a, best_dist, best_q, best_c = min(
+        (s for s in finite if s[2] >= top - QUALITY_TOL), key=lambda s: s[3]
+    )
+
+    values = value_sweep(feedback.cost_usd, grid_points)
+    dists = [action_distribution(p, c, PolicyParams(float(v))) for v in values]
+    estimates = np.array([point(d) for d in dists])
+    quality = np.where(np.isfinite(estimates[:, 0]), estimates[:, 0], -np.inf)
+    cost = np.where(np.isfinite(estimates[:, 1]), estimates[:, 1], np.inf)
+    pick, met = _pick(target, quality, cost, best_q)
+    dist = dists[pick]
+
+    ope = OffPolicyEvaluation(
+        feedback, (name,), n_bootstrap=n_bootstrap, alpha=alpha, random_state=seed
+    )
+    chosen = ope.estimate(dist)
+    single = ope.estimate(best_dist).estimators[name]
+    result = chosen.estimators[name]
+    savings, gap = _paired_intervals(
+        estimator, feedback, dist, best_dist, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed
+    )
+    q_ci = [result.quality.low, result.quality.high]
+    best_name = _action_name(feedback, best_a)
+    warnings = []
+    if not met:
+        warnings.append(
+            f"target {target} cannot be met on the off-policy estimates: the closest "
+            "point is used ("
+            + ("the cheapest" if target.kind == "budget" else "the best")
+            + " estimated policy)."
+        )
+    min_ess = max(MIN_ESS, 0.1 * n)
+    few_calls = chosen.ess < min_ess
+    too_wide = not np.all(np.isfinite(q_ci)) or q_ci[1] - q_ci[0] > MAX_QUALITY_CI_WIDTH
+    if few_calls:
+        warnings.append(
+            f"effective sample size {chosen.ess:.1f} of {n} logged calls (< {min_ess:.0f}): "
+            "the logs rarely made this policy's choices, so the estimate rests on few calls."
+        )
+    if too_wide:
+        warnings.append(
+            f"the 95% interval of the quality, {q_ci[0]:.3f} to {q_ci[1]:.3f}, is wider than "
+            f"{MAX_QUALITY_CI_WIDTH:g}: too wide to say whether the target is met; log more "
+            "calls (or more exploration)."
+        )
+    share = dist.mean(axis=0)
+    return {
+        "target": str(target),
+        "method": "off_policy",
+        "estimator": name,
+        "propensity_source": propensity_source,
+        "value_usd": float(values[pick]),
+        "met": met,
+        "conclusive": not (few_calls or too_wide),
+        "quality": float(quality[pick]),
+        "cost_usd": float(cost[pick]),
+        "savings_vs_best_single": float(1 - cost[pick] / best_c) if best_c > 0 else 0.0,
+        "best_single": {
+            "name": best_name,
+            "quality": float(best_q),
+            "cost_usd": float(best_c),
+            "quality_ci": _interval(single.quality.low, single.quality.high),
+            "cost_usd_ci": _interval(single.cost_usd.low, single.cost_usd.high),
+        },
+        "share": {_action_name(feedback, a): float(share[a]) for a in range(k)},
+        "n_rounds": n,
+        "ess": float(chosen.ess),
+        "ci95": {
+            "quality": _interval(*q_ci),
+            "cost_usd": _interval(result.cost_usd.low, result.cost_usd.high),
+            "savings_vs_best_single": _interval(*savings),
+            "quality_gap": _interval(*gap),
+        },
+        "warnings": warnings,
+    }
+
+
+def _interval(low: float, high: float) -> list[float | None]:
+    """An interval for the manifest's JSON: an undefined bound (e.g. SNIPS when no
+    logged call agrees with the policy) is null, not NaN."""
+    return [float(v) if np.isfinite(v) else None for v in (low, high)]
+
+
+def _action_name(feedback: BanditFeedback, a: int) -> str:
+    return feedback.action_names[a] if feedback.action_names is not None else str(a)
+
+
+def _paired_intervals(
+    estimator,
+    feedback: BanditFeedback,
+    dist: np.ndarray,
+    baseline: np.ndarray,
+    *,
+    n_bootstrap: int,
+    alpha: float,
+    seed: int,
+) -> tuple[list[float], list[float]]:
+    """Bootstrap intervals of the savings (``1 - cost / baseline cost``) and the quality
+    gap (``quality - baseline quality``), resampling the same rounds for both policies.
+
+    Resampling the two policies separately would treat them as independent, while
+    on one log they share every round: the paired interval is the narrower, right one.
+    The per-round terms are the estimator's own (`BaseOffPolicyEstimator`), so the
+    estimator is the one quoted for quality and cost.
+    """
+    terms = {
+        (which, what): estimator._checked_terms(
+            d,
+            inputs["action"],
+            inputs["reward"],
+            inputs["pscore"],
+            inputs["estimated_rewards_by_reg_model"],
+        )
+        for which, d in (("policy", dist), ("baseline", baseline))
+        for what, inputs in (
+            ("quality", feedback.quality_inputs()),
+            ("cost", feedback.cost_inputs()),
+        )
+    }
+    rng = np.random.default_rng(seed)
+    n = feedback.n_rounds
+    savings, gaps = [], []
+    for _ in range(n_bootstrap):
+        idx = rng.integers(0, n, size=n)
+        value = {}
+        for key, (num, den) in terms.items():
+            total = den[idx].sum()
+            value[key] = num[idx].sum() / total if total > 0 else np.nan
+        base_cost = value[("baseline", "cost")]
+        savings.append(1 - value[("policy", "cost")] / base_cost if base_cost > 0 else np.nan)
+        gaps.append(value[("policy", "quality")] - value[("baseline", "quality")])
+    bounds = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+
+    def interval(draws: list[float]) -> list[float]:
+        draws = np.asarray(draws, dtype=np.float64)
+        if np.isnan(draws).all():
+            return [float("nan"), float("nan")]
+        return [float(v) for v in np.nanpercentile(draws, bounds)]
+
+    return interval(savings), interval(gaps)
+
+
+def _pick(
+    target: PolicyTarget, quality: np.ndarray, cost: np.ndarray, best_quality: float
+) -> tuple[int, bool]:
+    """The grid point meeting ``target`` and whether any did.
+
+    Budget: the best quality at mean cost within the budget (else the cheapest
+    point); parity and floor: the least cost at quality reaching the best single
+    model's or the floor (else the most accurate point).
+    """
+    if target.kind == "budget":
+        feasible = cost <= target.amount * (1 + 1e-12)
+        pick = _best(feasible, key=(-quality, cost)) if feasible.any() else int(np.argmin(cost))
+    else:
+        floor = best_quality if target.kind == "parity" else target.amount
+        feasible = quality >= floor - QUALITY_TOL
+        pick = _best(feasible, key=(cost, -quality)) if feasible.any() else int(np.argmax(quality))
+    return pick, bool(feasible.any())
 
 
 def _best(feasible: np.ndarray, key: tuple[np.ndarray, np.ndarray]) -> int:

@@ -43,7 +43,12 @@ from training.dataset import (
 from training.export import write_bundle
 from training.learners import CandidateInfo, make_learner
 from training.learners.ensemble import DEFAULT_MEMBERS
-from training.policy_target import PolicyTarget, fit_policy_target
+from training.off_policy import BanditFeedback
+from training.policy_target import (
+    PolicyTarget,
+    fit_policy_target,
+    fit_policy_target_off_policy,
+)
 from training.propensity import (
     DEFAULT_MAX_WEIGHT,
     estimate_logging_policy,
@@ -257,9 +262,13 @@ def default_policy(
 ) -> dict[str, Any]:
     """The bundle's default policy for ``target``, fit on out-of-fold predictions.
 
-    Without full-information prompts the target cannot be measured; ``value_usd``
-    is then 100 times the mean logged cost (a good outcome is worth a hundred
-    average calls) and the policy says so in ``target_fit``.
+    On full-information prompts the target is measured on the table. On a bandit
+    (or partial) log it is measured off-policy on the logged calls
+    (`training.policy_target.fit_policy_target_off_policy`), with the logged
+    propensities or, without them, the estimated logging policy. Without
+    out-of-fold predictions (no cross-validation) nothing can measure it;
+    ``value_usd`` is then 100 times the mean logged cost (a good outcome is worth a
+    hundred average calls) and the policy says so in ``target_fit``.
     """
     policy: dict[str, Any] = {
         "min_success": None,
@@ -281,16 +290,78 @@ def default_policy(
             f"(95% CI {lo:.1%} to {hi:.1%})"
         )
         return policy
+    if cv is not None and log_kind(data) != "full_information":
+        fit = off_policy_target(data, cv, calibration, target, seed)
+        if fit is not None:
+            policy["value_usd"] = fit["value_usd"]
+            policy["target_fit"] = fit
+            return policy
     costs = data.cost_usd[np.isfinite(data.cost_usd)]
     policy["value_usd"] = float(100 * costs.mean()) if len(costs) else 1.0
     policy["target_fit"] = {
         "target": str(target),
         "met": None,
-        "note": "no full-information prompts to measure the target on: "
+        "note": "no out-of-fold predictions to measure the target on: "
         "value_usd = 100 x mean logged cost",
     }
     _say(f"warning: {policy['target_fit']['note']}")
     return policy
+
+
+def off_policy_target(
+    data: TrainingSet,
+    cv: CrossValidation,
+    calibration: dict[str, Any] | None,
+    target: PolicyTarget,
+    seed: int,
+) -> dict[str, Any] | None:
+    """``target`` fit off-policy on the graded, costed calls of a bandit log, printed.
+
+    Each call is one round; the policy decides on its prompt's out-of-fold
+    predictions. None when no call has both an outcome and a cost.
+    """
+    rows = np.flatnonzero(data.labelled & np.isfinite(data.cost_usd))
+    if not len(rows):
+        return None
+    estimate = logged_policy(data)
+    if estimate is None:
+        estimate = estimate_logging_policy(data, seed=seed)
+    p = apply_calibration(cv.p_oof[cv.chosen], calibration)
+    prompt = data.prompt[rows]
+    feedback = BanditFeedback(
+        n_rounds=len(rows),
+        n_actions=len(data.candidates),
+        action=data.candidate[rows],
+        reward=data.outcome[rows],
+        cost_usd=data.cost_usd[rows],
+        pscore=estimate.propensity[rows],
+        estimated_reward=p[prompt],
+        estimated_cost_usd=cv.cost_oof[prompt],
+        action_names=tuple(data.candidates),
+    )
+    fit = fit_policy_target_off_policy(
+        target, feedback, propensity_source=estimate.source, seed=seed
+    )
+    met = "met" if fit["met"] else "NOT met (closest point used)"
+    ci = fit["ci95"]
+    best = fit["best_single"]
+    _say(
+        f"default policy for {target}: value_usd {fit['value_usd']:.4g}, {met}; "
+        f"off-policy {fit['estimator'].upper()} estimate on {fit['n_rounds']} logged calls "
+        f"({estimate.source} propensities, ESS {fit['ess']:.0f}): quality {fit['quality']:.3f} "
+        f"(95% CI {_span(ci['quality'], '.3f')}) at ${fit['cost_usd']:.4g}/request "
+        f"(95% CI {_span(ci['cost_usd'], '.4g')}), savings vs {best['name']} (estimated "
+        f"quality {best['quality']:.3f}) {fit['savings_vs_best_single']:.1%} "
+        f"(95% CI {_span(ci['savings_vs_best_single'], '.1%')})"
+    )
+    for warning in fit["warnings"]:
+        _say(f"warning: {warning}")
+    return fit
+
+
+def _span(interval: list[float | None], spec: str) -> str:
+    """``low to high`` for printing; an undefined bound prints as ``?``."""
+    return " to ".join("?" if v is None else format(v, spec) for v in interval)
 
 
 def train(config: TrainConfig) -> TrainResult:

@@ -70,7 +70,10 @@ def test_one_row_per_prompt_logs_with_cost_only(shipped_calls, tmp_path):
     )
     manifest = result.bundle.manifest
     assert {c["name"] for c in manifest["cost_model"]["components"]} == {"cost_usd"}
-    assert manifest["policy"]["target_fit"]["met"] is None
+    # No propensities: the target is measured off-policy (SNIPS, estimated logging policy).
+    fit = manifest["policy"]["target_fit"]
+    assert (fit["method"], fit["estimator"]) == ("off_policy", "snips")
+    assert isinstance(fit["met"], bool)
     scores = BundleScorer(result.bundle).score_texts(["A bug in the ORM's query builder."])
     assert (scores.expected_cost_usd > 0).all()
     assert ((scores.p_success > 0) & (scores.p_success < 1)).all()
