@@ -219,7 +219,10 @@ def _add_promote_parser(sub) -> None:
         "promote",
         help="point a registry alias (default: champion) at a registered bundle version",
         description="Set ALIAS of the registered model NAME to VERSION, so "
-        "`serve --bundle models:/NAME@ALIAS` serves that version from its next start.",
+        "`serve --bundle models:/NAME@ALIAS` serves that version from its next start. "
+        "With --evaluation (evaluate --bundle VERSION's bundle --compare CHAMPION on the "
+        "champion's gateway logs), refuse a challenger whose net-value difference with "
+        "the current ALIAS version has an interval wholly below 0, unless --force.",
     )
     promote.add_argument("version", help="registered version number, e.g. 3")
     promote.add_argument("--name", default=DEFAULT_MODEL_NAME, help="registered model name")
