@@ -33,7 +33,7 @@ from features.routing_text import routing_text
 from serving.bundle import Bundle
 from serving.policy import Exploration, PolicyParams, action_distribution
 from training.evaluation.results import OffPolicyComparison, OffPolicyPoint, OffPolicySection
-from training.evaluation.served import ServedPolicy
+from training.evaluation.served import ServedPolicy, bundle_label
 from training.off_policy import (
     ESTIMATORS,
     BanditFeedback,
@@ -351,8 +351,6 @@ def _paired_comparison(
     no outcome to weigh, so, as `/route` with ``candidates``, it is left out and the
     note says so. Its own ``p_success`` and ``expected_cost_usd`` are its DR regression.
     """
-    from training.evaluation.run import bundle_label
-
     actions = feedback.action_names or ()
     index = {name: i for i, name in enumerate(actions)}
     shared = [name for name in other.candidate_names if name in index]

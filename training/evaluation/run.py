@@ -38,7 +38,7 @@ from training.evaluation.results import (
     Evaluation,
     prediction_quality,
 )
-from training.evaluation.served import ServedPolicy
+from training.evaluation.served import ServedPolicy, bundle_label
 from training.evaluation.summary import Summary, TableRow, summarize
 from training.report import write_report
 
@@ -262,15 +262,6 @@ def _evaluate_partial_feedback(
     )
     write_report(evaluation, out_dir, title=f"outcome-router off-policy evaluation: {label}")
     return evaluation
-
-
-def bundle_label(bundle: Bundle) -> str:
-    """``folder (chosen learner setting)``, e.g. ``bundle-knn (knn-k20)``."""
-    training = bundle.manifest.get("training") or {}
-    chosen = (training.get("selection") or {}).get("chosen") or (
-        bundle.manifest.get("scorer") or {}
-    ).get("learner")
-    return f"{bundle.path.name} ({chosen})" if chosen else bundle.path.name
 
 
 def _say(message: str) -> None:
