@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from serving.bundle import load_bundle
@@ -202,3 +203,19 @@ def test_promote_needs_evidence_about_the_right_bundles(runs, store, tmp_path):
         promote("2", name=NAME, root=store, evaluation=tmp_path / "missing")
     # without --evaluation, promote checks nothing (as before)
     assert promote("1", name=NAME, root=store)["evidence"] is None
+
+
+def test_without_logged_propensities_both_are_estimated_with_snips(runs, bundle_dir, tmp_path):
+    """A gateway log without `propensity`: the logging policy is estimated once and both
+    policies are weighed by it, with SNIPS (the headline estimator there)."""
+    log = pd.read_parquet(runs["log"]).drop(columns=["propensity"])
+    path = tmp_path / "no_propensity.parquet"
+    log.to_parquet(path, index=False)
+    result = evaluate(
+        runs["bad"], [str(path)], tmp_path / "out", compare=[bundle_dir], n_bootstrap=200
+    )
+    section = result.off_policy.to_dict()
+    assert section["propensity_source"] == "estimated"
+    (entry,) = section["comparisons"]
+    assert entry["estimator"] == "snips"
+    assert entry["net_value_diff_ci"][1] < 0
