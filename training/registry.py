@@ -498,11 +498,15 @@ def check_promotion(
     entry = found[0]
     low, high = entry["net_value_diff_ci"]
     level = 100 * (1 - float(entry.get("alpha", 0.05)))
+
+    def signed(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:+.4g}"
+
     figures = (
-        f"net value per call {entry['net_value_diff']:+.4g} USD, {level:.0f}% interval "
-        f"[{low:+.4g}, {high:+.4g}] (value_usd {entry['value_usd']:.4g}, estimator "
-        f"{entry['estimator']}; quality {entry['quality_diff']:+.4g}, cost "
-        f"{entry['cost_usd_diff']:+.4g} USD)"
+        f"net value per call {signed(entry['net_value_diff'])} USD, {level:.0f}% interval "
+        f"[{signed(low)}, {signed(high)}] (value_usd {entry['value_usd']:.4g}, estimator "
+        f"{entry['estimator']}; quality {signed(entry['quality_diff'])}, cost "
+        f"{signed(entry['cost_usd_diff'])} USD)"
     )
     evidence.update(
         {
@@ -526,6 +530,13 @@ def check_promotion(
             refused=True,
             reason=f"against the champion, version {champion.version}: {figures}; the "
             "interval lies wholly below 0",
+        )
+    elif high is None or low is None:
+        evidence.update(
+            refused=True,
+            reason=f"against the champion, version {champion.version}: {figures}; the "
+            "interval is undefined (no logged call the challenger's choices could be "
+            "weighed on), so there is no evidence",
         )
     else:
         evidence["reason"] = f"against the champion, version {champion.version}: {figures}"

@@ -219,3 +219,12 @@ def test_without_logged_propensities_both_are_estimated_with_snips(runs, bundle_
     (entry,) = section["comparisons"]
     assert entry["estimator"] == "snips"
     assert entry["net_value_diff_ci"][1] < 0
+
+
+def test_an_undefined_interval_is_no_evidence(runs, store, tmp_path):
+    metrics = json.loads((runs["a"] / "metrics.json").read_text())
+    metrics["off_policy"]["comparisons"][0]["net_value_diff_ci"] = [None, None]
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(PromotionRefused, match=r"interval \[n/a, n/a\].*undefined"):
+        promote("2", name=NAME, root=store, evaluation=tmp_path)
