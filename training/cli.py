@@ -134,12 +134,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         n_bootstrap=args.n_bootstrap,
         clip=args.clip_weights,
         seed=args.seed,
+        value_usd=args.value_usd,
     )
     if isinstance(result, BanditEvaluation):
         section = result.off_policy.to_dict()
-        printed = {
-            key: section[key] for key in ("n", "ess", "propensity_source", "estimators", "warnings")
-        }
+        keys = ("n", "ess", "propensity_source", "estimators", "warnings", "comparisons")
+        printed = {key: section[key] for key in keys}
         printed["report"] = str(Path(args.out) / "report.html")
         print(json.dumps(printed, indent=2))
         return 0
@@ -195,7 +195,19 @@ def _demo_request(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     from training.registry import promote
 
-    result = promote(args.version, name=args.name, alias=args.alias, root=args.mlruns)
+    result = promote(
+        args.version,
+        name=args.name,
+        alias=args.alias,
+        root=args.mlruns,
+        evaluation=args.evaluation,
+        force=args.force,
+    )
+    if result["forced"]:
+        print(
+            f"warning: promoted despite the evidence: {result['evidence']['reason']}",
+            file=sys.stderr,
+        )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -207,12 +219,28 @@ def _add_promote_parser(sub) -> None:
         "promote",
         help="point a registry alias (default: champion) at a registered bundle version",
         description="Set ALIAS of the registered model NAME to VERSION, so "
-        "`serve --bundle models:/NAME@ALIAS` serves that version from its next start.",
+        "`serve --bundle models:/NAME@ALIAS` serves that version from its next start. "
+        "With --evaluation (evaluate --bundle VERSION's bundle --compare CHAMPION on the "
+        "champion's gateway logs), refuse a challenger whose net-value difference with "
+        "the current ALIAS version has an interval wholly below 0, unless --force.",
     )
     promote.add_argument("version", help="registered version number, e.g. 3")
     promote.add_argument("--name", default=DEFAULT_MODEL_NAME, help="registered model name")
     promote.add_argument("--alias", default=DEFAULT_ALIAS, help="alias to set")
     promote.add_argument("--mlruns", default="mlruns", help="MLflow store folder")
+    promote.add_argument(
+        "--evaluation",
+        metavar="DIR",
+        help="the --out folder (or its metrics.json) of `evaluate --bundle CHALLENGER "
+        "--compare CHAMPION --logs CHAMPION_LOGS`: refuse VERSION when its net-value "
+        "difference with the current ALIAS version has an interval wholly below 0, or "
+        "when the evaluation holds no comparison with it (default: no check)",
+    )
+    promote.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even when --evaluation refuses VERSION (the output records it)",
+    )
     promote.set_defaults(func=_promote)
 
 
@@ -457,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="BUNDLE",
         help="other bundles to score on the same prompts, drawn on the same plot and "
-        "compared in the table, e.g. one per learner (default: none)",
+        "compared in the table, e.g. one per learner; on gateway logs, the champion: "
+        "the bundle minus each of them in quality, cost and net value with paired "
+        "intervals, which `promote --evaluation` checks (default: none)",
     )
     evaluate.add_argument(
         "--pair",
@@ -514,6 +544,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     off_policy.add_argument(
         "--seed", type=int, default=0, help="seed of the bootstrap resampling (default: 0)"
+    )
+    off_policy.add_argument(
+        "--value-usd",
+        type=float,
+        help="value in USD of one good outcome for the net value (value_usd * quality - "
+        "cost) of the --compare differences (default: each compared bundle's manifest "
+        "value_usd, i.e. the champion's)",
     )
     # --- end evaluate options ---
     evaluate.set_defaults(func=_evaluate)

@@ -412,6 +412,137 @@ def _run_manifest(client: Any, run_id: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- promote
 
 
+class PromotionRefused(RegistryError):
+    """The challenger's evaluation says it is worth less than the champion (or does not
+    say anything about the champion); ``--force`` promotes it anyway."""
+
+
+#: metrics.json's file name inside an evaluation folder.
+EVALUATION_FILE = "metrics.json"
+
+
+def read_evaluation(path: str | Path) -> dict[str, Any]:
+    """``metrics.json`` of `outcome-router evaluate`, given as the file or its folder.
+
+    Raises
+    ------
+    RegistryError
+        If it does not exist or is not an evaluation's JSON.
+    """
+    path = Path(path)
+    file = path / EVALUATION_FILE if path.is_dir() else path
+    try:
+        metrics = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegistryError(
+            f"Cannot read the evaluation {file}: {exc}. Pass the --out folder (or its "
+            "metrics.json) of `outcome-router evaluate --bundle CHALLENGER --compare CHAMPION "
+            "--logs CHAMPION_LOGS`."
+        ) from None
+    if not isinstance(metrics, dict) or "router_version" not in metrics:
+        raise RegistryError(f"{file} is not the metrics.json of `outcome-router evaluate`.")
+    return metrics
+
+
+def check_promotion(
+    evaluation: dict[str, Any],
+    target: VersionInfo,
+    champion: VersionInfo | None,
+    *,
+    source: str = EVALUATION_FILE,
+) -> dict[str, Any]:
+    """The evidence for promoting ``target`` over ``champion`` in an evaluation.
+
+    The evaluation must be of ``target``'s bundle (same ``router_version``) and, when a
+    champion exists and differs, hold a paired off-policy comparison with it
+    (``off_policy.comparisons`` entry of the champion's ``router_version``, written by
+    ``evaluate --compare CHAMPION`` on gateway logs).
+
+    Returns
+    -------
+    evidence : dict
+        ``{evaluation, refused, reason}`` plus the comparison's figures
+        (``net_value_diff``, ``net_value_diff_ci``, ``quality_diff``...) when one was
+        found. ``refused`` is True when the net-value interval lies wholly below 0
+        or no comparison with the champion was found; ``reason`` says why in numbers.
+
+    Raises
+    ------
+    RegistryError
+        If the evaluation is of another bundle than ``target`` (not overridable:
+        it is evidence about something else).
+    """
+    evaluated = evaluation.get("router_version")
+    if evaluated != target.router_version:
+        raise RegistryError(
+            f"The evaluation {source} is of router_version {evaluated} "
+            f"({evaluation.get('bundle')}), but version {target.version} is router_version "
+            f"{target.router_version}: evaluate version {target.version}'s bundle."
+        )
+    evidence: dict[str, Any] = {"evaluation": source, "refused": False}
+    if champion is None or champion.router_version == target.router_version:
+        evidence["reason"] = "no other champion to compare with"
+        return evidence
+    comparisons = (evaluation.get("off_policy") or {}).get("comparisons") or []
+    found = [c for c in comparisons if c.get("router_version") == champion.router_version]
+    if not found:
+        compared = [c.get("router_version") for c in comparisons] or "nothing"
+        evidence.update(
+            refused=True,
+            reason=f"the evaluation {source} holds no paired comparison with the champion, "
+            f"version {champion.version} (router_version {champion.router_version}); it "
+            f"compares with {compared}. Run `outcome-router evaluate --bundle CHALLENGER "
+            "--compare CHAMPION --logs CHAMPION_LOGS` on the champion's gateway logs",
+        )
+        return evidence
+    entry = found[0]
+    low, high = entry["net_value_diff_ci"]
+    level = 100 * (1 - float(entry.get("alpha", 0.05)))
+
+    def signed(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:+.4g}"
+
+    figures = (
+        f"net value per call {signed(entry['net_value_diff'])} USD, {level:.0f}% interval "
+        f"[{signed(low)}, {signed(high)}] (value_usd {entry['value_usd']:.4g}, estimator "
+        f"{entry['estimator']}; quality {signed(entry['quality_diff'])}, cost "
+        f"{signed(entry['cost_usd_diff'])} USD)"
+    )
+    evidence.update(
+        {
+            key: entry.get(key)
+            for key in (
+                "label",
+                "router_version",
+                "quality_diff",
+                "quality_diff_ci",
+                "cost_usd_diff",
+                "cost_usd_diff_ci",
+                "net_value_diff",
+                "net_value_diff_ci",
+                "value_usd",
+                "estimator",
+            )
+        }
+    )
+    if high is not None and high < 0:
+        evidence.update(
+            refused=True,
+            reason=f"against the champion, version {champion.version}: {figures}; the "
+            "interval lies wholly below 0",
+        )
+    elif high is None or low is None:
+        evidence.update(
+            refused=True,
+            reason=f"against the champion, version {champion.version}: {figures}; the "
+            "interval is undefined (no logged call the challenger's choices could be "
+            "weighed on), so there is no evidence",
+        )
+    else:
+        evidence["reason"] = f"against the champion, version {champion.version}: {figures}"
+    return evidence
+
+
 def promote(
     version: str | int,
     *,
@@ -419,20 +550,44 @@ def promote(
     alias: str = DEFAULT_ALIAS,
     tracking_uri: str | None = None,
     root: str | Path = "mlruns",
+    evaluation: str | Path | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Point ``alias`` at ``version``; what ``models:/NAME@ALIAS`` serves from then on.
+
+    With ``evaluation`` (the ``evaluate --bundle CHALLENGER --compare CHAMPION`` output
+    on the champion's gateway logs), the challenger is refused when its net-value
+    difference with the version ``alias`` points at has an interval wholly below 0,
+    or when the evaluation holds no comparison with it (:func:`check_promotion`),
+    unless ``force``.
+
+    Parameters
+    ----------
+    version : str or int
+    name, alias : str
+    tracking_uri : str, optional
+    root : path
+    evaluation : path, optional
+        An evaluation folder or its ``metrics.json``. Default: promote without
+        evidence (the result's ``evidence`` is None).
+    force : bool, default=False
+        Promote even when the evidence says no (the result records it).
 
     Returns
     -------
     dict
-        ``{name, alias, version, router_version, val_area, previous}`` where
-        ``previous`` is the version the alias pointed at before (None if it was new).
+        ``{name, alias, version, router_version, val_area, previous, evidence,
+        forced}`` where ``previous`` is the version the alias pointed at before (None
+        if it was new) and ``evidence`` what :func:`check_promotion` found.
 
     Raises
     ------
+    PromotionRefused
+        If the evidence refuses the challenger and ``force`` is False; the message
+        gives the net-value difference and its interval.
     RegistryError
-        For a malformed alias or version, or an unknown model or version (the
-        message lists the versions there are).
+        For a malformed alias or version, an unknown model or version (the
+        message lists the versions there are), or an evaluation of another bundle.
     """
     version = str(version).strip()
     if not _VERSION_RE.match(version):
@@ -444,11 +599,21 @@ def promote(
         )
     client = _client(tracking_uri, root)
     target = VersionInfo.from_mlflow(_get_version(client, ModelRef(name=name, version=version)))
-    previous = None
+    champion = None
     try:
-        previous = str(client.get_model_version_by_alias(name, alias).version)
+        champion = VersionInfo.from_mlflow(client.get_model_version_by_alias(name, alias))
     except _mlflow_errors():
-        previous = None
+        champion = None
+    evidence = None
+    if evaluation is not None:
+        evidence = check_promotion(
+            read_evaluation(evaluation), target, champion, source=str(evaluation)
+        )
+        if evidence["refused"] and not force:
+            raise PromotionRefused(
+                f"Refusing to promote version {version} to @{alias}: {evidence['reason']}. "
+                f"Pass --force to promote it anyway."
+            )
     client.set_registered_model_alias(name, alias, version)
     return {
         "name": name,
@@ -456,7 +621,9 @@ def promote(
         "version": version,
         "router_version": target.router_version,
         "val_area": target.val_area,
-        "previous": previous,
+        "previous": champion.version if champion is not None else None,
+        "evidence": evidence,
+        "forced": bool(force and evidence is not None and evidence["refused"]),
     }
 
 

@@ -10,6 +10,12 @@ prediction: ``p_success`` for the outcome and ``expected_cost_usd`` for the cost
 That is the model being evaluated, so DR's correction term measures exactly how
 wrong those predictions are on the logged calls; no second model is fitted.
 
+Bundles given with ``compare`` (the champion) are served on the same logged calls and
+each gets a paired difference (:class:`training.off_policy.PairedComparison`): the
+evaluated bundle minus the compared one in quality, cost and net value, both estimated
+with the headline estimator (each with its own predictions as DR's regression), the
+interval from one resample of the calls per replicate.
+
 When the log has no ``propensity`` column (a gateway log written before `/route`),
 the logging policy is estimated (:func:`training.off_policy.estimate_logging_policy`)
 and the result says so.
@@ -24,14 +30,17 @@ import numpy as np
 import pandas as pd
 
 from features.routing_text import routing_text
+from serving.bundle import Bundle
 from serving.policy import Exploration, PolicyParams, action_distribution
-from training.evaluation.results import OffPolicyPoint, OffPolicySection
-from training.evaluation.served import ServedPolicy
+from training.evaluation.results import OffPolicyComparison, OffPolicyPoint, OffPolicySection
+from training.evaluation.served import ServedPolicy, bundle_label
 from training.off_policy import (
     ESTIMATORS,
     BanditFeedback,
     OffPolicyEvaluation,
+    PairedComparison,
     estimate_logging_policy,
+    make_estimator,
 )
 
 #: A choice is weakly supported when the logging policy gave it less than this.
@@ -107,6 +116,8 @@ def off_policy_section(
     random_state: int = 0,
     curve_points: int = CURVE_POINTS,
     features_cache: dict | None = None,
+    compare: Sequence[Bundle] = (),
+    value_usd: float | None = None,
 ) -> tuple[OffPolicySection, int, int]:
     """Estimate the served policy on the graded calls of ``frame``.
 
@@ -130,6 +141,14 @@ def off_policy_section(
     curve_points : int, default=16
     features_cache : dict, optional
         Feature matrices by :attr:`ServedPolicy.feature_key`, shared with other bundles.
+    compare : sequence of Bundle, optional
+        Bundles (the champion) to compare with on the same calls: each adds an
+        :class:`OffPolicyComparison` (this bundle minus that one), served over its
+        candidates the log can evaluate, with the same ``exploration``.
+    value_usd : float, optional
+        Value of one good outcome for the comparisons' net value. Default: each
+        compared bundle's own manifest ``value_usd`` (the champion's view of a call's
+        worth).
 
     Returns
     -------
@@ -288,5 +307,88 @@ def off_policy_section(
         alpha=alpha,
         clip=clip,
         default_estimator=DEFAULT_ESTIMATOR[source],
+        comparisons=tuple(
+            _paired_comparison(
+                other,
+                rows,
+                unique_ids,
+                prompt_ids,
+                cache,
+                feedback,
+                dist,
+                exploration=exploration,
+                comparison=PairedComparison(
+                    make_estimator(DEFAULT_ESTIMATOR[source], lambda_=lambda_),
+                    n_bootstrap=n_bootstrap,
+                    alpha=alpha,
+                    random_state=random_state,
+                ),
+                value_usd=value_usd,
+            )
+            for other in compare
+        ),
     )
     return section, len(unique_ids), n_ungraded
+
+
+def _paired_comparison(
+    other: Bundle,
+    rows: pd.DataFrame,
+    unique_ids: list[str],
+    prompt_ids: pd.Series,
+    cache: dict,
+    feedback: BanditFeedback,
+    dist: np.ndarray,
+    *,
+    exploration: Exploration | None,
+    comparison: PairedComparison,
+    value_usd: float | None,
+) -> OffPolicyComparison:
+    """The evaluated policy ``dist`` minus ``other`` served on the same calls.
+
+    ``other`` routes between its candidates that are actions of the log (the evaluated
+    candidates and the logged models): a candidate never logged and not evaluated has
+    no outcome to weigh, so, as `/route` with ``candidates``, it is left out and the
+    note says so. Its own ``p_success`` and ``expected_cost_usd`` are its DR regression.
+    """
+    actions = feedback.action_names or ()
+    index = {name: i for i, name in enumerate(actions)}
+    shared = [name for name in other.candidate_names if name in index]
+    if not shared:
+        raise ValueError(
+            f"Compared bundle {other.path} routes between {list(other.candidate_names)}, none "
+            f"of which the log can evaluate (its models and candidates: {list(actions)})."
+        )
+    served = ServedPolicy(other, shared)
+    key = served.feature_key
+    if key not in cache:
+        cache[key] = served.featurize(
+            routing_texts(rows, unique_ids, other.feature_spec.text_source)
+        )
+    position = {pid: i for i, pid in enumerate(unique_ids)}
+    p, c = served.score(cache[key][prompt_ids.map(position).to_numpy()])
+    cols = [index[name] for name in served.candidates]
+    n, n_actions = feedback.n_rounds, feedback.n_actions
+    other_dist = np.zeros((n, n_actions))
+    other_dist[:, cols] = action_distribution(p, c, served.params, exploration)
+    q, cost = np.zeros((n, n_actions)), np.zeros((n, n_actions))
+    q[:, cols], cost[:, cols] = p, c
+    other_feedback = dataclasses.replace(feedback, estimated_reward=q, estimated_cost_usd=cost)
+    value = served.params.value_usd if value_usd is None else float(value_usd)
+    difference = comparison.estimate_difference(
+        dist, other_dist, feedback, other_feedback, value_usd=value
+    )
+    left_out = [name for name in other.candidate_names if name not in index]
+    note = (
+        f"routes between {len(shared)} of its {len(other.candidate_names)} candidates: the "
+        f"log never tried {', '.join(left_out)}"
+        if left_out
+        else ""
+    )
+    return OffPolicyComparison(
+        label=bundle_label(other),
+        bundle=str(other.path),
+        router_version=other.router_version,
+        note=note,
+        difference=difference,
+    )

@@ -14,7 +14,7 @@ import numpy as np
 
 from training.evaluation.log import FullInfoLog
 from training.evaluation.summary import Summary, TableRow
-from training.off_policy import EstimatorResult
+from training.off_policy import EstimatorResult, PolicyDifference
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,39 @@ class OffPolicyPoint:
 
 
 @dataclass(frozen=True)
+class OffPolicyComparison:
+    """The evaluated bundle minus another one (the champion), estimated on the same
+    logged calls with the same estimator and a paired bootstrap.
+
+    Parameters
+    ----------
+    label, bundle, router_version : str
+        The compared bundle.
+    note : str
+        Why its policy may differ in scope (candidates it has that the log never
+        tried), or "".
+    difference : PolicyDifference
+        Evaluated bundle minus this one: quality, cost and net value with intervals.
+    """
+
+    label: str
+    bundle: str
+    router_version: str
+    note: str
+    difference: PolicyDifference
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of ``off_policy.comparisons`` in ``metrics.json``."""
+        return {
+            "label": self.label,
+            "bundle": self.bundle,
+            "router_version": self.router_version,
+            "note": self.note,
+            **self.difference.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
 class OffPolicySection:
     """Off-policy estimates of the bundle's served policy on a partial-feedback log.
 
@@ -226,6 +259,8 @@ class OffPolicySection:
     default_estimator : str
         The estimator the headline quotes: ``dr`` with logged propensities, ``snips``
         with estimated ones (:data:`training.evaluation.off_policy.DEFAULT_ESTIMATOR`).
+    comparisons : tuple of OffPolicyComparison
+        The bundle against each ``--compare`` bundle (paired differences).
     """
 
     n: int
@@ -244,6 +279,7 @@ class OffPolicySection:
     alpha: float
     clip: float | None
     default_estimator: str = "dr"
+    comparisons: tuple[OffPolicyComparison, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """``metrics.json``'s ``off_policy``."""
@@ -264,6 +300,7 @@ class OffPolicySection:
             "n_bootstrap": self.n_bootstrap,
             "alpha": self.alpha,
             "clip": self.clip,
+            "comparisons": [c.to_dict() for c in self.comparisons],
         }
 
 

@@ -38,7 +38,7 @@ from training.evaluation.results import (
     Evaluation,
     prediction_quality,
 )
-from training.evaluation.served import ServedPolicy
+from training.evaluation.served import ServedPolicy, bundle_label
 from training.evaluation.summary import Summary, TableRow, summarize
 from training.report import write_report
 
@@ -59,6 +59,7 @@ def evaluate(
     n_bootstrap: int = 1000,
     clip: float | None = None,
     seed: int = 0,
+    value_usd: float | None = None,
 ) -> Evaluation | BanditEvaluation:
     """Evaluate a bundle on logs; write the report and return it.
 
@@ -80,8 +81,10 @@ def evaluate(
     prices : str, optional
         Price catalog for rows without ``cost_usd``; default: the shipped one.
     compare : sequence of str or Path, optional
-        Other bundles, scored on the same prompts; each adds a :class:`Comparison`
-        and a curve to the plot.
+        Other bundles, scored on the same prompts. On full-information logs each adds
+        a :class:`Comparison` and a curve to the plot; on partial-feedback logs each
+        adds an ``off_policy.comparisons`` entry: this bundle minus that one in
+        quality, cost and net value, with paired bootstrap intervals.
     pairs : sequence of (str, str), optional
         Model pairs for RouteLLM's APGR and CPT besides (cheapest, best single).
     candidates : sequence of str, optional
@@ -97,6 +100,10 @@ def evaluate(
         Partial-feedback logs only: clip importance weights at this value.
     seed : int, default=0
         Partial-feedback logs only: seed of the bootstrap.
+    value_usd : float, optional
+        Partial-feedback logs with ``compare`` only: value in USD of one good outcome
+        for the net value ``value_usd * quality - cost``. Default: each compared
+        bundle's manifest ``value_usd`` (the champion's).
 
     Returns
     -------
@@ -117,10 +124,10 @@ def evaluate(
         _say(f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> {quarantine}")
     frame = read.frame
     if is_partial_feedback(frame, served.candidates):
-        if compare or pairs:
+        if pairs:
             _say(
-                "warning: --compare and --pair need full-information logs; on these "
-                "partial-feedback logs only the bundle itself is estimated"
+                "warning: --pair needs full-information logs; on these partial-feedback "
+                "logs it is not applied"
             )
         return _evaluate_partial_feedback(
             served,
@@ -131,6 +138,8 @@ def evaluate(
             n_bootstrap=n_bootstrap,
             clip=clip,
             seed=seed,
+            compare=[load_bundle(other) for other in compare],
+            value_usd=value_usd,
         )
     graded = set(frame.loc[frame["outcome"].notna(), "model"])
     absent = [c for c in served.candidates if c not in graded]
@@ -207,6 +216,8 @@ def _evaluate_partial_feedback(
     n_bootstrap: int,
     clip: float | None,
     seed: int,
+    compare: Sequence[Bundle] = (),
+    value_usd: float | None = None,
 ) -> BanditEvaluation:
     """The off-policy evaluation of a one-call-per-prompt log (see :func:`evaluate`)."""
     bundle = served.bundle
@@ -218,7 +229,23 @@ def _evaluate_partial_feedback(
         n_bootstrap=n_bootstrap,
         clip=clip,
         random_state=seed,
+        compare=compare,
+        value_usd=value_usd,
     )
+    used = {bundle_label(bundle)}
+    entries = []
+    for entry in section.comparisons:  # e.g. a bundle against itself: tell them apart
+        if entry.label in used:
+            entry = dataclasses.replace(entry, label=f"{entry.label} [{entry.router_version}]")
+        used.add(entry.label)
+        entries.append(entry)
+        d = entry.difference
+        _say(
+            f"vs {entry.label}: net value {d.net_value.estimate:+.4g} USD per call, "
+            f"{100 * (1 - d.net_value.alpha):.0f}% [{d.net_value.low:+.4g}, "
+            f"{d.net_value.high:+.4g}] ({d.estimator_name}, value_usd {d.value_usd:.4g})"
+        )
+    section = dataclasses.replace(section, comparisons=tuple(entries))
     for warning in section.warnings:
         _say(f"warning: {warning}")
     label = bundle_label(bundle)
@@ -235,15 +262,6 @@ def _evaluate_partial_feedback(
     )
     write_report(evaluation, out_dir, title=f"outcome-router off-policy evaluation: {label}")
     return evaluation
-
-
-def bundle_label(bundle: Bundle) -> str:
-    """``folder (chosen learner setting)``, e.g. ``bundle-knn (knn-k20)``."""
-    training = bundle.manifest.get("training") or {}
-    chosen = (training.get("selection") or {}).get("chosen") or (
-        bundle.manifest.get("scorer") or {}
-    ).get("learner")
-    return f"{bundle.path.name} ({chosen})" if chosen else bundle.path.name
 
 
 def _say(message: str) -> None:

@@ -99,3 +99,13 @@ class ServedPolicy:
         """
         scores = self._scorer.score_features(features)
         return scores.p_success[:, self.allowed], scores.expected_cost_usd[:, self.allowed]
+
+
+def bundle_label(bundle: Bundle) -> str:
+    """``folder (chosen learner setting)``, e.g. ``bundle-knn (knn-k20)``: how reports
+    name a bundle."""
+    training = bundle.manifest.get("training") or {}
+    chosen = (training.get("selection") or {}).get("chosen") or (
+        bundle.manifest.get("scorer") or {}
+    ).get("learner")
+    return f"{bundle.path.name} ({chosen})" if chosen else bundle.path.name

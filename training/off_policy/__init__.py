@@ -9,12 +9,15 @@ Kept apart as Open Bandit Pipeline keeps them (data / estimators / meta):
 - :mod:`~training.off_policy.propensity`: the logging policy estimated when the logs
   carry no propensity;
 - :mod:`~training.off_policy.meta`: :class:`OffPolicyEvaluation`, every estimator on
-  one policy for quality and cost.
+  one policy for quality and cost;
+- :mod:`~training.off_policy.comparison`: :class:`PairedComparison`, two policies'
+  difference in quality, cost and net value with a paired bootstrap interval.
 
 Open Bandit Pipeline itself (``obp`` 0.5.7, its latest release) requires Python < 3.11,
 so it does not install here; these classes keep its names and signatures.
 """
 
+from training.off_policy.comparison import PairedComparison, PolicyDifference
 from training.off_policy.estimators import (
     ESTIMATORS,
     BaseOffPolicyEstimator,
@@ -39,6 +42,8 @@ __all__ = [
     "EstimatorResult",
     "InverseProbabilityWeighting",
     "OffPolicyEvaluation",
+    "PairedComparison",
+    "PolicyDifference",
     "PolicyEstimate",
     "PolicyValueInterval",
     "SelfNormalizedInverseProbabilityWeighting",

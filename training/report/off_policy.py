@@ -141,6 +141,53 @@ def _curve_table(section: OffPolicySection) -> str:
     return f"<table><tr><th>value_usd</th><th>ESS</th>{head}</tr>" + "".join(rows) + "</table>"
 
 
+def _signed(value: float | None, fmt) -> str:
+    if value is None:
+        return "n/a"
+    return ("+" if value > 0 else "-" if value < 0 else "") + fmt(abs(value))
+
+
+def _comparisons_table(section: OffPolicySection) -> str:
+    """This bundle minus each compared one, paired intervals; rows whose net-value
+    interval lies wholly below 0 (``promote`` would refuse) are marked."""
+    rows = []
+    for entry in section.comparisons:
+        d = entry.to_dict()
+        low, high = d["net_value_diff_ci"]
+        verdict = (
+            "worse (interval below 0)"
+            if high is not None and high < 0
+            else "better (interval above 0)"
+            if low is not None and low > 0
+            else "no clear difference"
+        )
+        rows.append(
+            f"<tr><td class='l'>{_e(entry.label)}<br><small>{_e(entry.router_version)}"
+            f"{' - ' + _e(entry.note) if entry.note else ''}</small></td>"
+            f"<td>{_signed(d['quality_diff'], _q)}</td>"
+            f"<td>[{_signed(d['quality_diff_ci'][0], _q)}, "
+            f"{_signed(d['quality_diff_ci'][1], _q)}]</td>"
+            f"<td>{_signed(d['cost_usd_diff'], _usd)}</td>"
+            f"<td>[{_signed(d['cost_usd_diff_ci'][0], _usd)}, "
+            f"{_signed(d['cost_usd_diff_ci'][1], _usd)}]</td>"
+            f"<td>{_signed(d['net_value_diff'], _usd)}</td>"
+            f"<td>[{_signed(low, _usd)}, {_signed(high, _usd)}]</td>"
+            f"<td>{_usd(d['value_usd'])}</td><td>{_e(d['estimator'].upper())}</td>"
+            f"<td class='l'>{verdict}</td></tr>"
+        )
+    return (
+        '<h3 id="off-policy-comparisons">Against the compared bundles (paired)</h3>'
+        '<p class="sub">This bundle minus each compared bundle, both estimated on the same '
+        "logged calls with the same estimator; the 95% intervals come from a paired "
+        "bootstrap (one resample of the calls per replicate for both policies). Net value "
+        "per call = value_usd x quality - cost.</p>"
+        '<table><tr><th class="l">compared bundle</th><th>quality diff</th>'
+        "<th>95% interval</th><th>cost diff</th><th>95% interval</th>"
+        "<th>net value diff</th><th>95% interval</th><th>value_usd</th><th>estimator</th>"
+        '<th class="l">verdict</th></tr>' + "".join(rows) + "</table>"
+    )
+
+
 def off_policy_section_html(section: OffPolicySection, image: bytes) -> str:
     """The off-policy section (``<h2 id="off-policy">``) of a report page."""
     default = section.estimators.get(section.default_estimator)
@@ -187,6 +234,7 @@ def off_policy_section_html(section: OffPolicySection, image: bytes) -> str:
         )
         + _estimators_table(section.estimators, section.default_estimator)
         + f'<p class="note">{_e(notes)}</p>'
+        + (_comparisons_table(section) if section.comparisons else "")
         + "<h3>Cost-quality curve along value_usd</h3>"
         + _img(image, "off-policy cost-quality curve with DR and SNIPS bands")
         + "<h3>Logged calls and the policy's choices</h3>"
