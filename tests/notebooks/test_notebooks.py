@@ -175,9 +175,10 @@ def test_retrain_notebook_compares_registers_and_promotes(
 def test_production_notebook_simulates_grades_trains_and_estimates_off_policy(
     tmp_path, monkeypatch
 ):
-    """simulate -> grade -> train on the bandit log -> off-policy evaluation, on the
-    shipped SWE-bench table; grading gives back the true outcomes, and the quoted
-    estimate is checked against the hidden table's exact figure."""
+    """simulate -> grade -> train a champion and a challenger on the bandit log ->
+    off-policy evaluation, paired -> promote with evidence, on the shipped SWE-bench
+    table; grading gives back the true outcomes, and the quoted estimate is checked
+    against the hidden table's exact figure."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     workdir = tmp_path / "production"
     env = {
@@ -200,6 +201,10 @@ def test_production_notebook_simulates_grades_trains_and_estimates_off_policy(
     for e in estimators.values():
         assert e["quality_ci"][0] <= e["quality"] <= e["quality_ci"][1]
         assert e["cost_usd_ci"][0] <= e["cost_usd"] <= e["cost_usd_ci"][1]
+    paired = found["paired"]
+    assert paired["quality_diff_ci"][0] <= paired["quality_diff"] <= paired["quality_diff_ci"][1]
+    low, high = paired["net_value_diff_ci"]
+    assert found["promoted"] == (high >= 0)  # refused only when surely worse
     quoted = estimators[found["off_policy"]["default_estimator"]]
     truth = found["truth"]
     assert truth["n_prompts"] == held_out["prompt_id"].nunique()
