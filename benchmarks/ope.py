@@ -66,12 +66,8 @@ from serving.policy import Exploration, action_distribution  # noqa: E402
 from training.evaluation import FullInfoLog  # noqa: E402
 from training.evaluation.off_policy import routing_texts  # noqa: E402
 from training.evaluation.served import ServedPolicy  # noqa: E402
-from training.off_policy import (  # noqa: E402
-    ESTIMATORS,
-    BanditFeedback,
-    OffPolicyEvaluation,
-    estimate_logging_policy,
-)
+from training.off_policy import ESTIMATORS, BanditFeedback, OffPolicyEvaluation  # noqa: E402
+from training.propensity import fit_logging_policy  # noqa: E402
 
 LOGGING_POLICIES = ("uniform", "cheap-softmax", "long-to-strongest", "epsilon-bundle")
 QUICK_PROMPTS = 200
@@ -176,7 +172,7 @@ def run_dataset(
             action = _draw(pi_b, np.random.default_rng(seed))
             pscore = pi_b[rows, action]
             if estimated_propensity:
-                pscore = estimate_logging_policy(features, action, log.n_candidates)[rows, action]
+                pscore = fit_logging_policy(features, action, log.n_candidates).propensity
             fb = BanditFeedback(
                 n_rounds=log.n_prompts,
                 n_actions=log.n_candidates,

@@ -105,11 +105,11 @@ def test_estimated_propensities_are_sane_and_near_the_true_ones(full_table):
     bandit = _bandit_cut(full_table, probs, seed=3)
     estimate = estimate_logging_policy(bandit, seed=0)
     assert estimate.source == "estimated"
-    assert np.allclose(estimate.policy.sum(axis=1), 1.0)
+    assert np.allclose(estimate.action_dist.sum(axis=1), 1.0)
     assert ((estimate.propensity >= 0.01) & (estimate.propensity <= 1.0)).all()
     # Measured: mean |estimated - true| 0.083-0.095 over four draws of this log,
     # against 0.112 for the logged frequencies alone (which ignore the prompt).
-    error = np.abs(estimate.policy - probs).mean()
+    error = np.abs(estimate.action_dist - probs).mean()
     frequencies = np.bincount(bandit.candidate, minlength=probs.shape[1]) / bandit.n_prompts
     assert error < 0.1
     assert error < 0.9 * np.abs(frequencies[None] - probs).mean()
@@ -117,7 +117,7 @@ def test_estimated_propensities_are_sane_and_near_the_true_ones(full_table):
     assert calibration["log_loss"] < calibration["log_loss_marginal"]
     assert 0 <= calibration["ece"] < 0.1
     assert calibration["mean_abs_error_vs_logged"] == pytest.approx(
-        np.abs(estimate.policy[bandit.prompt, bandit.candidate] - bandit.propensity).mean()
+        np.abs(estimate.action_dist[bandit.prompt, bandit.candidate] - bandit.propensity).mean()
     )
 
 

@@ -11,7 +11,7 @@ That is the model being evaluated, so DR's correction term measures exactly how
 wrong those predictions are on the logged calls; no second model is fitted.
 
 When the log has no ``propensity`` column (a gateway log written before `/route`),
-the logging policy is estimated (:func:`training.off_policy.estimate_logging_policy`)
+the logging policy is estimated (:func:`training.propensity.fit_logging_policy`)
 and the result says so.
 """
 
@@ -27,12 +27,8 @@ from features.routing_text import routing_text
 from serving.policy import Exploration, PolicyParams, action_distribution
 from training.evaluation.results import OffPolicyPoint, OffPolicySection
 from training.evaluation.served import ServedPolicy
-from training.off_policy import (
-    ESTIMATORS,
-    BanditFeedback,
-    OffPolicyEvaluation,
-    estimate_logging_policy,
-)
+from training.off_policy import ESTIMATORS, BanditFeedback, OffPolicyEvaluation
+from training.propensity import fit_logging_policy
 
 #: A choice is weakly supported when the logging policy gave it less than this.
 LOW_PROPENSITY = 0.05
@@ -171,7 +167,7 @@ def off_policy_section(
     p, c = served.score(features)
 
     warnings: list[str] = []
-    pi_b_hat = estimate_logging_policy(features, action, n_actions)
+    pi_b_hat = fit_logging_policy(features, action, n_actions).action_dist
     logged = (
         rows["propensity"] if "propensity" in rows.columns else pd.Series(np.nan, index=rows.index)
     )
