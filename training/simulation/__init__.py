@@ -6,7 +6,8 @@ propensity, users, teams, sessions, timestamps and delayed outcome events, while
 full table is kept beside it as the truth. Off-policy evaluation and bandit training
 are checked against it.
 
-- `policies`: logging policies (uniform, epsilon/softmax around a bundle, biased humans).
+- `policies`: logging policies (uniform, epsilon/softmax around a bundle, biased humans,
+  and `HardPromptPolicy`, which reads the truth to send hard prompts to the big model).
 - `table`: the full-information table read from a call log.
 - `logs`: teams, users, sessions, timestamps and the calls.
 - `events`: delayed outcome events in DESIGN.md section 3's format.
@@ -17,6 +18,7 @@ from training.simulation.policies import (
     POLICIES,
     BiasedHumanPolicy,
     EpsilonGreedyPolicy,
+    HardPromptPolicy,
     LoggingPolicy,
     PrecomputedPolicy,
     PromptContext,
@@ -32,6 +34,7 @@ __all__ = [
     "BiasedHumanPolicy",
     "EpsilonGreedyPolicy",
     "FullInformationTable",
+    "HardPromptPolicy",
     "LoggingPolicy",
     "PrecomputedPolicy",
     "PromptContext",
