@@ -7,7 +7,8 @@ full table is kept beside it as the truth. Off-policy evaluation and bandit trai
 are checked against it.
 
 - `policies`: logging policies (uniform, epsilon/softmax around a bundle, biased humans,
-  and `HardPromptPolicy`, which reads the truth to send hard prompts to the big model).
+  cheap models first, and `HardPromptPolicy`, which reads the truth to send hard
+  prompts to the big model).
 - `table`: the full-information table read from a call log.
 - `logs`: teams, users, sessions, timestamps and the calls.
 - `events`: delayed outcome events in DESIGN.md section 3's format.
@@ -17,6 +18,7 @@ are checked against it.
 from training.simulation.policies import (
     POLICIES,
     BiasedHumanPolicy,
+    CheapFirstPolicy,
     EpsilonGreedyPolicy,
     HardPromptPolicy,
     LoggingPolicy,
@@ -32,6 +34,7 @@ from training.simulation.table import FullInformationTable, read_full_informatio
 __all__ = [
     "POLICIES",
     "BiasedHumanPolicy",
+    "CheapFirstPolicy",
     "EpsilonGreedyPolicy",
     "FullInformationTable",
     "HardPromptPolicy",

@@ -484,3 +484,40 @@ class HardPromptPolicy(LoggingPolicy):
             out["large_model"] = context.candidates[big]
             out["hard_share"] = float(self.hard(context).mean())
         return out
+
+
+@dataclass(frozen=True)
+class CheapFirstPolicy(LoggingPolicy):
+    """A team on a budget: every prompt draws a model with probability proportional to
+    ``typical_cost_usd ** (-1 / temperature)``, the same for every prompt (it looks at
+    the price list, not at the prompt), so cheap models answer most calls and the
+    dear ones stay rare but possible.
+
+    Parameters
+    ----------
+    temperature : float > 0, default=1.5
+        In log-cost units: a model ``e`` times dearer is drawn ``e ** (1 / T)`` times
+        less often.
+
+    Examples
+    --------
+    >>> ctx = PromptContext(np.array(["p"]), ["hi"], [None], np.array(["t"]), ("a", "b"),
+    ...                     np.array([0.1, 0.1 * np.e]), np.array([0.5, 0.7]))
+    >>> CheapFirstPolicy(temperature=1.0).action_dist(ctx).round(3)
+    array([[0.731, 0.269]])
+    """
+
+    policy_name: ClassVar[str] = "cheap-first"
+    temperature: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.temperature < np.inf):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}.")
+
+    def action_dist(self, context: PromptContext) -> np.ndarray:
+        score = -np.log(np.maximum(np.asarray(context.typical_cost_usd, dtype=np.float64), 1e-12))
+        w = np.exp((score - score.max()) / self.temperature)
+        return np.tile(w / w.sum(), (context.n_prompts, 1))
+
+    def describe(self, context: PromptContext | None = None) -> dict[str, Any]:
+        return {"name": self.policy_name, "temperature": self.temperature}
