@@ -24,8 +24,8 @@ This is the one estimate of the logging policy: `train` weights rows with it
 (`training.evaluation.off_policy`) takes its ``action_dist`` as ``pi_b``
 (`fit_logging_policy` on per-call arrays). Measured against the true probabilities
 of logs sampled with known ones (SWE-bench, 495 prompts x 5 models, long prompts to
-the dearest model 70%): mean absolute error 0.088 (0.112 for the frequencies
-alone), the same as the former 32-component PCA + ``LogisticRegressionCV`` of
+the dearest model 70%, four logs): mean absolute error 0.087-0.092 (0.112 for
+the frequencies alone), the same as the former 32-component PCA + ``LogisticRegressionCV`` of
 off-policy evaluation (0.087); on 5,000 synthetic calls whose logger looks at 3 of
 264 features, 0.067 against the PCA's 0.104 (the reduction discards the directions
 the logger uses).
