@@ -19,21 +19,16 @@ For each full-information benchmark (every model answered every prompt):
    the share of seeds whose interval covers the truth, the mean interval width, and
    the mean effective sample size.
 
-Logging policies (``LOGGING_POLICIES``): ``uniform``; ``cheap-softmax`` (models
-drawn with probability proportional to ``mean cost^(-1/T)``, T = 1.5: cheap models
-mostly); ``long-to-strongest`` (a human-like bias: prompts longer than the median go
-to the best single model with probability 0.7, the rest uniformly); and
-``epsilon-bundle`` (the bundle itself, exploring with epsilon = 0.2, as `/route`
-logs with ``OUTCOME_ROUTER_EXPLORE=epsilon``).
-
-The sampling is deliberately minimal (one categorical draw per prompt from a
-distribution matrix): the full simulator of gateway logs (users, sessions, delayed
-events, `outcome-router simulate`) lives in ``training/simulation`` (branch h10-sim).
-Once merged, ``_logging_distributions`` should become that package's policies
-(``parse_policy("uniform" | "epsilon:BUNDLE:0.2" | "softmax:BUNDLE:T" | "biased")``,
-whose ``action_dist(PromptContext)`` is the same matrix), ``_draw`` its ``simulate``
-with ``PrecomputedPolicy``, and the truth its ``FullInformationTable``, so benchmark
-and simulator share one definition of each logging policy.
+Logging policies (``LOGGING_POLICIES``), all `training.simulation` policies:
+``uniform`` (`UniformPolicy`); ``cheap-softmax`` (`CheapFirstPolicy`, T = 1.5: models
+drawn with probability proportional to ``mean cost^(-1/T)``, cheap models mostly);
+``long-to-strongest`` (`BiasedHumanPolicy` without team habits: prompts longer than
+the median go to the best single model with probability 0.7, the rest uniformly);
+and ``epsilon-bundle`` (the bundle itself exploring with epsilon = 0.2, as `/route`
+logs with ``OUTCOME_ROUTER_EXPLORE=epsilon``; its distribution is computed once and
+replayed with `PrecomputedPolicy`). Each seed's log is drawn by
+`training.simulation.simulate` from the held-out half's full-information table, the
+same sampler ``outcome-router simulate`` uses.
 
 With ``--estimated-propensity`` the logged propensities are dropped and the logging
 policy is estimated as ``evaluate`` does on logs without them.
@@ -66,11 +61,16 @@ from serving.policy import Exploration, action_distribution  # noqa: E402
 from training.evaluation import FullInfoLog  # noqa: E402
 from training.evaluation.off_policy import routing_texts  # noqa: E402
 from training.evaluation.served import ServedPolicy  # noqa: E402
-from training.off_policy import (  # noqa: E402
-    ESTIMATORS,
-    BanditFeedback,
-    OffPolicyEvaluation,
-    estimate_logging_policy,
+from training.off_policy import ESTIMATORS, BanditFeedback, OffPolicyEvaluation  # noqa: E402
+from training.propensity import fit_logging_policy  # noqa: E402
+from training.simulation import (  # noqa: E402
+    BiasedHumanPolicy,
+    CheapFirstPolicy,
+    LoggingPolicy,
+    PrecomputedPolicy,
+    UniformPolicy,
+    read_full_information,
+    simulate,
 )
 
 LOGGING_POLICIES = ("uniform", "cheap-softmax", "long-to-strongest", "epsilon-bundle")
@@ -110,33 +110,16 @@ def _train_bundle(frame: pd.DataFrame, folder: Path, seed: int, quick: bool):
     return result.bundle, frame[~train_mask]
 
 
-def _logging_distributions(
-    log: FullInfoLog, texts: list[str], target_explore: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Each logging policy's distribution over the log's candidates, (n_prompts, k)."""
-    n, k = log.n_prompts, log.n_candidates
-    uniform = np.full((n, k), 1.0 / k)
-    score = -np.log(np.maximum(log.cost_usd.mean(axis=0), 1e-12))
-    w = np.exp((score - score.max()) / 1.5)
-    cheap = np.tile(w / w.sum(), (n, 1))
-    lengths = np.array([len(t) for t in texts])
-    strongest = int(np.argmax(log.outcome.mean(axis=0)))
-    long = lengths > np.median(lengths)
-    biased = uniform.copy()
-    biased[long] = 0.3 / k
-    biased[long, strongest] += 0.7
+def _logging_policies(target_explore: np.ndarray) -> dict[str, LoggingPolicy]:
+    """Each logging policy of `LOGGING_POLICIES` (see the module docstring)."""
     return {
-        "uniform": uniform,
-        "cheap-softmax": cheap,
-        "long-to-strongest": biased,
-        "epsilon-bundle": target_explore,
+        "uniform": UniformPolicy(),
+        "cheap-softmax": CheapFirstPolicy(temperature=1.5),
+        "long-to-strongest": BiasedHumanPolicy(long_share=0.7, habit_share=0.0, large="strongest"),
+        "epsilon-bundle": PrecomputedPolicy(
+            dist=target_explore, description={"name": "epsilon-bundle", "epsilon": 0.2}
+        ),
     }
-
-
-def _draw(dist: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One action per row of ``dist``."""
-    action = (dist.cumsum(axis=1) < rng.random(dist.shape[0])[:, None]).sum(axis=1)
-    return np.minimum(action, dist.shape[1] - 1)
 
 
 def run_dataset(
@@ -166,17 +149,19 @@ def run_dataset(
         "cost_usd": float(log.cost_usd[rows, chosen].mean()),
     }
     explore = action_distribution(p, c, served.params, Exploration("epsilon", epsilon=0.2))
-    policies = _logging_distributions(log, texts, explore)
+    table, _ = read_full_information(held_out, candidates=list(served.candidates))
+    if tuple(table.prompt_ids) != tuple(log.prompt_ids):
+        raise RuntimeError("The simulator's table and the evaluation log order prompts apart.")
     results = []
-    for policy, pi_b in policies.items():
+    for policy, logger in _logging_policies(explore).items():
         t0 = time.time()
         found: dict[tuple[str, str], list[tuple[float, bool, float]]] = {}
         ess = []
         for seed in range(seeds):
-            action = _draw(pi_b, np.random.default_rng(seed))
-            pscore = pi_b[rows, action]
+            sim = simulate(table, logger, seed=seed)
+            action, pscore = sim.action, sim.pscore
             if estimated_propensity:
-                pscore = estimate_logging_policy(features, action, log.n_candidates)[rows, action]
+                pscore = fit_logging_policy(features, action, log.n_candidates).propensity
             fb = BanditFeedback(
                 n_rounds=log.n_prompts,
                 n_actions=log.n_candidates,

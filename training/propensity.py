@@ -14,8 +14,21 @@ The propensity is the logged one where the log has the ``propensity`` column
 (`/route` writes the exact probability); otherwise it is estimated: a multinomial
 logistic regression of the logged model on the prompt's features (embedding and
 text statistics), cross-fitted so that no row's propensity comes from a model fit
-on that row, clipped to [`PROPENSITY_FLOOR`, 1]. The manifest says which it was and
-how well the estimate calibrates (`LoggingPolicyEstimate.to_dict`).
+on that row, its strength chosen by held-out log-loss (the logged frequencies when
+no strength beats them), floored at `PROPENSITY_FLOOR` (`fit_logging_policy`). The
+manifest says which it was and how well the estimate calibrates
+(`LoggingPolicyEstimate.to_dict`).
+
+This is the one estimate of the logging policy: `train` weights rows with it
+(`estimate_logging_policy` on a `TrainingSet`) and `evaluate`'s off-policy section
+(`training.evaluation.off_policy`) takes its ``action_dist`` as ``pi_b``
+(`fit_logging_policy` on per-call arrays). Measured against the true probabilities
+of logs sampled with known ones (SWE-bench, 495 prompts x 5 models, long prompts to
+the dearest model 70%, four logs): mean absolute error 0.087-0.092 (0.112 for
+the frequencies alone), the same as the former 32-component PCA + ``LogisticRegressionCV`` of
+off-policy evaluation (0.087); on 5,000 synthetic calls whose logger looks at 3 of
+264 features, 0.067 against the PCA's 0.104 (the reduction discards the directions
+the logger uses).
 
 Weights are clipped at `DEFAULT_MAX_WEIGHT` and then normalised to mean 1 per
 candidate (self-normalised): a handful of rows the logger almost never produces
@@ -25,7 +38,7 @@ its row count, so learners' regularisation means what it meant unweighted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +61,10 @@ DEFAULT_MAX_WEIGHT = 20.0
 DEFAULT_POLICY_CS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 #: Folds of prompts for cross-fitting the estimated propensities.
 DEFAULT_POLICY_FOLDS = 5
+#: Rounds the logging-policy regression is fitted on at most (a random subset of larger
+#: logs; every round is predicted): measured 58 s for 20000 rounds x 264 features on
+#: two cores, and the estimate gains little from more.
+DEFAULT_MAX_FIT_ROUNDS = 20_000
 #: Bins of the expected calibration error.
 _ECE_BINS = 10
 
@@ -60,23 +77,25 @@ class LoggingPolicyEstimate:
     ----------
     source : {"logged", "estimated"}
     propensity : ndarray of float, shape (n_rows,)
-        Probability of each row's model for its prompt, clipped to
-        [`PROPENSITY_FLOOR`, 1]; NaN for rows of prompts left out.
-    policy : ndarray of float, shape (n_prompts, n_candidates) or None
-        The estimated (cross-fitted) probability of every candidate per prompt,
-        rows summing to 1 before clipping; None when logged.
+        Probability of each row's model for its prompt, at least `PROPENSITY_FLOOR`
+        (NaN for logged rows without one).
+    action_dist : ndarray of float, shape (n_prompts, n_actions) or None
+        The estimated (cross-fitted) probability of every action per prompt, raised
+        to at least the floor and renormalised (rows sum to 1): usable as ``pi_b``
+        by off-policy estimators. None when logged.
     calibration : dict
-        For an estimate: held-out log-loss against the log-loss of the logged
-        frequencies alone (a useful policy model beats it), the expected
-        calibration error of the one-vs-rest probabilities, and, where the log
-        also has propensities, their mean absolute error. Empty when logged.
+        For an estimate: the model kept, the held-out log-loss of every strength
+        tried, the held-out log-loss against that of the logged frequencies alone (a
+        useful policy model beats it), the expected calibration error of the
+        one-vs-rest probabilities, and, where the log also has propensities, their
+        mean absolute error. Empty when logged.
     n_clipped : int
         Rows whose propensity was raised to the floor.
     """
 
     source: str
     propensity: np.ndarray
-    policy: np.ndarray | None = None
+    action_dist: np.ndarray | None = None
     calibration: dict[str, Any] = field(default_factory=dict)
     n_clipped: int = 0
 
@@ -135,96 +154,185 @@ def logged_policy(data: TrainingSet) -> LoggingPolicyEstimate | None:
 
 
 def estimate_logging_policy(
-    data: TrainingSet,
+    data: TrainingSet, *, seed: int = 0, **kwargs: Any
+) -> LoggingPolicyEstimate:
+    """`fit_logging_policy` on a `TrainingSet`'s graded rows, folds by prompt.
+
+    ``propensity`` then has one entry per row of ``data`` (ungraded rows too) and
+    ``action_dist`` one row per prompt. ``kwargs`` go to `fit_logging_policy`.
+    """
+    rows = np.flatnonzero(data.labelled)
+    estimate = fit_logging_policy(
+        data.features,
+        data.candidate[rows],
+        len(data.candidates),
+        prompt=data.prompt[rows],
+        logged=data.propensity[rows] if data.propensity is not None else None,
+        random_state=seed,
+        **kwargs,
+    )
+    return replace(estimate, propensity=estimate.action_dist[data.prompt, data.candidate])
+
+
+def fit_logging_policy(
+    features: np.ndarray,
+    action: np.ndarray,
+    n_actions: int,
     *,
+    prompt: np.ndarray | None = None,
+    logged: np.ndarray | None = None,
+    min_propensity: float = PROPENSITY_FLOOR,
     Cs: tuple[float, ...] = DEFAULT_POLICY_CS,
     n_folds: int = DEFAULT_POLICY_FOLDS,
-    seed: int = 0,
+    max_fit_rounds: int = DEFAULT_MAX_FIT_ROUNDS,
+    random_state: int = 0,
 ) -> LoggingPolicyEstimate:
-    """Estimate which model the logger chose for each prompt, cross-fitted.
+    """Estimate which action the logger chose for each prompt, cross-fitted.
 
-    A multinomial logistic regression of each graded row's model on its prompt's
-    standardised features; the prompts are cut into ``n_folds`` folds and each
-    fold's probabilities come from a regression fit on the others, so a row's
-    propensity never comes from a model that saw it (an in-sample fit would be too
-    sure of the choices it memorised, giving propensities near 1 and weights near
-    1: no correction).
+    A multinomial logistic regression of each round's action on its prompt's
+    standardised features. The prompts are cut into ``n_folds`` folds and each
+    fold's probabilities come from a regression fit on the others, so a round's
+    propensity never comes from a model that saw it (an in-sample fit is too sure
+    of the choices it memorised: propensities near 1, weights near 1, no
+    correction). The strength is the one of ``Cs`` with the lowest held-out
+    log-loss; if none beats the logged frequencies alone, those are the estimate
+    (the prompts do not tell the logger's choices apart). Logs of more than
+    ``max_fit_rounds`` rounds are cross-fitted on a random subset of that many, and
+    the prompts outside it predicted by a model fit on the whole subset at the
+    chosen strength: a month of gateway traffic costs a minute, not an hour.
 
     Parameters
     ----------
-    data : TrainingSet
-    Cs : tuple of float
-        Inverse L2 strengths tried (see `DEFAULT_POLICY_CS`).
-    n_folds : int
-    seed : int
-        Seed of the folds.
+    features : ndarray of float, shape (n_prompts, n_features)
+        One row per prompt (with ``prompt``) or per round (without).
+    action : ndarray of int, shape (n_rounds,)
+        Logged actions in ``[0, n_actions)``.
+    n_actions : int
+    prompt : ndarray of int, shape (n_rounds,), optional
+        Each round's row of ``features``; folds group rounds by prompt. Default:
+        round ``i`` is row ``i``.
+    logged : ndarray of float, shape (n_rounds,), optional
+        Logged propensities, if any, to report the estimate's error against them.
+    min_propensity : float in (0, 1 / n_actions], default=`PROPENSITY_FLOOR`
+        Floor of every probability (rows renormalised): one tiny estimated
+        propensity would otherwise carry a whole IPS estimate, and an action never
+        logged needs a non-zero probability.
+    Cs : tuple of float, default=`DEFAULT_POLICY_CS`
+    n_folds : int, default=`DEFAULT_POLICY_FOLDS`
+    max_fit_rounds : int, default=`DEFAULT_MAX_FIT_ROUNDS`
+    random_state : int, default=0
+        Seed of the folds and of the subset.
 
     Returns
     -------
     LoggingPolicyEstimate
-        With ``policy`` of shape ``(n_prompts, n_candidates)``.
+        ``source="estimated"``, ``propensity`` of shape (n_rounds,) and
+        ``action_dist`` of shape (n_prompts, n_actions).
     """
     from sklearn.linear_model import LogisticRegression
 
-    k = len(data.candidates)
-    rows = np.flatnonzero(data.labelled)
-    chosen = data.candidate[rows]
-    X = data.features.astype(np.float64)
-    mean, scale = X.mean(axis=0), X.std(axis=0)
+    action = np.asarray(action, dtype=np.int64)
+    n_rounds = len(action)
+    prompt = np.arange(n_rounds) if prompt is None else np.asarray(prompt, dtype=np.int64)
+    n_prompts = len(features)
+    k = int(n_actions)
+    if not 0.0 < min_propensity <= 1.0 / k:
+        raise ValueError(
+            f"Expected min_propensity in (0, 1/n_actions] = (0, {1.0 / k:.4g}], got "
+            f"{min_propensity!r}."
+        )
+    if n_rounds == 0:
+        raise ValueError("No logged round to estimate the logging policy from.")
+    rng = np.random.default_rng(random_state)
+    fit_rounds = np.arange(n_rounds)
+    if n_rounds > max_fit_rounds:
+        fit_rounds = np.sort(rng.choice(n_rounds, max_fit_rounds, replace=False))
+    X = np.asarray(features, dtype=np.float64)
+    mean, scale = X[prompt[fit_rounds]].mean(axis=0), X[prompt[fit_rounds]].std(axis=0)
     scale[scale < 1e-6] = 1.0
     Z = (X - mean) / scale
-    n_folds = max(2, min(n_folds, data.n_prompts))
-    folds = np.empty(data.n_prompts, dtype=np.int64)
-    folds[np.random.default_rng(seed).permutation(data.n_prompts)] = (
-        np.arange(data.n_prompts) % n_folds
-    )
+    n_folds = max(2, min(n_folds, n_prompts))
+    folds = np.empty(n_prompts, dtype=np.int64)
+    folds[rng.permutation(n_prompts)] = np.arange(n_prompts) % n_folds
+    in_subset = np.zeros(n_prompts, dtype=bool)
+    in_subset[prompt[fit_rounds]] = True
 
-    def cross_fitted(C: float | None) -> np.ndarray:
-        """Held-out probabilities; ``C`` None: the training folds' frequencies."""
-        policy = np.full((data.n_prompts, k), np.nan)
-        for f in range(n_folds):
-            held = folds == f
-            fit = rows[folds[data.prompt[rows]] != f]
-            if C is None or len(np.unique(data.candidate[fit])) < 2:
-                policy[held] = np.bincount(data.candidate[fit], minlength=k) / max(len(fit), 1)
-                continue
-            model = LogisticRegression(C=C, max_iter=2000).fit(
-                Z[data.prompt[fit]], data.candidate[fit]
-            )
-            full = np.zeros((int(held.sum()), k))
-            full[:, model.classes_] = model.predict_proba(Z[held])
-            policy[held] = full
-        return policy
+    def frequencies(rounds: np.ndarray, at: np.ndarray) -> np.ndarray:
+        freq = np.bincount(action[rounds], minlength=k) / max(len(rounds), 1)
+        return np.tile(freq, (int(at.sum()), 1))
 
-    tried = {}
-    best, policy = None, cross_fitted(None)
-    best_loss = policy_calibration(policy, data.prompt[rows], chosen)["log_loss"]
-    tried["frequencies"] = best_loss
-    for C in Cs:
-        candidate_policy = cross_fitted(C)
-        loss = policy_calibration(candidate_policy, data.prompt[rows], chosen)["log_loss"]
-        tried[str(C)] = loss
-        if loss < best_loss:
-            best, policy, best_loss = C, candidate_policy, loss
-    raw = policy[data.prompt, data.candidate]
-    propensity = np.clip(raw, PROPENSITY_FLOOR, 1.0)
-    labelled = data.labelled
-    calibration = policy_calibration(policy, data.prompt[rows], chosen)
-    logged = data.propensity[labelled]
-    if len(logged) and not np.isnan(logged).any():
-        calibration["mean_abs_error_vs_logged"] = float(np.abs(raw[labelled] - logged).mean())
+    def fits(rounds: np.ndarray, at: np.ndarray, strengths) -> dict:
+        """Probabilities at the prompts ``at`` of a regression fit on ``rounds`` at each
+        strength, strongest penalty first, each fit starting from the last (warm
+        start: a third of the time of cold fits)."""
+        out = {C: frequencies(rounds, at) for C in strengths}
+        if len(np.unique(action[rounds])) < 2:
+            return out
+        model = LogisticRegression(max_iter=2000, warm_start=True)
+        for C in sorted(strengths):
+            model.set_params(C=C).fit(Z[prompt[rounds]], action[rounds])
+            out[C] = np.zeros((int(at.sum()), k))
+            out[C][:, model.classes_] = model.predict_proba(Z[at])
+        return out
+
+    held_prompt, held_action = prompt[fit_rounds], action[fit_rounds]
+    cross = {C: np.full((n_prompts, k), np.nan) for C in (None, *Cs)}
+    for f in range(n_folds):
+        held = in_subset & (folds == f)
+        train = fit_rounds[folds[prompt[fit_rounds]] != f]
+        cross[None][held] = frequencies(train, held)
+        for C, probs in fits(train, held, Cs).items():
+            cross[C][held] = probs
+    tried = {
+        ("frequencies" if C is None else str(C)): policy_calibration(d, held_prompt, held_action)[
+            "log_loss"
+        ]
+        for C, d in cross.items()
+    }
+    best = min(cross, key=lambda C: tried["frequencies" if C is None else str(C)])
+    dist = cross[best]
+    calibration = policy_calibration(dist, held_prompt, held_action)
+    rest = ~in_subset
+    if rest.any():
+        whole = fits(fit_rounds, rest, () if best is None else (best,))
+        dist[rest] = frequencies(fit_rounds, rest) if best is None else whole[best]
+    raw = dist[prompt, action]
+    dist = _floor_rows(dist, min_propensity)
+    if logged is not None and len(logged) and not np.isnan(logged).any():
+        calibration["mean_abs_error_vs_logged"] = float(
+            np.abs(dist[prompt, action] - logged).mean()
+        )
     return LoggingPolicyEstimate(
         source="estimated",
-        propensity=propensity,
-        policy=policy,
+        propensity=dist[prompt, action],
+        action_dist=dist,
         calibration={
             "model": "frequencies" if best is None else f"logistic C={best}",
             "n_folds": n_folds,
+            "n_fit_rounds": len(fit_rounds),
             "log_loss_by_C": {key: round(v, 4) for key, v in tried.items()},
             **calibration,
         },
-        n_clipped=int((raw[labelled] < PROPENSITY_FLOOR).sum()),
+        n_clipped=int((raw < min_propensity).sum()),
     )
+
+
+def _floor_rows(dist: np.ndarray, floor: float) -> np.ndarray:
+    """Each row raised to at least ``floor`` and rescaled to sum to 1, the entries above
+    the floor sharing what is left in proportion (no entry ends below the floor)."""
+    raw = dist / dist.sum(axis=1, keepdims=True)
+    fixed = np.zeros(raw.shape, dtype=bool)
+    out = raw
+    for _ in range(raw.shape[1]):
+        fixed |= out < floor
+        free = np.where(fixed, 0.0, raw)
+        left = 1.0 - floor * fixed.sum(axis=1, keepdims=True)
+        out = np.where(
+            fixed, floor, free * left / np.maximum(free.sum(axis=1, keepdims=True), 1e-300)
+        )
+        if not (out < floor - 1e-12).any():
+            break
+    return out
 
 
 def policy_calibration(policy: np.ndarray, prompt: np.ndarray, chosen: np.ndarray) -> dict:

@@ -19,9 +19,9 @@ from training.off_policy import (
     OffPolicyEvaluation,
     SelfNormalizedInverseProbabilityWeighting,
     effective_sample_size,
-    estimate_logging_policy,
     make_estimator,
 )
+from training.propensity import fit_logging_policy
 
 # Three rounds, two actions. Weights w = pi_e(a_i) / pscore_i = [2, 0, 2].
 ACTION_DIST = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
@@ -153,18 +153,24 @@ def test_logging_policy_estimate_of_a_uniform_logger_is_near_uniform() -> None:
     rng = np.random.default_rng(0)
     features = rng.normal(size=(400, 40))
     action = rng.integers(0, 4, size=400)
-    pi_b = estimate_logging_policy(features, action, n_actions=5)
+    estimate = fit_logging_policy(features, action, n_actions=5)
+    pi_b = estimate.action_dist
     assert pi_b.shape == (400, 5)
     np.testing.assert_allclose(pi_b.sum(axis=1), 1.0)
-    # action 4 was never logged: only the clip floor, renormalised
-    assert pi_b[:, 4].max() < 0.011
-    assert np.abs(pi_b[:, :4] - 0.25).max() < 0.05
+    # action 4 was never logged: only the clip floor
+    assert pi_b[:, 4].max() == pytest.approx(0.01)
+    # each fold's held-out frequencies: near the log's own
+    frequencies = np.bincount(action, minlength=5)[:4] / 400 * 0.99
+    assert np.abs(pi_b[:, :4] - frequencies).max() < 0.04
+    # the prompts say nothing of the choice: the logged frequencies win
+    assert estimate.calibration["model"] == "frequencies"
     # a large log is fitted on a subset and predicted on every round
-    subset = estimate_logging_policy(features, action, n_actions=5, max_fit_rounds=100)
-    assert subset.shape == (400, 5) and not np.allclose(subset, pi_b)
-    np.testing.assert_allclose(subset.sum(axis=1), 1.0)
+    subset = fit_logging_policy(features, action, n_actions=5, max_fit_rounds=100)
+    assert subset.action_dist.shape == (400, 5) and not np.allclose(subset.action_dist, pi_b)
+    assert subset.calibration["n_fit_rounds"] == 100
+    np.testing.assert_allclose(subset.action_dist.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match=r"min_propensity in \(0, 1/n_actions\]"):
-        estimate_logging_policy(features, action, n_actions=5, min_propensity=0.5)
+        fit_logging_policy(features, action, n_actions=5, min_propensity=0.5)
 
 
 # --- ground truth: bandit logs sampled from the shipped full-information table ---

@@ -17,7 +17,7 @@ with the headline estimator (each with its own predictions as DR's regression), 
 interval from one resample of the calls per replicate.
 
 When the log has no ``propensity`` column (a gateway log written before `/route`),
-the logging policy is estimated (:func:`training.off_policy.estimate_logging_policy`)
+the logging policy is estimated (:func:`training.propensity.fit_logging_policy`)
 and the result says so.
 """
 
@@ -39,9 +39,9 @@ from training.off_policy import (
     BanditFeedback,
     OffPolicyEvaluation,
     PairedComparison,
-    estimate_logging_policy,
     make_estimator,
 )
+from training.propensity import fit_logging_policy
 
 #: A choice is weakly supported when the logging policy gave it less than this.
 LOW_PROPENSITY = 0.05
@@ -190,7 +190,7 @@ def off_policy_section(
     p, c = served.score(features)
 
     warnings: list[str] = []
-    pi_b_hat = estimate_logging_policy(features, action, n_actions)
+    pi_b_hat = fit_logging_policy(features, action, n_actions).action_dist
     logged = (
         rows["propensity"] if "propensity" in rows.columns else pd.Series(np.nan, index=rows.index)
     )

@@ -6,12 +6,13 @@ Kept apart as Open Bandit Pipeline keeps them (data / estimators / meta):
 - :mod:`~training.off_policy.feedback`: :class:`BanditFeedback`, the logged data, its
   input checks and :func:`effective_sample_size`;
 - :mod:`~training.off_policy.estimators`: DM, IPS, SNIPS and DR with bootstrap intervals;
-- :mod:`~training.off_policy.propensity`: the logging policy estimated when the logs
-  carry no propensity;
 - :mod:`~training.off_policy.meta`: :class:`OffPolicyEvaluation`, every estimator on
   one policy for quality and cost;
 - :mod:`~training.off_policy.comparison`: :class:`PairedComparison`, two policies'
   difference in quality, cost and net value with a paired bootstrap interval.
+
+The logging policy, when the logs carry no propensity, is estimated by
+:func:`training.propensity.fit_logging_policy`, the one estimator `train` uses too.
 
 Open Bandit Pipeline itself (``obp`` 0.5.7, its latest release) requires Python < 3.11,
 so it does not install here; these classes keep its names and signatures.
@@ -30,11 +31,9 @@ from training.off_policy.estimators import (
 )
 from training.off_policy.feedback import BanditFeedback, check_ope_inputs, effective_sample_size
 from training.off_policy.meta import EstimatorResult, OffPolicyEvaluation, PolicyEstimate
-from training.off_policy.propensity import MIN_PROPENSITY, estimate_logging_policy
 
 __all__ = [
     "ESTIMATORS",
-    "MIN_PROPENSITY",
     "BanditFeedback",
     "BaseOffPolicyEstimator",
     "DirectMethod",
@@ -49,6 +48,5 @@ __all__ = [
     "SelfNormalizedInverseProbabilityWeighting",
     "check_ope_inputs",
     "effective_sample_size",
-    "estimate_logging_policy",
     "make_estimator",
 ]

@@ -37,7 +37,7 @@ class BanditFeedback:
         Observed cost in USD (>= 0) of the chosen action.
     pscore : ndarray of float, shape (n_rounds,)
         Probability the logging policy gave the chosen action, ``pi_b(a_i | x_i)``, in
-        (0, 1]: logged by `/route` or estimated (:mod:`training.off_policy.propensity`).
+        (0, 1]: logged by `/route` or estimated (:func:`training.propensity.fit_logging_policy`).
     estimated_reward : ndarray of float, shape (n_rounds, n_actions), optional
         A regression model of the outcome, ``q(x_i, a)``; needed by DM and DR.
     estimated_cost_usd : ndarray of float, shape (n_rounds, n_actions), optional

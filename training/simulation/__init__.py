@@ -6,7 +6,9 @@ propensity, users, teams, sessions, timestamps and delayed outcome events, while
 full table is kept beside it as the truth. Off-policy evaluation and bandit training
 are checked against it.
 
-- `policies`: logging policies (uniform, epsilon/softmax around a bundle, biased humans).
+- `policies`: logging policies (uniform, epsilon/softmax around a bundle, biased humans,
+  cheap models first, and `HardPromptPolicy`, which reads the truth to send hard
+  prompts to the big model).
 - `table`: the full-information table read from a call log.
 - `logs`: teams, users, sessions, timestamps and the calls.
 - `events`: delayed outcome events in DESIGN.md section 3's format.
@@ -16,7 +18,9 @@ are checked against it.
 from training.simulation.policies import (
     POLICIES,
     BiasedHumanPolicy,
+    CheapFirstPolicy,
     EpsilonGreedyPolicy,
+    HardPromptPolicy,
     LoggingPolicy,
     PrecomputedPolicy,
     PromptContext,
@@ -30,8 +34,10 @@ from training.simulation.table import FullInformationTable, read_full_informatio
 __all__ = [
     "POLICIES",
     "BiasedHumanPolicy",
+    "CheapFirstPolicy",
     "EpsilonGreedyPolicy",
     "FullInformationTable",
+    "HardPromptPolicy",
     "LoggingPolicy",
     "PrecomputedPolicy",
     "PromptContext",

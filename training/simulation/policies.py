@@ -402,3 +402,122 @@ def parse_policy(spec: str, *, random_state: int = 0) -> LoggingPolicy:
             f"Bad logging policy {spec!r}: {exc}. Expected one of {list(POLICY_SPECS)}, "
             "e.g. epsilon:bundle:0.1, softmax:bundle:0.05, biased:0.7."
         ) from None
+
+
+@dataclass(frozen=True, eq=False)
+class HardPromptPolicy(LoggingPolicy):
+    """People who know which tasks are hard sending them to the big model.
+
+    A prompt is *hard* when more candidates fail it than fail the median prompt
+    (``1 - mean outcome over candidates`` above its ``hard_quantile`` quantile); a hard
+    prompt goes to the big model with probability ``to_large``, the rest spread
+    uniformly, and the other prompts are uniform. Unlike the other policies this one
+    reads the hidden truth (``outcome``, the full table's): a simulator may, and it
+    stands for what an experienced team knows and the prompt's text does not show.
+    Because the choice tracks success, it is the bias that misleads naive training
+    most, and the one an estimated logging policy cannot undo (the features do not
+    reveal it): only logged propensities can.
+
+    Parameters
+    ----------
+    outcome : ndarray of float, shape (n_prompts, n_candidates)
+        The full table's outcomes (`FullInformationTable.outcome`), rows in the
+        simulated prompts' order.
+    to_large : float in [0, 1], default=0.7
+    large : str, default="expensive"
+        The big model, as for `BiasedHumanPolicy`.
+    hard_quantile : float in [0, 1), default=0.5
+
+    Examples
+    --------
+    >>> ctx = PromptContext(np.array(["p", "q"]), ["a", "b"], [None, None],
+    ...                     np.array(["t", "t"]), ("small", "big"),
+    ...                     np.array([0.1, 1.0]), np.array([0.5, 0.5]))
+    >>> HardPromptPolicy(np.array([[0.0, 0.0], [1.0, 1.0]]), to_large=0.6).action_dist(ctx)
+    array([[0.2, 0.8],
+           [0.5, 0.5]])
+    """
+
+    policy_name: ClassVar[str] = "hard"
+    outcome: np.ndarray = None  # type: ignore[assignment]
+    to_large: float = 0.7
+    large: str = "expensive"
+    hard_quantile: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.to_large <= 1.0:
+            raise ValueError(f"to_large must be in [0, 1], got {self.to_large!r}.")
+        if not 0.0 <= self.hard_quantile < 1.0:
+            raise ValueError(f"hard_quantile must be in [0, 1), got {self.hard_quantile!r}.")
+
+    def hard(self, context: PromptContext) -> np.ndarray:
+        """Which prompts are hard, shape (n_prompts,)."""
+        outcome = np.asarray(self.outcome, dtype=np.float64)
+        if outcome.shape != (context.n_prompts, context.n_candidates):
+            raise ValueError(
+                f"The hard policy's outcome table has shape {outcome.shape}; these prompts "
+                f"need (n_prompts, n_candidates) = ({context.n_prompts}, "
+                f"{context.n_candidates})."
+            )
+        failing = 1.0 - outcome.mean(axis=1)
+        return failing > np.quantile(failing, self.hard_quantile)
+
+    def action_dist(self, context: PromptContext) -> np.ndarray:
+        k = context.n_candidates
+        dist = np.full((context.n_prompts, k), 1.0 / k)
+        big = BiasedHumanPolicy(large=self.large).large_model(context)
+        hard = self.hard(context)
+        dist[hard] *= 1.0 - self.to_large
+        dist[hard, big] += self.to_large
+        return dist
+
+    def describe(self, context: PromptContext | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.policy_name,
+            "to_large": self.to_large,
+            "large": self.large,
+            "hard_quantile": self.hard_quantile,
+            "reads_truth": True,
+        }
+        if context is not None:
+            big = BiasedHumanPolicy(large=self.large).large_model(context)
+            out["large_model"] = context.candidates[big]
+            out["hard_share"] = float(self.hard(context).mean())
+        return out
+
+
+@dataclass(frozen=True)
+class CheapFirstPolicy(LoggingPolicy):
+    """A team on a budget: every prompt draws a model with probability proportional to
+    ``typical_cost_usd ** (-1 / temperature)``, the same for every prompt (it looks at
+    the price list, not at the prompt), so cheap models answer most calls and the
+    dear ones stay rare but possible.
+
+    Parameters
+    ----------
+    temperature : float > 0, default=1.5
+        In log-cost units: a model ``e`` times dearer is drawn ``e ** (1 / T)`` times
+        less often.
+
+    Examples
+    --------
+    >>> ctx = PromptContext(np.array(["p"]), ["hi"], [None], np.array(["t"]), ("a", "b"),
+    ...                     np.array([0.1, 0.1 * np.e]), np.array([0.5, 0.7]))
+    >>> CheapFirstPolicy(temperature=1.0).action_dist(ctx).round(3)
+    array([[0.731, 0.269]])
+    """
+
+    policy_name: ClassVar[str] = "cheap-first"
+    temperature: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.temperature < np.inf):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}.")
+
+    def action_dist(self, context: PromptContext) -> np.ndarray:
+        score = -np.log(np.maximum(np.asarray(context.typical_cost_usd, dtype=np.float64), 1e-12))
+        w = np.exp((score - score.max()) / self.temperature)
+        return np.tile(w / w.sum(), (context.n_prompts, 1))
+
+    def describe(self, context: PromptContext | None = None) -> dict[str, Any]:
+        return {"name": self.policy_name, "temperature": self.temperature}
