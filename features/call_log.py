@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +25,12 @@ from features.call_log_files import (
     FORMAT_DOC,
     SUFFIXES,
     CallLogError,
+    jsonable_row,
     log_files,
     log_sources,
     read_log_file,
+    reject_file,
+    write_quarantine,
 )
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
@@ -323,9 +325,12 @@ def read_call_logs(
                     good.append(clean)
                     continue
                 reason = f"duplicate request_id {clean['request_id']!r}"
-            bad.append({**_jsonable(row), "quarantine_reason": reason, "source": f"{path}:{line}"})
+            bad.append(
+                {**jsonable_row(row), "quarantine_reason": reason, "source": f"{path}:{line}"}
+            )
         if n_rejected == len(frame):  # duplicates of other files' rows do not count
-            _reject_file(path, bad, quarantine_path)
+            mine = [b for b in bad if b["source"].rsplit(":", 1)[0] == str(path)]
+            raise reject_file(path, mine, bad, quarantine_path)
     if not good and not bad:
         raise CallLogError(
             ", ".join(str(p) for p, _ in sources),
@@ -368,35 +373,6 @@ def _check_columns(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-def _reject_file(path: Path, bad: list[dict[str, Any]], quarantine_path: str | Path | None) -> None:
-    """Every row of a file invalid: say which columns are wrong instead of training on none."""
-    mine = [b for b in bad if b["source"].rsplit(":", 1)[0] == str(path)]
-    kinds = Counter(b["quarantine_reason"].split(", got ")[0] for b in mine)
-    summary = "; ".join(f"{kind} ({n} rows)" for kind, n in kinds.most_common(3))
-    where = "the reason of every row is in the quarantine"
-    if quarantine_path is not None:
-        write_quarantine(bad, quarantine_path)
-        where = f"every row and its reason is in {quarantine_path}"
-    raise CallLogError(
-        path,
-        f"none of its {len(mine)} rows is valid: {summary}",
-        f"Fix the column named above (format: {FORMAT_DOC}); {where}.",
-    )
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif _is_missing(value) if not isinstance(value, list | dict) else False:
-            value = None
-        out[key] = value
-    return out
-
-
 def write_call_log(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write validated rows (a `CallLogRead.frame`) as Parquet that `read_call_logs`
     reads back unchanged.
@@ -412,13 +388,4 @@ def write_call_log(frame: pd.DataFrame, path: str | Path) -> Path:
         lambda m: None if m is None else json.dumps(m, ensure_ascii=False)
     )
     out.to_parquet(path, index=False)
-    return path
-
-
-def write_quarantine(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, default=str) + "\n")
     return path

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import zlib
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,4 +212,61 @@ def _unreadable(path: Path, exc: BaseException, kind: LogKind = CALL_LOG) -> Val
         path,
         f"cannot be read as {'CSV' if name.endswith(CSV_SUFFIXES) else 'JSONL'} ({detail})",
         f"Check that it is one complete file in that format (format: {kind.doc}).",
+    )
+
+
+def write_quarantine(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    """Write rejected rows, one JSON object per line with its ``quarantine_reason``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, default=str) + "\n")
+    return path
+
+
+def jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as read, in values JSON can hold, so a rejected row is quarantined as it was."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, pd.Timestamp):
+            value = value.isoformat()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif not isinstance(value, list | dict) and (
+            value is None
+            or value is pd.NA
+            or value is pd.NaT
+            or (isinstance(value, float) and math.isnan(value))
+        ):
+            value = None
+        out[key] = value
+    return out
+
+
+def reject_file(
+    path: Path,
+    mine: list[dict[str, Any]],
+    bad: list[dict[str, Any]],
+    quarantine_path: str | Path | None,
+    kind: LogKind = CALL_LOG,
+    unit: str = "rows",
+) -> ValueError:
+    """The error for a file none of whose rows is valid: the commonest reasons (with the
+    column each names) instead of training on nothing; every bad row is quarantined.
+
+    ``mine`` are this file's rejected rows, ``bad`` every rejected row so far.
+    """
+    reasons = Counter(b["quarantine_reason"].split(", got ")[0] for b in mine)
+    summary = "; ".join(f"{reason} ({n} rows)" for reason, n in reasons.most_common(3))
+    where = "the reason of every row is in the quarantine"
+    if quarantine_path is not None:
+        write_quarantine(bad, quarantine_path)
+        where = f"every row and its reason is in {quarantine_path}"
+    return kind.fail(
+        path,
+        f"none of its {len(mine)} {unit} is valid: {summary}",
+        f"Fix the column named above (format: {kind.doc}); {where}.",
     )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.call_log import write_quarantine
-from features.call_log_files import CallLogError, LogKind, log_sources, read_log_file
+from features.call_log_files import (
+    CallLogError,
+    LogKind,
+    jsonable_row,
+    log_sources,
+    read_log_file,
+    reject_file,
+    write_quarantine,
+)
 
 __all__ = [
     "CALL_KINDS",
@@ -217,12 +223,12 @@ def validate_events(
         try:
             clean = validate_event(row)
         except (ValueError, TypeError) as exc:
-            bad.append({**_jsonable(row), "quarantine_reason": str(exc), "source": where})
+            bad.append({**jsonable_row(row), "quarantine_reason": str(exc), "source": where})
             continue
         if clean["event_id"] is not None:
             if clean["event_id"] in seen:
                 reason = f"duplicate event_id {clean['event_id']!r}"
-                bad.append({**_jsonable(row), "quarantine_reason": reason, "source": where})
+                bad.append({**jsonable_row(row), "quarantine_reason": reason, "source": where})
                 continue
             seen.add(clean["event_id"])
         clean["source"] = where
@@ -280,13 +286,13 @@ def read_events(
         frame, rejected = validate_events(raw.to_dict(orient="records"), str(path))
         if frame.empty:  # duplicates of other files' events do not count
             bad.extend(rejected)
-            _reject_file(path, rejected, bad, quarantine_path)
+            raise reject_file(path, rejected, bad, quarantine_path, EVENTS, unit="events")
         repeated = frame["event_id"].isin(seen_ids) & frame["event_id"].notna()
         for i in np.flatnonzero(repeated.to_numpy()):
             row = frame.iloc[i]
             rejected.append(
                 {
-                    **_jsonable(row.drop("source").to_dict()),
+                    **jsonable_row(row.drop("source").to_dict()),
                     "quarantine_reason": f"duplicate event_id {row['event_id']!r}",
                     "source": row["source"],
                 }
@@ -327,40 +333,6 @@ def _check_columns(path: Path, frame: pd.DataFrame) -> None:
             f"no row names what the event is about ({', '.join(KEYS)}); columns found: {shown}",
             f"Add one of these keys to every row (format: {EVENTS_DOC}).",
         )
-
-
-def _reject_file(
-    path: Path,
-    mine: list[dict[str, Any]],
-    bad: list[dict[str, Any]],
-    quarantine_path: str | Path | None,
-) -> None:
-    kinds = Counter(b["quarantine_reason"].split(", got ")[0] for b in mine)
-    summary = "; ".join(f"{kind} ({n} rows)" for kind, n in kinds.most_common(3))
-    where = "the reason of every row is in the quarantine"
-    if quarantine_path is not None:
-        write_quarantine(bad, quarantine_path)
-        where = f"every row and its reason is in {quarantine_path}"
-    raise EventsError(
-        path,
-        f"none of its {len(mine)} events is valid: {summary}",
-        f"Fix the column named above (format: {EVENTS_DOC}); {where}.",
-    )
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, pd.Timestamp):
-            value = value.isoformat()
-        elif isinstance(value, np.generic):
-            value = value.item()
-        elif not isinstance(value, list | dict) and _missing(value):
-            value = None
-        out[key] = value
-    return out
 
 
 def write_events(frame: pd.DataFrame | Sequence[dict[str, Any]], path: str | Path) -> Path:
