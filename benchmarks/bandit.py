@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.datasets import SHARED, swebench_calls  # noqa: E402
+from benchmarks.datasets import ROUTEPROFILE, swebench_calls  # noqa: E402
 from features.call_log import read_call_logs  # noqa: E402
 from features.spec import FeatureSpec  # noqa: E402
 from serving.bundle import load_bundle  # noqa: E402
@@ -109,8 +109,8 @@ def say(message: str) -> None:
 
 
 def routeprofile_calls(quick: bool, seed: int) -> pd.DataFrame:
-    """RouteProfile (../shared/data/routeprofile), already a call log."""
-    return pd.read_json(SHARED / "routeprofile" / "calls.jsonl.gz", lines=True)
+    """RouteProfile (shipped in data/routeprofile, MIT), already a call log."""
+    return pd.read_json(ROUTEPROFILE / "calls.jsonl.gz", lines=True)
 
 
 DATASETS = {"swebench": swebench_calls, "routeprofile": routeprofile_calls}
@@ -118,7 +118,7 @@ DATASETS = {"swebench": swebench_calls, "routeprofile": routeprofile_calls}
 
 def load(name: str, folder: Path) -> tuple[pd.DataFrame, FullInformationTable, Path | None]:
     """The dataset's validated calls (complete prompts only) and its truth table."""
-    prices = SHARED / "routeprofile" / "prices.json" if name == "routeprofile" else None
+    prices = ROUTEPROFILE / "prices.json" if name == "routeprofile" else None
     path = folder / f"{name}.parquet"
     DATASETS[name](False, 0).to_parquet(path, index=False)
     from features.prices import PriceCatalog

@@ -26,6 +26,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+#: RouteProfile (MIT) ships with the project, with its licence notice.
+ROUTEPROFILE = ROOT / "data" / "routeprofile"
 
 #: Output prices in USD per million tokens of the AlpacaEval systems benchmarked, and
 #: where each comes from. Open-weight models are priced at Together AI's serverless

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.datasets import DATASETS, SHARED, sample_prompts  # noqa: E402
+from benchmarks.datasets import DATASETS, ROUTEPROFILE, sample_prompts  # noqa: E402
 from features.call_log import read_call_logs  # noqa: E402
 from serving.policy import Exploration, action_distribution  # noqa: E402
 from training.evaluation import FullInfoLog  # noqa: E402
@@ -79,8 +79,8 @@ OUT = ROOT / "build" / "benchmarks" / "ope.json"
 
 
 def routeprofile_calls(quick: bool, seed: int) -> pd.DataFrame:
-    """``../shared/data/routeprofile``: already a call log (cost_usd precomputed)."""
-    frame = read_call_logs([SHARED / "routeprofile" / "calls.jsonl.gz"]).frame
+    """RouteProfile (shipped in data/routeprofile): already a call log, cost_usd included."""
+    frame = read_call_logs([ROUTEPROFILE / "calls.jsonl.gz"]).frame
     return sample_prompts(frame, QUICK_PROMPTS if quick else None, seed)
 
 
