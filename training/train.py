@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from training.policy_target import (
 )
 from training.propensity import (
     DEFAULT_MAX_WEIGHT,
+    LoggingPolicyEstimate,
     estimate_logging_policy,
     importance_weights,
     logged_policy,
@@ -205,8 +206,30 @@ def fallback_model(data: TrainingSet, sample_weight: np.ndarray | None = None) -
     return data.candidates[int(np.argmax(bounds))]
 
 
+def logging_policy(data: TrainingSet, seed: int) -> LoggingPolicyEstimate:
+    """The logged propensities when every graded row has one, else the estimated
+    logging policy (said on stderr). Fit once per `train`: the weights and the
+    off-policy target both read it, and the estimate is many cross-fitted fits."""
+    estimate = logged_policy(data)
+    if estimate is not None:
+        return estimate
+    estimate = estimate_logging_policy(data, seed=seed)
+    cal = estimate.calibration
+    _say(
+        f"{log_kind(data)} log without propensities: logging policy estimated (cross-fitted "
+        f"log-loss {cal['log_loss']:.3f} vs {cal['log_loss_marginal']:.3f} for the logged "
+        f"frequencies alone, calibration error {cal['ece']:.3f})"
+    )
+    return estimate
+
+
 def bandit_correction(
-    data: TrainingSet, correction: str, max_weight: float, seed: int
+    data: TrainingSet,
+    correction: str,
+    max_weight: float,
+    seed: int,
+    *,
+    estimate: LoggingPolicyEstimate | None = None,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Row importance weights for ``data`` (None on a full-information log) and the
     manifest's account of them (`serving.manifest.TrainingSummary.log`).
@@ -229,16 +252,8 @@ def bandit_correction(
         summary["mean_outcome_per_candidate"] = {"naive": naive}
         _say(f"{kind} log: fitting the rows as logged (no correction asked for)")
         return None, summary
-    estimate = logged_policy(data)
-    if estimate is None:
-        estimate = estimate_logging_policy(data, seed=seed)
-        cal = estimate.calibration
-        _say(
-            f"{kind} log without propensities: logging policy estimated (cross-fitted "
-            f"log-loss {cal['log_loss']:.3f} vs {cal['log_loss_marginal']:.3f} for the logged "
-            f"frequencies alone, calibration error {cal['ece']:.3f})"
-        )
-    else:
+    estimate = estimate or logging_policy(data, seed)
+    if estimate.source == "logged":
         _say(f"{kind} log: weighting rows by their logged propensities")
     weights = importance_weights(data, estimate.propensity, max_weight=max_weight)
     summary.update(
@@ -259,6 +274,8 @@ def default_policy(
     calibration: dict[str, Any] | None,
     target: PolicyTarget,
     seed: int,
+    *,
+    estimate: LoggingPolicyEstimate | None = None,
 ) -> dict[str, Any]:
     """The bundle's default policy for ``target``, fit on out-of-fold predictions.
 
@@ -291,7 +308,7 @@ def default_policy(
         )
         return policy
     if cv is not None and log_kind(data) != "full_information":
-        fit = off_policy_target(data, cv, calibration, target, seed)
+        fit = off_policy_target(data, cv, calibration, target, seed, estimate=estimate)
         if fit is not None:
             policy["value_usd"] = fit["value_usd"]
             policy["target_fit"] = fit
@@ -314,18 +331,19 @@ def off_policy_target(
     calibration: dict[str, Any] | None,
     target: PolicyTarget,
     seed: int,
+    *,
+    estimate: LoggingPolicyEstimate | None = None,
 ) -> dict[str, Any] | None:
     """``target`` fit off-policy on the graded, costed calls of a bandit log, printed.
 
     Each call is one round; the policy decides on its prompt's out-of-fold
-    predictions. None when no call has both an outcome and a cost.
+    predictions. None when no call has both an outcome and a cost. ``estimate`` is
+    the logging policy `train` already fit for ``data`` (fit here when None).
     """
     rows = np.flatnonzero(data.labelled & np.isfinite(data.cost_usd))
     if not len(rows):
         return None
-    estimate = logged_policy(data)
-    if estimate is None:
-        estimate = estimate_logging_policy(data, seed=seed)
+    estimate = estimate or logging_policy(data, seed)
     p = apply_calibration(cv.p_oof[cv.chosen], calibration)
     prompt = data.prompt[rows]
     feedback = BanditFeedback(
@@ -390,8 +408,9 @@ def train(config: TrainConfig) -> TrainResult:
         f"{data.n_prompts} prompts, {n_labelled} graded calls, candidates: "
         + ", ".join(data.candidates)
     )
+    estimate = None if log_kind(data) == "full_information" else logging_policy(data, config.seed)
     weights, log_summary = bandit_correction(
-        data, config.correction, config.max_weight, config.seed
+        data, config.correction, config.max_weight, config.seed, estimate=estimate
     )
     prices = {name: catalog.get(name) for name in data.candidates}
     components = cost_components(data, prices)
@@ -407,6 +426,12 @@ def train(config: TrainConfig) -> TrainResult:
         keep[rng.choice(data.n_prompts, config.cv_max_prompts, replace=False)] = True
         cv_data = data.subset(keep)
         cv_weights = None if weights is None else weights[keep[data.prompt]]
+        if estimate is not None:  # the same rows and prompts as cv_data
+            estimate = replace(
+                estimate,
+                propensity=estimate.propensity[keep[data.prompt]],
+                action_dist=None if estimate.action_dist is None else estimate.action_dist[keep],
+            )
         _say(f"cross-validating on a sample of {config.cv_max_prompts} of {data.n_prompts} prompts")
     n_folds = min(config.n_folds, cv_data.n_prompts)
     learners = learners_for_spec(config.learners, config.spec)
@@ -444,7 +469,7 @@ def train(config: TrainConfig) -> TrainResult:
         data.features[data.prompt], units(data), components=components, candidate=data.candidate
     )
     policy = {
-        **default_policy(cv_data, cv, calibration, target, config.seed),
+        **default_policy(cv_data, cv, calibration, target, config.seed, estimate=estimate),
         "fallback_model": fallback_model(data, weights),
     }
     metrics = _metrics(cv, label, policy)
