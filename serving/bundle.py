@@ -97,38 +97,28 @@ class Bundle:
         return self.path / name
 
 
-def check_graph_signatures(path: Path, manifest: Manifest) -> None:
-    """Check that the scorer and cost graphs have the tensor names the manifest declares.
+def check_graph_signature(session: Any, section: str, graph: Any) -> None:
+    """Check that an opened graph has the tensor names the manifest declares.
 
-    Serving runs each graph by those names; a graph exported under other names
-    would otherwise fail on the first request instead of at load.
+    Serving runs each graph by those names; a graph exported under other names would
+    otherwise fail on the first request instead of at load. Checked where the graph
+    is opened (`serving.scoring.BundleScorer`), so no graph is opened twice.
 
     Raises
     ------
     BundleError
         Naming the file, the declared name and the names found.
     """
-    import onnxruntime as ort
-
-    for section, graph in (("scorer", manifest.scorer), ("cost_model", manifest.cost_model)):
-        try:
-            session = ort.InferenceSession(
-                str(path / graph.file), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
+    for kind, expected, found in (
+        ("input", graph.input, [i.name for i in session.get_inputs()]),
+        ("output", graph.output, [o.name for o in session.get_outputs()]),
+    ):
+        if expected not in found:
             raise BundleError(
-                f"Bundle file {graph.file} ({section}) is not a loadable ONNX graph: {exc}"
-            ) from exc
-        for kind, expected, found in (
-            ("input", graph.input, [i.name for i in session.get_inputs()]),
-            ("output", graph.output, [o.name for o in session.get_outputs()]),
-        ):
-            if expected not in found:
-                raise BundleError(
-                    f"Bundle file {graph.file} has {kind} names {found}, but the manifest's "
-                    f"{section}.{kind} is {expected!r}: the graph and the manifest do not "
-                    "belong together; retrain or re-export the bundle."
-                )
+                f"Bundle file {graph.file} has {kind} names {found}, but the manifest's "
+                f"{section}.{kind} is {expected!r}: the graph and the manifest do not "
+                "belong together; retrain or re-export the bundle."
+            )
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -138,8 +128,9 @@ def load_bundle(path: str | Path) -> Bundle:
     ------
     BundleError
         If the folder or manifest is missing or malformed (`serving.manifest.read_manifest`),
-        a listed file is missing or its sha256 differs, or a graph's input or output
-        names differ from the manifest's.
+        or a listed file is missing or its sha256 differs. A graph whose input or output
+        names differ from the manifest's is refused where it is opened
+        (`serving.scoring.BundleScorer`).
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -153,5 +144,4 @@ def load_bundle(path: str | Path) -> Bundle:
                 f"Bundle file {name} has sha256 {actual[:12]}…, the manifest says "
                 f"{expected[:12]}…: the bundle was modified or copied incompletely."
             )
-    check_graph_signatures(path, manifest)
     return Bundle(path=path, contents=manifest)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from features.featurizer import Featurizer
-from serving.bundle import Bundle
+from serving.bundle import Bundle, BundleError, check_graph_signature
 from serving.calibration import apply_calibration
 
 
@@ -113,14 +113,10 @@ class BundleScorer:
         options.inter_op_num_threads = 1
         scorer = bundle.contents.scorer
         cost = bundle.contents.cost_model
-        self._scorer = ort.InferenceSession(
-            str(bundle.file(scorer.file)), options, providers=["CPUExecutionProvider"]
-        )
+        self._scorer = _open_graph(bundle, "scorer", scorer, options)
         self._scorer_io = (scorer.input, scorer.output)
         self._calibration = scorer.calibration
-        self._cost = ort.InferenceSession(
-            str(bundle.file(cost.file)), options, providers=["CPUExecutionProvider"]
-        )
+        self._cost = _open_graph(bundle, "cost_model", cost, options)
         self._cost_io = (cost.input, cost.output)
         components = cost.components
         self._component_candidate = np.array([c.candidate for c in components], dtype=np.int64)
@@ -221,3 +217,20 @@ class BundleScorer:
         return CacheHintEffect(
             model=model, applied=True, cached_tokens=tokens, discount_usd=tokens * per_token
         )
+
+
+def _open_graph(bundle: Bundle, section: str, graph: Any, options: Any) -> Any:
+    """An onnxruntime session of one of the bundle's graphs, its tensor names checked
+    against the manifest (`serving.bundle.check_graph_signature`)."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(
+            str(bundle.file(graph.file)), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise BundleError(
+            f"Bundle file {graph.file} ({section}) is not a loadable ONNX graph: {exc}"
+        ) from exc
+    check_graph_signature(session, section, graph)
+    return session

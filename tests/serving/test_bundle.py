@@ -1,4 +1,5 @@
-"""The manifest schema (`serving.manifest`) and the checks `load_bundle` runs with it."""
+"""The manifest schema (`serving.manifest`), the checks `load_bundle` runs with it, and
+the graph names checked where the graphs are opened (`serving.scoring.BundleScorer`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from serving.manifest import (
     read_manifest,
     write_manifest,
 )
+from serving.scoring import BundleScorer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -107,7 +109,7 @@ def test_a_graph_whose_output_was_renamed_is_refused(copy_bundle, bundle_dir, tm
         match=r"scorer.onnx has output names \['probabilities'\], but the manifest's "
         r"scorer.output is 'p_success'",
     ):
-        load_bundle(folder)
+        BundleScorer(load_bundle(folder))
 
 
 def test_a_graph_whose_input_the_manifest_misnames_is_refused(copy_bundle, bundle_dir, tmp_path):
@@ -119,4 +121,4 @@ def test_a_graph_whose_input_the_manifest_misnames_is_refused(copy_bundle, bundl
         match=r"cost.onnx has input names \['features'\], but the manifest's "
         r"cost_model.input is 'embedding'",
     ):
-        load_bundle(folder)
+        BundleScorer(load_bundle(folder))
