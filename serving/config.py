@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.session_cache import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_MIN_TOKENS,
+    DEFAULT_TTL_SECONDS,
+    CacheRules,
+)
 
 ENV_PREFIX = "OUTCOME_ROUTER_"
 
@@ -92,6 +99,22 @@ class Settings(BaseSettings):
         Near-best: among the top k feasible candidates by utility. None: all.
     explore_seed : int or None
         Seed of the exploration draws (tests, replays); None draws a fresh seed.
+    cache_sessions : int
+        Sessions whose last model, time and prompt tokens are remembered for
+        cache-aware routing (`serving.session_cache`; about 230 bytes each, the least
+        recently routed evicted beyond it). 0 turns session-aware costs off.
+    cache_ttl_seconds : float
+        Seconds a provider keeps a prompt-cache prefix after its last use (default
+        300: Anthropic's default, the low end of OpenAI's 5 to 10 minutes).
+    cache_ttl_overrides : dict of str to float
+        Per model, as JSON (``OUTCOME_ROUTER_CACHE_TTL_OVERRIDES='{"claude-": 3600}'``
+        for Anthropic's 1-hour cache): a key is a candidate name or a prefix of names;
+        the longest matching key wins.
+    cache_min_tokens : int
+        Shortest prompt a provider caches, in tokens (default 1024: OpenAI, Claude
+        Sonnet); shorter prefixes are neither read nor written.
+    cache_min_tokens_overrides : dict of str to int
+        Per model, like ``cache_ttl_overrides`` (e.g. ``{"claude-haiku-4-5": 4096}``).
 
     Examples
     --------
@@ -125,6 +148,21 @@ class Settings(BaseSettings):
     explore_margin_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     explore_top_k: int | None = Field(default=None, ge=1)
     explore_seed: int | None = None
+    cache_sessions: int = Field(default=DEFAULT_MAX_SESSIONS, ge=0)
+    cache_ttl_seconds: float = Field(default=DEFAULT_TTL_SECONDS, gt=0, allow_inf_nan=False)
+    cache_ttl_overrides: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    cache_min_tokens: int = Field(default=DEFAULT_MIN_TOKENS, ge=0)
+    cache_min_tokens_overrides: dict[str, Annotated[int, Field(ge=0)]] = {}
+
+    @property
+    def cache_rules(self) -> CacheRules:
+        """The providers' cache TTL and minimum prompt per model, from these settings."""
+        return CacheRules(
+            ttl_s=self.cache_ttl_seconds,
+            min_tokens=self.cache_min_tokens,
+            ttl_overrides=dict(self.cache_ttl_overrides),
+            min_tokens_overrides=dict(self.cache_min_tokens_overrides),
+        )
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

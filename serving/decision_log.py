@@ -292,12 +292,15 @@ class DecisionLog:
         session_id: str | None = None,
         feature_spec_version: int | None = None,
         exploration: Mapping[str, Any] | None = None,
+        cache_assumed: Mapping[str, Any] | None = None,
     ) -> None:
         """Append one decision; when this returns, the line is in the kernel.
 
         ``routing_text`` is None when the request failed before its text was built
         (a fallback decision); ``prompt_sha256`` is then null. ``exploration``
         describes the stochastic policy that drew ``model`` (None: deterministic).
+        ``cache_assumed`` is what the costs assumed about prompt caches
+        (`serving.scoring.CacheAssumption.to_dict`; None: nothing).
 
         Raises
         ------
@@ -324,6 +327,7 @@ class DecisionLog:
             "task": task,
             "session_id": session_id,
             "exploration": dict(exploration) if exploration is not None else None,
+            "cache_assumed": dict(cache_assumed) if cache_assumed is not None else None,
             "prompt_sha256": text_sha256(routing_text) if routing_text is not None else None,
         }
         if self.log_prompts:

@@ -66,9 +66,12 @@ class RouteRequest(BaseModel):
     max_cost_usd : float > 0, optional
         Budget on the expected cost; default: the bundle's policy.
     user, team, task, session_id : str, optional
-        Attribution, written to the decision log.
+        Attribution, written to the decision log. A ``session_id`` also makes the
+        costs cache-aware: the session's last model is priced with its warm prompt
+        cache (`serving.session_cache`).
     cache : CacheHintIn, optional
-        Prompt-cache hint that lowers one candidate's expected cost.
+        Prompt-cache hint that lowers one candidate's expected cost; it overrides the
+        session state.
 
     Examples
     --------
@@ -159,6 +162,34 @@ class CacheHintOut(BaseModel):
     )
 
 
+class CacheAssumedOut(BaseModel):
+    """What the expected costs assume about prompt caches (`serving.session_cache`)."""
+
+    source: Literal["session", "request"] = Field(
+        description="`session`: the router's own state of the request's session_id; "
+        "`request`: the request's `cache` field (which overrides the session state)."
+    )
+    model: str | None = Field(
+        description="The model assumed to hold a warm prefix: the hinted model, or the "
+        "session's last model (null for a session not seen before)."
+    )
+    cached_tokens: float = Field(
+        description="Prompt tokens priced at the model's cache-read price (0: none)."
+    )
+    age_s: float | None = Field(
+        default=None, description="Seconds since the session's last decision."
+    )
+    discount_usd: float = Field(description="How much the cached prefix lowered the cost.")
+    write_premium_usd: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per candidate, the cache-write premium added to its expected cost "
+        "(providers that charge for writing the cache, such as Anthropic).",
+    )
+    reason: str | None = Field(
+        default=None, description="Why no prefix was priced as cached, when none was."
+    )
+
+
 class RouteResponse(BaseModel):
     """The decision.
 
@@ -170,6 +201,8 @@ class RouteResponse(BaseModel):
     ``"fallback"``. ``scores`` lists every allowed candidate, and is empty when
     ``reason`` is ``"fallback"``. ``cache_hint`` answers a request's ``cache`` hint
     (null without one): whether it lowered the hinted model's cost, or why not.
+    ``cache_assumed`` says what the costs assume about prompt caches, from the hint
+    or from the router's state of the request's ``session_id`` (null: nothing).
     """
 
     model: str
@@ -179,6 +212,7 @@ class RouteResponse(BaseModel):
     reason: str
     scores: list[ScoreOut]
     cache_hint: CacheHintOut | None = None
+    cache_assumed: CacheAssumedOut | None = None
 
 
 class HealthResponse(BaseModel):

@@ -2,12 +2,18 @@
 
 This is the whole learned part of a decision. The same object answers `/route`,
 `outcome-router route` and offline evaluation.
+
+Expected costs can account for prompt caches, from one of two sources: a request's
+``cache`` hint (a gateway's word that one model holds N cached prompt tokens), or the
+router's own per-session state (`serving.session_cache`, whose docstring states the
+cost model: warm prefix at the cache-read price, write premium where the provider
+charges one). `CacheAssumption` says what was assumed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +21,7 @@ import numpy as np
 from features.featurizer import Featurizer
 from serving.bundle import Bundle, BundleError, check_graph_signature
 from serving.calibration import apply_calibration
+from serving.session_cache import CacheRules, SessionPrefix
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,65 @@ class CacheHintEffect:
 
 
 @dataclass(frozen=True)
+class CacheAssumption:
+    """What one request's expected costs assume about prompt caches.
+
+    Attributes
+    ----------
+    source : {"session", "request"}
+        The router's session state, or the request's ``cache`` field.
+    model : str or None
+        The model assumed to hold a warm prefix: the hinted model, or the session's
+        last model (None: a session not seen before).
+    cached_tokens : float
+        Prompt tokens priced at ``model``'s cache-read price (0: none).
+    age_s : float or None
+        Seconds since the session's last decision (None for a request hint or a new
+        session).
+    discount_usd : float
+        How much the cached tokens lowered ``model``'s expected cost.
+    write_premium_usd : dict of str to float
+        Per candidate, the cache-write premium added to its expected cost: writing
+        its prompt (a cold candidate) or the part beyond its prefix (the warm one)
+        at ``cache_creation_input_token_cost`` instead of the input price. Empty for
+        a request hint and for providers without a write fee.
+    reason : str or None
+        Why no prefix was priced as cached, when none was.
+    """
+
+    source: str
+    model: str | None
+    cached_tokens: float = 0.0
+    age_s: float | None = None
+    discount_usd: float = 0.0
+    write_premium_usd: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+
+    @classmethod
+    def from_hint(cls, effect: CacheHintEffect) -> CacheAssumption:
+        """The assumption of a request's ``cache`` hint, from what it did."""
+        return cls(
+            source="request",
+            model=effect.model,
+            cached_tokens=effect.cached_tokens,
+            discount_usd=effect.discount_usd,
+            reason=effect.reason,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the answer and the decision log."""
+        return {
+            "source": self.source,
+            "model": self.model,
+            "cached_tokens": self.cached_tokens,
+            "age_s": self.age_s,
+            "discount_usd": self.discount_usd,
+            "write_premium_usd": dict(self.write_premium_usd),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class Scores:
     """Per-candidate predictions.
 
@@ -68,11 +134,19 @@ class Scores:
     expected_cost_usd : ndarray of shape (n_rounds, n_candidates)
     cache_hint : CacheHintEffect or None
         What the request's cache hint did (None: no hint).
+    prompt_tokens : ndarray of shape (n_rounds, n_candidates) or None
+        Prompt tokens the cost model predicts per candidate (NaN where a candidate's
+        cost is learned from ``cost_usd`` rather than tokens); what a session
+        remembers of the chosen model (`serving.session_cache`).
+    cache_assumed : CacheAssumption or None
+        What the costs assume about prompt caches (None: nothing).
     """
 
     p_success: np.ndarray
     expected_cost_usd: np.ndarray
     cache_hint: CacheHintEffect | None = None
+    prompt_tokens: np.ndarray | None = None
+    cache_assumed: CacheAssumption | None = None
 
     def check_one(self, n_candidates: int) -> None:
         """Raise ``ValueError`` unless these are finite scores of one request for
@@ -98,9 +172,19 @@ class BundleScorer:
         onnxruntime threads per session.
     workers : int
         Texts encoded in parallel by `score_texts` (batch scoring).
+    cache_rules : CacheRules, optional
+        Shortest cacheable prompt per candidate, for session-aware costs
+        (`serving.session_cache`); default: 1,024 tokens for every candidate.
     """
 
-    def __init__(self, bundle: Bundle, *, intra_op_threads: int = 1, workers: int = 1) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        intra_op_threads: int = 1,
+        workers: int = 1,
+        cache_rules: CacheRules | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.bundle = bundle
@@ -128,9 +212,32 @@ class BundleScorer:
             c.candidate: i for i, c in enumerate(components) if c.name == "input_tokens"
         }
         self._index = {name: i for i, name in enumerate(self.candidates)}
+        self._set_cache_prices(cache_rules if cache_rules is not None else CacheRules())
         #: Worth a hand-off to the decision pool per request (`/route`): MiniLM
         #: runs for milliseconds with the GIL released; the static encoder does not.
         self.offload = bundle.feature_spec.encoder != "static"
+
+    def _set_cache_prices(self, rules: CacheRules) -> None:
+        """Per-candidate arrays of session-aware pricing, shape ``(n_candidates,)``: the
+        input-token component (-1: none), input and cache-read prices (NaN: no read
+        price), the write premium per token (0: no fee) and the shortest cacheable
+        prompt."""
+        n = len(self.candidates)
+        self._prompt_component = np.full(n, -1, dtype=np.int64)
+        self._input_price = np.zeros(n)
+        self._read_price = np.full(n, np.nan)
+        self._write_premium = np.zeros(n)
+        for k, component in self._input_component.items():
+            self._prompt_component[k] = component
+            input_price = float(self._component_price[component])
+            self._input_price[k] = input_price
+            price = self.bundle.candidates[k].price
+            if price is not None and price.cache_read_input_token_cost is not None:
+                self._read_price[k] = price.cache_read_input_token_cost
+            if price is not None and price.cache_creation_input_token_cost is not None:
+                self._write_premium[k] = max(price.cache_creation_input_token_cost - input_price, 0)
+        self._has_prompt = self._prompt_component >= 0
+        self._min_cache_tokens = np.array([rules.min_tokens_for(c) for c in self.candidates])
 
     def score_features(self, features: np.ndarray) -> Scores:
         """Scores from feature vectors of shape ``(n_rounds, n_features)``."""
@@ -162,22 +269,82 @@ class BundleScorer:
         """Scores of one request, shape ``(1, n_candidates)``, cache-aware."""
         return self.score_text(self.featurizer.text_of(prompt, messages), cache)
 
-    def score_text(self, text: str, cache: CacheHint | None = None) -> Scores:
+    def score_text(
+        self, text: str, cache: CacheHint | None = None, session: SessionPrefix | None = None
+    ) -> Scores:
         """Scores of one routing text, shape ``(1, n_candidates)``.
 
         A cache hint re-prices the hinted model's cached prompt tokens at its
         cache-read price instead of its input price, for at most the prompt tokens
-        predicted for it; ``Scores.cache_hint`` says what it did.
+        predicted for it; ``Scores.cache_hint`` says what it did. Without a hint, a
+        session's state prices its warm prefix and every candidate's cache-write
+        premium (`serving.session_cache`). ``Scores.cache_assumed`` says what was
+        assumed either way.
         """
         scores, units = self._score(self.featurizer.transform_texts([text]))
-        if cache is None:
-            return scores
-        effect = self._cache_effect(units[0], cache)
+        prompt_tokens = np.where(
+            self._has_prompt, units[:, np.maximum(self._prompt_component, 0)], np.nan
+        )
         cost = scores.expected_cost_usd
-        if effect.applied:
-            cost = cost.copy()
-            cost[0, self._index[cache.model]] -= effect.discount_usd
-        return Scores(scores.p_success, cost, effect)
+        if cache is not None:
+            effect = self._cache_effect(units[0], cache)
+            if effect.applied:
+                cost = cost.copy()
+                cost[0, self._index[cache.model]] -= effect.discount_usd
+            return Scores(
+                scores.p_success, cost, effect, prompt_tokens, CacheAssumption.from_hint(effect)
+            )
+        if session is None:
+            return Scores(scores.p_success, cost, None, prompt_tokens)
+        cost, assumed = self._session_costs(prompt_tokens[0], cost, session)
+        return Scores(scores.p_success, cost, None, prompt_tokens, assumed)
+
+    def _session_costs(
+        self, tokens: np.ndarray, cost: np.ndarray, session: SessionPrefix
+    ) -> tuple[np.ndarray, CacheAssumption]:
+        """``cost`` (shape ``(1, n_candidates)``) with the session's warm prefix at the
+        cache-read price and every candidate's write premium, given the predicted
+        prompt ``tokens`` per candidate."""
+        n_tokens = np.nan_to_num(tokens, nan=0.0)
+        cacheable = self._has_prompt & (n_tokens >= self._min_cache_tokens)
+        premium = np.where(cacheable, n_tokens * self._write_premium, 0.0)
+        reason = session.reason
+        cached = discount = 0.0
+        warm = self._index.get(session.model) if session.warm and session.model else None
+        if warm is not None:
+            model, minimum = session.model, self._min_cache_tokens[warm]
+            prefix = min(session.prompt_tokens, float(n_tokens[warm]))
+            if not self._has_prompt[warm]:
+                reason = (
+                    f"the cost of {model} is learned from logged cost_usd, not from tokens, "
+                    "so its cached prefix cannot be re-priced"
+                )
+            elif np.isnan(self._read_price[warm]):
+                reason = f"{model} has no cache-read price in the bundle's price catalog"
+            elif prefix < minimum:
+                reason = (
+                    f"the prefix ({prefix:.0f} tokens) is shorter than the {minimum:.0f} "
+                    f"tokens {model}'s provider caches at least"
+                )
+            else:
+                cached = prefix
+                discount = prefix * max(self._input_price[warm] - self._read_price[warm], 0.0)
+                premium[warm] = (n_tokens[warm] - prefix) * self._write_premium[warm]
+        cost = cost + premium
+        if warm is not None:
+            cost[0, warm] -= discount
+        assumed = CacheAssumption(
+            source="session",
+            model=session.model,
+            cached_tokens=cached,
+            age_s=session.age_s,
+            discount_usd=discount,
+            write_premium_usd={
+                self.candidates[k]: float(premium[k]) for k in np.flatnonzero(premium > 0)
+            },
+            reason=None if cached > 0 else reason or "no prompt tokens to price as cached",
+        )
+        return cost, assumed
 
     def _cache_effect(self, units: np.ndarray, cache: CacheHint) -> CacheHintEffect:
         """What ``cache`` does given one request's predicted ``units`` per component."""

@@ -23,7 +23,8 @@ from serving.config import Settings
 from serving.deadline import DecisionRunner
 from serving.decision_log import DecisionLog
 from serving.policy import Exploration, PolicyParams
-from serving.scoring import BundleScorer
+from serving.scoring import BundleScorer, Scores
+from serving.session_cache import SessionCache, SessionPrefix
 
 
 def policy_params(
@@ -79,6 +80,9 @@ class RouterService:
         The exploring policy's knobs (method ``"none"``: greedy, propensity 1).
     rng : numpy.random.Generator
         Draws of the exploring policy (seeded by ``OUTCOME_ROUTER_EXPLORE_SEED``).
+    sessions : SessionCache or None
+        Per-session cache state for cache-aware costs (`serving.session_cache`);
+        None when ``OUTCOME_ROUTER_CACHE_SESSIONS`` is 0.
     """
 
     bundle: Bundle
@@ -89,6 +93,7 @@ class RouterService:
     decision_log: DecisionLog | None = None
     exploration: Exploration = field(default_factory=Exploration)
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    sessions: SessionCache | None = None
 
     @classmethod
     def load(
@@ -107,9 +112,10 @@ class RouterService:
             A bundle folder other than ``settings.bundle``: ``POST /admin/reload``
             loads its new bundle here, off to the side of the one serving.
         handover : RouterService, optional
-            The service serving now, whose decision log and decision pool the new
-            one takes over instead of opening its own: a reload keeps exactly one
-            writer on the log file and one pool.
+            The service serving now, whose decision log, decision pool and session
+            state the new one takes over instead of opening its own: a reload keeps
+            exactly one writer on the log file and one pool, and live sessions keep
+            their warm caches.
 
         Raises
         ------
@@ -135,7 +141,8 @@ class RouterService:
                 f"{source} (candidates: {list(bundle.candidate_names)}); set "
                 "OUTCOME_ROUTER_FALLBACK_MODEL to one of them."
             )
-        scorer = BundleScorer(bundle, intra_op_threads=settings.intra_op_threads)
+        rules = settings.cache_rules
+        scorer = BundleScorer(bundle, intra_op_threads=settings.intra_op_threads, cache_rules=rules)
         # The first onnxruntime run allocates and optimises; pay it here, not on a
         # request that would then miss its time budget. Its output is checked too:
         # a bundle that cannot score is refused before it answers anyone.
@@ -148,7 +155,13 @@ class RouterService:
             ) from exc
         if handover is not None:
             log, runner = handover.decision_log, handover.runner
+            sessions = handover.sessions
         else:
+            sessions = (
+                SessionCache(settings.cache_sessions, rules=rules)
+                if settings.cache_sessions > 0
+                else None
+            )
             log = (
                 DecisionLog(
                     settings.decision_log,
@@ -179,6 +192,7 @@ class RouterService:
             exploration=exploration,
             rng=np.random.default_rng(settings.explore_seed),
             runner=runner,
+            sessions=sessions,
         )
 
     def policy(
@@ -194,6 +208,26 @@ class RouterService:
             min_success=min_success,
             max_cost_usd=max_cost_usd,
         )
+
+    def session_prefix(
+        self, session_id: str | None, *, hinted: bool = False
+    ) -> SessionPrefix | None:
+        """The session's prompt-cache state to score a request with, or None: no
+        ``session_id``, sessions off, or a request ``cache`` hint (``hinted``), which
+        overrides the session state."""
+        if session_id is None or self.sessions is None or hinted:
+            return None
+        return self.sessions.lookup(session_id, self.bundle.candidate_names)
+
+    def remember(self, session_id: str | None, model: str, scores: Scores) -> None:
+        """Record that ``session_id`` was routed to ``model``: it now holds this
+        request's prompt, as many tokens as the cost model predicted for it."""
+        if session_id is None or self.sessions is None:
+            return
+        tokens = np.nan
+        if scores.prompt_tokens is not None:
+            tokens = float(scores.prompt_tokens[0, self.bundle.candidate_names.index(model)])
+        self.sessions.remember(session_id, model, 0.0 if np.isnan(tokens) else tokens)
 
     def close(self) -> None:
         """Release what the service holds open (the decision log, the decision pool)."""

@@ -21,6 +21,12 @@ is returned, so an acknowledged decision survives a killed process (see
 `serving.decision_log`). With exploration on (`serving.policy.Exploration`), the
 chosen model is drawn among near-best candidates and ``propensity`` is its exact
 probability; fallbacks keep propensity 1.
+
+Cache-aware costs: a request with a ``session_id`` and no ``cache`` field is priced
+with the session's prompt-cache state (`serving.session_cache`: the last model's warm
+prefix at the cache-read price, cache-write premiums); the state is read before the
+decision and updated after it, both on the event loop, so no lock is needed. The
+answer's ``cache_assumed`` and the decision log say what was assumed.
 """
 
 from __future__ import annotations
@@ -43,8 +49,9 @@ from serving.decision import RoutingDecision, fallback_decision, routing_decisio
 from serving.metrics import RouterMetrics
 from serving.policy import REASON_FALLBACK, PolicyParams
 from serving.schemas import RouteRequest, RouteResponse
-from serving.scoring import CacheHint, CacheHintEffect
+from serving.scoring import CacheAssumption, CacheHint, CacheHintEffect, Scores
 from serving.service import RouterService
+from serving.session_cache import SessionPrefix
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +114,16 @@ async def route(
     params = service.policy(body.value_usd, body.min_success, body.max_cost_usd)
     prompt, messages = body.routing_input()
     cache, excluded = _cache_hint(body, candidates, allowed)
+    session = service.session_prefix(body.session_id, hinted=body.cache is not None)
 
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
-        decided, cache_effect = await _run_within_budget(
-            service, lambda: _decide(service, text, cache, params, allowed), settings, start
+        decided, scores = await _run_within_budget(
+            service,
+            lambda: _decide(service, text, cache, session, params, allowed),
+            settings,
+            start,
         )
     except TimeoutError:
         logger.warning(
@@ -128,7 +139,9 @@ async def route(
         metrics.errors.inc()
         return _answer_fallback(body, service, metrics, params, "error", text, start)
 
-    response = _response(decided, service, excluded or cache_effect)
+    service.remember(body.session_id, decided.model, scores)
+    assumed = CacheAssumption.from_hint(excluded) if excluded else scores.cache_assumed
+    response = _response(decided, service, excluded or scores.cache_hint, assumed)
     _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
@@ -149,10 +162,13 @@ def _cache_hint(
 
 
 def _response(
-    decided: RoutingDecision, service: RouterService, cache_effect: CacheHintEffect | None
+    decided: RoutingDecision,
+    service: RouterService,
+    cache_effect: CacheHintEffect | None,
+    cache_assumed: CacheAssumption | None,
 ) -> RouteResponse:
-    """The decision as answered: a fresh ``decision_id``, the serving bundle's version
-    and what the cache hint did."""
+    """The decision as answered: a fresh ``decision_id``, the serving bundle's version,
+    what the cache hint did and what the costs assumed about prompt caches."""
     return RouteResponse(
         model=decided.model,
         decision_id=uuid.uuid4().hex,
@@ -161,6 +177,7 @@ def _response(
         reason=decided.reason,
         scores=decided.scores,
         cache_hint=asdict(cache_effect) if cache_effect is not None else None,
+        cache_assumed=cache_assumed.to_dict() if cache_assumed is not None else None,
     )
 
 
@@ -168,11 +185,16 @@ def _decide(
     service: RouterService,
     text: str,
     cache: CacheHint | None,
+    session: SessionPrefix | None,
     params: PolicyParams,
     allowed: np.ndarray,
-) -> tuple[RoutingDecision, CacheHintEffect | None]:
+) -> tuple[RoutingDecision, Scores]:
     """The CPU-bound part of a decision: encode, score, check, decide."""
-    scores = service.scorer.score_text(text, cache)
+    scores = (
+        service.scorer.score_text(text, cache, session)
+        if session is not None
+        else service.scorer.score_text(text, cache)
+    )
     scores.check_one(len(service.bundle.candidate_names))
     [decided] = routing_decisions(
         scores.p_success,
@@ -183,7 +205,7 @@ def _decide(
         rng=service.rng,
         allowed=allowed,
     )
-    return decided, scores.cache_hint
+    return decided, scores
 
 
 async def _run_within_budget(
@@ -225,7 +247,8 @@ def _answer_fallback(
         unused = CacheHintEffect.unused(
             body.cache.model, "The fallback model was answered without scores; the hint was unused."
         )
-    response = _response(decided, service, unused)
+    assumed = CacheAssumption.from_hint(unused) if unused is not None else None
+    response = _response(decided, service, unused, assumed)
     _record(body, service, metrics, response, params, text, start, decided.scores)
     return response
 
@@ -270,6 +293,9 @@ def _record(
             feature_spec_version=service.feature_spec.version,
             exploration=(
                 service.exploration.describe() if response.reason != REASON_FALLBACK else None
+            ),
+            cache_assumed=(
+                response.cache_assumed.model_dump() if response.cache_assumed is not None else None
             ),
         )
     except Exception:
