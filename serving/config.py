@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.session_cache import (
+    DEFAULT_CHARS_PER_TOKEN,
     DEFAULT_MAX_SESSIONS,
     DEFAULT_MIN_TOKENS,
     DEFAULT_TTL_SECONDS,
@@ -115,6 +116,9 @@ class Settings(BaseSettings):
         Sonnet); shorter prefixes are neither read nor written.
     cache_min_tokens_overrides : dict of str to int
         Per model, like ``cache_ttl_overrides`` (e.g. ``{"claude-haiku-4-5": 4096}``).
+    cache_chars_per_token : float
+        Characters per token when a session's request is measured (default 4, OpenAI's
+        rule of thumb for English; code and CJK text run denser).
 
     Examples
     --------
@@ -153,6 +157,7 @@ class Settings(BaseSettings):
     cache_ttl_overrides: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
     cache_min_tokens: int = Field(default=DEFAULT_MIN_TOKENS, ge=0)
     cache_min_tokens_overrides: dict[str, Annotated[int, Field(ge=0)]] = {}
+    cache_chars_per_token: float = Field(default=DEFAULT_CHARS_PER_TOKEN, gt=0, allow_inf_nan=False)
 
     @property
     def cache_rules(self) -> CacheRules:
@@ -162,6 +167,7 @@ class Settings(BaseSettings):
             min_tokens=self.cache_min_tokens,
             ttl_overrides=dict(self.cache_ttl_overrides),
             min_tokens_overrides=dict(self.cache_min_tokens_overrides),
+            chars_per_token=self.cache_chars_per_token,
         )
 
     @property

@@ -188,6 +188,12 @@ class CacheAssumedOut(BaseModel):
     reason: str | None = Field(
         default=None, description="Why no prefix was priced as cached, when none was."
     )
+    request_tokens: float | None = Field(
+        default=None,
+        description="The request's whole prompt, measured (characters / "
+        "OUTCOME_ROUTER_CACHE_CHARS_PER_TOKEN): in a session, the floor of every candidate's "
+        "prompt tokens.",
+    )
 
 
 class RouteResponse(BaseModel):

@@ -90,6 +90,9 @@ class CacheAssumption:
         a request hint and for providers without a write fee.
     reason : str or None
         Why no prefix was priced as cached, when none was.
+    request_tokens : float or None
+        The request's whole prompt, measured (`serving.session_cache`): the floor of
+        every candidate's prompt tokens in a session. None for a request hint.
     """
 
     source: str
@@ -99,6 +102,7 @@ class CacheAssumption:
     discount_usd: float = 0.0
     write_premium_usd: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
+    request_tokens: float | None = None
 
     @classmethod
     def from_hint(cls, effect: CacheHintEffect) -> CacheAssumption:
@@ -121,6 +125,7 @@ class CacheAssumption:
             "discount_usd": self.discount_usd,
             "write_premium_usd": dict(self.write_premium_usd),
             "reason": self.reason,
+            "request_tokens": self.request_tokens,
         }
 
 
@@ -296,6 +301,12 @@ class BundleScorer:
             )
         if session is None:
             return Scores(scores.p_success, cost, None, prompt_tokens)
+        if session.request_tokens is not None:
+            # A conversation's prompt is measured, not predicted (`serving.session_cache`).
+            floored = np.maximum(prompt_tokens, session.request_tokens)
+            extra = np.where(self._has_prompt, (floored - prompt_tokens) * self._input_price, 0.0)
+            cost = cost + extra
+            prompt_tokens = np.where(self._has_prompt, floored, np.nan)
         cost, assumed = self._session_costs(prompt_tokens[0], cost, session)
         return Scores(scores.p_success, cost, None, prompt_tokens, assumed)
 
@@ -343,6 +354,7 @@ class BundleScorer:
                 self.candidates[k]: float(premium[k]) for k in np.flatnonzero(premium > 0)
             },
             reason=None if cached > 0 else reason or "no prompt tokens to price as cached",
+            request_tokens=session.request_tokens,
         )
         return cost, assumed
 

@@ -21,9 +21,10 @@ from features.spec import FeatureSpec
 from serving.bundle import Bundle, BundleError, FallbackModelError, load_bundle
 from serving.config import Settings
 from serving.deadline import DecisionRunner
+from serving.decision import RoutingDecision, routing_decisions
 from serving.decision_log import DecisionLog
 from serving.policy import Exploration, PolicyParams
-from serving.scoring import BundleScorer, Scores
+from serving.scoring import BundleScorer, CacheHint, Scores
 from serving.session_cache import SessionCache, SessionPrefix
 
 
@@ -209,15 +210,50 @@ class RouterService:
             max_cost_usd=max_cost_usd,
         )
 
+    def decide_text(
+        self,
+        text: str,
+        params: PolicyParams,
+        *,
+        cache: CacheHint | None = None,
+        session: SessionPrefix | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[RoutingDecision, Scores]:
+        """Score one routing text and decide: the CPU-bound part of ``POST /route``,
+        also run in process by `benchmarks/cache.py`.
+
+        Raises
+        ------
+        ValueError
+            If the scores are not finite scores of every candidate.
+        """
+        scores = (
+            self.scorer.score_text(text, cache, session)
+            if session is not None
+            else self.scorer.score_text(text, cache)
+        )
+        scores.check_one(len(self.bundle.candidate_names))
+        [decided] = routing_decisions(
+            scores.p_success,
+            scores.expected_cost_usd,
+            self.bundle.candidate_names,
+            params,
+            exploration=self.exploration,
+            rng=self.rng,
+            allowed=allowed,
+        )
+        return decided, scores
+
     def session_prefix(
-        self, session_id: str | None, *, hinted: bool = False
+        self, session_id: str | None, *, prompt_chars: int | None = None, hinted: bool = False
     ) -> SessionPrefix | None:
         """The session's prompt-cache state to score a request with, or None: no
         ``session_id``, sessions off, or a request ``cache`` hint (``hinted``), which
-        overrides the session state."""
+        overrides the session state. ``prompt_chars``: the request's whole prompt
+        (`serving.session_cache.prompt_chars`), measured into its prompt tokens."""
         if session_id is None or self.sessions is None or hinted:
             return None
-        return self.sessions.lookup(session_id, self.bundle.candidate_names)
+        return self.sessions.lookup(session_id, self.bundle.candidate_names, prompt_chars)
 
     def remember(self, session_id: str | None, model: str, scores: Scores) -> None:
         """Record that ``session_id`` was routed to ``model``: it now holds this

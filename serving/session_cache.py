@@ -18,6 +18,14 @@ Cost model assumed (the module `serving.scoring` applies it)
   refreshes it: Anthropic's "5 minutes from last use"; OpenAI keeps prefixes for 5 to
   10 minutes of inactivity). Those tokens cost the cache-read price
   (``cache_read_input_token_cost``), the rest the input price.
+- **Prompt size is measured, not predicted.** In a session, every candidate's prompt
+  tokens are at least the request's whole prompt measured (its characters, every
+  message, over ``cache_chars_per_token``, default 4): the routing text (the last user
+  turn) does not see the conversation, and a cost model fit on single prompts does not
+  extrapolate to a long one (on RouteProfile it predicted 365 tokens for a 20-turn,
+  1,400-token context). The cost model's prediction is kept where it is larger (it
+  knows each model's tokenizer and chat template). This size is also what the session
+  remembers of the chosen model.
 - **Only the last model is remembered.** An earlier model of the session may still hold
   an older, shorter prefix; it is not counted (the state stays one small entry per
   session, and the estimate errs towards the price without cache).
@@ -74,12 +82,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from features.routing_text import message_text
 
 #: Default cache TTL in seconds: Anthropic's default (5 minutes from last use) and the
 #: low end of OpenAI's 5 to 10 minutes of inactivity.
 DEFAULT_TTL_SECONDS = 300.0
 #: Default shortest cacheable prompt, in tokens (OpenAI; Claude Sonnet and Opus 4.1).
 DEFAULT_MIN_TOKENS = 1024
+#: Characters per token of a measured prompt: OpenAI's rule of thumb for English.
+DEFAULT_CHARS_PER_TOKEN = 4.0
 #: Default bound on remembered sessions (about 23 MB).
 DEFAULT_MAX_SESSIONS = 100_000
 
@@ -106,6 +119,9 @@ class CacheRules:
     ttl_overrides, min_tokens_overrides : mapping of str to float
         Per model: a key is a model name, or a prefix of names (``"claude-"``); the
         longest matching key wins.
+    chars_per_token : float, default=4.0
+        Characters per prompt token, to measure a request's whole prompt (OpenAI's
+        rule of thumb for English text).
 
     Examples
     --------
@@ -118,6 +134,7 @@ class CacheRules:
     min_tokens: float = DEFAULT_MIN_TOKENS
     ttl_overrides: Mapping[str, float] = field(default_factory=dict)
     min_tokens_overrides: Mapping[str, float] = field(default_factory=dict)
+    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
 
     def ttl_for(self, model: str) -> float:
         """Seconds ``model``'s provider keeps a prefix after its last use."""
@@ -165,6 +182,9 @@ class SessionPrefix:
         its TTL): only then is it priced at the cache-read price.
     reason : str or None
         Why the prefix is not warm.
+    request_tokens : float or None
+        This request's whole prompt, measured: its characters (every message) over
+        `CacheRules.chars_per_token`. None: not measured.
     """
 
     model: str | None
@@ -172,6 +192,7 @@ class SessionPrefix:
     age_s: float | None = None
     warm: bool = False
     reason: str | None = None
+    request_tokens: float | None = None
 
 
 class SessionCache:
@@ -226,13 +247,24 @@ class SessionCache:
         """The session's entry, or None (never seen, or evicted)."""
         return self._entries.get(session_id)
 
-    def lookup(self, session_id: str, candidates: Sequence[str]) -> SessionPrefix:
-        """The session's prefix as a request with these ``candidates`` sees it."""
+    def lookup(
+        self, session_id: str, candidates: Sequence[str], prompt_chars: int | None = None
+    ) -> SessionPrefix:
+        """The session's prefix as a request with these ``candidates`` and a whole
+        prompt of ``prompt_chars`` characters (`prompt_chars`) sees it."""
+        measured = None if prompt_chars is None else prompt_chars / self.rules.chars_per_token
         entry = self._entries.get(session_id)
         if entry is None:
-            return SessionPrefix(model=None, reason="no earlier decision of this session")
+            return SessionPrefix(
+                model=None, reason="no earlier decision of this session", request_tokens=measured
+            )
         age = max(self.clock() - entry.at, 0.0)
-        base = SessionPrefix(model=entry.model, prompt_tokens=entry.prompt_tokens, age_s=age)
+        base = SessionPrefix(
+            model=entry.model,
+            prompt_tokens=entry.prompt_tokens,
+            age_s=age,
+            request_tokens=measured,
+        )
         if entry.model not in candidates:
             reason = f"the session's last model {entry.model} is not a candidate of this router"
             return _with(base, reason=reason)
@@ -264,4 +296,22 @@ class SessionCache:
 
 
 def _with(prefix: SessionPrefix, *, warm: bool = False, reason: str | None = None) -> SessionPrefix:
-    return SessionPrefix(prefix.model, prefix.prompt_tokens, prefix.age_s, warm, reason)
+    return SessionPrefix(
+        prefix.model, prefix.prompt_tokens, prefix.age_s, warm, reason, prefix.request_tokens
+    )
+
+
+def prompt_chars(
+    prompt: str | None = None, messages: Sequence[Mapping[str, Any]] | None = None
+) -> int:
+    """Characters of a request's whole prompt: ``prompt``, else every message's text.
+
+    Examples
+    --------
+    >>> prompt_chars(messages=[{"role": "system", "content": "Be brief."},
+    ...                        {"role": "user", "content": "hi"}])
+    11
+    """
+    if prompt:
+        return len(prompt)
+    return sum(len(message_text(m.get("content"))) for m in messages or ())

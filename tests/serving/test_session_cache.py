@@ -310,3 +310,36 @@ def test_concurrent_requests_of_many_sessions_do_not_fail(client, names):
     assert "fallback" not in {reason for _, reason in answers}
     sessions = client.app.state.service.sessions
     assert all(sessions.get(f"c{i}") is not None for i in range(7))
+
+
+def _short_prompts(manifest: dict[str, Any]) -> None:
+    """Every candidate's predicted prompt tokens shrunk a million-fold (the shipped
+    SWE-bench bundle predicts agent runs of 10^5 tokens and more)."""
+    for component in manifest["cost_model"]["components"]:
+        if component["name"] == "input_tokens":
+            component["smearing"] *= 1e-6
+
+
+def test_a_session_request_is_priced_at_its_measured_prompt_at_least(
+    bundle_dir, copy_bundle, tmp_path
+):
+    """The routing text is the last user turn; in a session the whole conversation is
+    measured (characters / 4), and no candidate's prompt is priced below it."""
+    bundle = copy_bundle(bundle_dir, tmp_path / "short", _short_prompts)
+    history = "def f(x):\n    return x + 1\n" * 1000
+    messages = [
+        {"role": "user", "content": history},
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "And now?"},
+    ]
+    settings = Settings(bundle=str(bundle), time_budget_ms=RELAXED_BUDGET_MS)
+    with TestClient(create_app(settings)) as short:
+        plain = _route(short, messages=messages, prompt=None)
+        body = _route(short, messages=messages, prompt=None, session_id="measured")
+        manifest = short.app.state.service.bundle.manifest
+    measured = body["cache_assumed"]["request_tokens"]
+    assert measured == pytest.approx((len(history) + len("Done.") + len("And now?")) / 4)
+    for k, model in enumerate(_costs(body)):
+        input_price = _components(manifest, k)["input_tokens"]["price"]
+        added = _costs(body)[model] - _costs(plain)[model]
+        assert added == pytest.approx(measured * input_price, rel=0.01)  # minus the tiny prediction

@@ -45,13 +45,13 @@ from features.routing_text import routing_text
 from serving.api.deps import MetricsDep, ServiceDep, SettingsDep
 from serving.config import Settings
 from serving.deadline import Overloaded
-from serving.decision import RoutingDecision, fallback_decision, routing_decisions
+from serving.decision import RoutingDecision, fallback_decision
 from serving.metrics import RouterMetrics
 from serving.policy import REASON_FALLBACK, PolicyParams
 from serving.schemas import RouteRequest, RouteResponse
 from serving.scoring import CacheAssumption, CacheHint, CacheHintEffect, Scores
 from serving.service import RouterService
-from serving.session_cache import SessionPrefix
+from serving.session_cache import SessionPrefix, prompt_chars
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,11 @@ async def route(
     params = service.policy(body.value_usd, body.min_success, body.max_cost_usd)
     prompt, messages = body.routing_input()
     cache, excluded = _cache_hint(body, candidates, allowed)
-    session = service.session_prefix(body.session_id, hinted=body.cache is not None)
+    session = service.session_prefix(
+        body.session_id,
+        prompt_chars=prompt_chars(prompt, messages) if body.session_id is not None else None,
+        hinted=body.cache is not None,
+    )
 
     text: str | None = None
     try:
@@ -190,22 +194,7 @@ def _decide(
     allowed: np.ndarray,
 ) -> tuple[RoutingDecision, Scores]:
     """The CPU-bound part of a decision: encode, score, check, decide."""
-    scores = (
-        service.scorer.score_text(text, cache, session)
-        if session is not None
-        else service.scorer.score_text(text, cache)
-    )
-    scores.check_one(len(service.bundle.candidate_names))
-    [decided] = routing_decisions(
-        scores.p_success,
-        scores.expected_cost_usd,
-        service.bundle.candidate_names,
-        params,
-        exploration=service.exploration,
-        rng=service.rng,
-        allowed=allowed,
-    )
-    return decided, scores
+    return service.decide_text(text, params, cache=cache, session=session, allowed=allowed)
 
 
 async def _run_within_budget(
