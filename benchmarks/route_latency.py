@@ -22,7 +22,9 @@ small bundle per encoder tier (MiniLM and static) on the shipped SWE-bench logs.
 ``--server LABEL='ARGS'`` (repeatable) serves each bundle once per server
 configuration in the same run, for A/B comparisons; ARGS are extra ``serve``
 options, and ``NAME=VALUE`` words set environment variables of the server (for
-example ``--server h11='--http h11 --loop asyncio'``). Absolute numbers depend on
+example ``--server h11='--http h11 --loop asyncio'``). ``--sessions N`` gives every
+body a ``session_id`` among N, so each request reads and updates the cache-aware session
+state (`serving.session_cache`). Absolute numbers depend on
 the machine's load, which is printed: compare ratios measured in one run.
 """
 
@@ -497,6 +499,13 @@ def main() -> None:
         action="store_true",
         help="also time the request-path variants of ABLATION in-process, per bundle",
     )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=0,
+        help="give the bodies a session_id among this many sessions, so every request "
+        "reads and updates the cache-aware session state (0: no session_id)",
+    )
     parser.add_argument("--out", default=str(WORK / "results.json"))
     args = parser.parse_args()
 
@@ -523,6 +532,10 @@ def main() -> None:
             "short": [{"prompt": t} for t in short],
             "long": [{"messages": [{"role": "user", "content": t}]} for t in long],
         }
+        if args.sessions:
+            for items in bodies.values():
+                for i, body in enumerate(items):
+                    body["session_id"] = f"session-{i % args.sessions}"
         base["asgi_short"] = asgi_in_process(bundle, bodies["short"], args.in_process)
         base["asgi_long"] = asgi_in_process(bundle, bodies["long"], max(args.in_process // 3, 50))
         if args.ablation:

@@ -1,6 +1,12 @@
 """Route a JSONL file of prompts offline (``outcome-router route``), deciding
 exactly as ``POST /route`` does: the same scorer, the same policy defaults
 (`serving.service.policy_params`) and the same answer (`serving.decision`).
+
+Lines with a ``session_id`` are routed cache-aware, as ``/route`` routes them
+(`serving.session_cache`): in file order, each session's earlier lines leave its
+last model's prompt cache warm. An optional ``timestamp`` (ISO 8601) on such lines is
+the clock the cache TTL runs on; a line without one is taken to follow the previous
+line at once.
 """
 
 from __future__ import annotations
@@ -9,8 +15,9 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -19,6 +26,7 @@ from serving.decision import routing_decisions
 from serving.schemas import RouteRequest
 from serving.scoring import BundleScorer
 from serving.service import policy_params
+from serving.session_cache import CacheRules, SessionCache, prompt_chars
 
 
 def _describe(error: Any) -> str:
@@ -28,8 +36,31 @@ def _describe(error: Any) -> str:
     return f"{path}: {message}" if path else message
 
 
-def read_prompts(path: Path) -> Iterator[tuple[int, Any, str | None, list | None]]:
-    """``(line number, prompt_id, prompt, messages)`` per non-blank line, validated.
+class PromptLine(NamedTuple):
+    """One validated input line; ``timestamp`` in seconds since the epoch."""
+
+    lineno: int
+    prompt_id: Any
+    prompt: str | None
+    messages: list | None
+    session_id: str | None = None
+    timestamp: float | None = None
+
+
+def _timestamp(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where}: `timestamp` must be an ISO 8601 string such as "
+            f"2026-12-02T16:00:00Z, got {value!r}."
+        ) from None
+
+
+def read_prompts(path: Path) -> Iterator[PromptLine]:
+    """One `PromptLine` per non-blank line, validated.
 
     Raises
     ------
@@ -70,7 +101,11 @@ def read_prompts(path: Path) -> Iterator[tuple[int, Any, str | None, list | None
                 problems = "; ".join(_describe(e) for e in exc.errors())
                 raise ValueError(f"{where}: {problems}.") from None
             prompt, messages = request.routing_input()
-            yield lineno, prompt_id, prompt, messages
+            session_id = row.get("session_id")
+            if session_id is not None and not isinstance(session_id, str):
+                raise ValueError(f"{where}: `session_id` must be a string, got {session_id!r}.")
+            timestamp = _timestamp(row.get("timestamp"), where)
+            yield PromptLine(lineno, prompt_id, prompt, messages, session_id, timestamp)
 
 
 def route_file(
@@ -84,6 +119,7 @@ def route_file(
     batch_size: int = 64,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    cache_rules: CacheRules | None = None,
 ) -> Counter[str]:
     """Decide for every prompt of a JSONL file and write one decision per line.
 
@@ -105,6 +141,9 @@ def route_file(
         Prompts encoded in parallel threads.
     progress : callable, optional
         Called with the number of prompts routed so far after each batch.
+    cache_rules : CacheRules, optional
+        Cache TTL and minimum prompt per model for lines with a ``session_id``
+        (default: `CacheRules` defaults, as ``serve``'s).
 
     Returns
     -------
@@ -121,8 +160,11 @@ def route_file(
     params = policy_params(
         loaded.policy, value_usd=value_usd, min_success=min_success, max_cost_usd=max_cost_usd
     )
-    scorer = BundleScorer(loaded, intra_op_threads=1, workers=workers)
+    rules = cache_rules if cache_rules is not None else CacheRules()
+    scorer = BundleScorer(loaded, intra_op_threads=1, workers=workers, cache_rules=rules)
     names = scorer.candidates
+    now = [0.0]  # the clock of the session state: the latest line's timestamp
+    sessions = SessionCache(rules=rules, clock=lambda: now[0])
     counts: Counter[str] = Counter()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,13 +186,45 @@ def route_file(
         if progress is not None:
             progress(counts.total())
 
+    def route_in_session(line: PromptLine, text: str, out: Any) -> None:
+        """One line of a session, alone and in order: as ``/route`` with a session_id."""
+        if line.timestamp is not None:
+            now[0] = line.timestamp
+        chars = prompt_chars(line.prompt, line.messages)
+        prefix = sessions.lookup(line.session_id, names, chars)
+        scores = scorer.score_text(text, None, prefix)
+        [decided] = routing_decisions(scores.p_success, scores.expected_cost_usd, names, params)
+        sessions.remember(
+            line.session_id, decided.model, scores.prompt_tokens_of(names.index(decided.model))
+        )
+        counts[decided.model] += 1
+        record = {
+            "prompt_id": line.prompt_id,
+            "model": decided.model,
+            "reason": decided.reason,
+            "propensity": decided.propensity,
+            "scores": decided.scores,
+            "session_id": line.session_id,
+            "cache_assumed": scores.cache_assumed.to_dict() if scores.cache_assumed else None,
+        }
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if progress is not None:
+            progress(counts.total())
+
     try:
         with open(tmp_path, "w", encoding="utf-8") as out:
             ids: list[Any] = []
             texts: list[str] = []
-            for _, prompt_id, prompt, messages in read_prompts(Path(input_path)):
-                ids.append(prompt_id)
-                texts.append(scorer.featurizer.text_of(prompt, messages))
+            for line in read_prompts(Path(input_path)):
+                text = scorer.featurizer.text_of(line.prompt, line.messages)
+                if line.session_id is not None:
+                    if ids:  # keep the output in input order
+                        flush(ids, texts, out)
+                        ids, texts = [], []
+                    route_in_session(line, text, out)
+                    continue
+                ids.append(line.prompt_id)
+                texts.append(text)
                 if len(ids) == batch_size:
                     flush(ids, texts, out)
                     ids, texts = [], []

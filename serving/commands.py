@@ -217,7 +217,9 @@ def add_route_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Read PROMPTS.jsonl lines {prompt_id, prompt | messages} and write "
             "DECISIONS.jsonl lines {prompt_id, model, reason, propensity, scores: [{model, "
             "p_success, expected_cost_usd, utility}]} in input order, deciding exactly as "
-            "POST /route does."
+            "POST /route does. Lines with a session_id (and an optional ISO 8601 "
+            "timestamp) are routed cache-aware in file order, as /route routes a session, "
+            "and their decisions add cache_assumed."
         ),
     )
     parser.add_argument(

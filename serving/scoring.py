@@ -153,6 +153,14 @@ class Scores:
     prompt_tokens: np.ndarray | None = None
     cache_assumed: CacheAssumption | None = None
 
+    def prompt_tokens_of(self, k: int, row: int = 0) -> float:
+        """Predicted prompt tokens of candidate ``k`` (0 where its cost is not token-based):
+        what a session remembers of the chosen model."""
+        if self.prompt_tokens is None:
+            return 0.0
+        tokens = float(self.prompt_tokens[row, k])
+        return 0.0 if np.isnan(tokens) else tokens
+
     def check_one(self, n_candidates: int) -> None:
         """Raise ``ValueError`` unless these are finite scores of one request for
         ``n_candidates`` candidates: what `/route` and a loading bundle both need."""

@@ -260,10 +260,8 @@ class RouterService:
         request's prompt, as many tokens as the cost model predicted for it."""
         if session_id is None or self.sessions is None:
             return
-        tokens = np.nan
-        if scores.prompt_tokens is not None:
-            tokens = float(scores.prompt_tokens[0, self.bundle.candidate_names.index(model)])
-        self.sessions.remember(session_id, model, 0.0 if np.isnan(tokens) else tokens)
+        k = self.bundle.candidate_names.index(model)
+        self.sessions.remember(session_id, model, scores.prompt_tokens_of(k))
 
     def close(self) -> None:
         """Release what the service holds open (the decision log, the decision pool)."""

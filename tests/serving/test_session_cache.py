@@ -10,6 +10,7 @@ of the session's real bundle whose manifest gives two candidates cache prices:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import tracemalloc
@@ -22,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.batch_routing import route_file
 from serving.config import Settings
 from serving.decision_log import read_decision_log
 from serving.session_cache import CacheRules, SessionCache
@@ -343,3 +345,37 @@ def test_a_session_request_is_priced_at_its_measured_prompt_at_least(
         input_price = _components(manifest, k)["input_tokens"]["price"]
         added = _costs(body)[model] - _costs(plain)[model]
         assert added == pytest.approx(measured * input_price, rel=0.01)  # minus the tiny prediction
+
+
+# ------------------------------------------------------- outcome-router route
+
+
+def _route_lines(bundle: Path, tmp_path: Path, lines: list[dict]) -> list[dict]:
+    source = tmp_path / "prompts.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "decisions.jsonl"
+    route_file(bundle, source, out, value_usd=0.0, cache_rules=CacheRules(min_tokens=0))
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_the_route_command_routes_session_lines_in_order(cached_bundle, tmp_path):
+    lines = [
+        {"prompt_id": 1, "prompt": PROMPT, "session_id": "s", "timestamp": "2026-12-02T16:00Z"},
+        {"prompt_id": 2, "prompt": PROMPT, "session_id": "s", "timestamp": "2026-12-02T16:01Z"},
+        {"prompt_id": 3, "prompt": PROMPT},
+        {"prompt_id": 4, "prompt": PROMPT, "session_id": "s", "timestamp": "2026-12-02T17:00Z"},
+    ]
+    first, second, alone, late = _route_lines(cached_bundle, tmp_path, lines)
+    assert [d["prompt_id"] for d in (first, second, alone, late)] == [1, 2, 3, 4]
+    assert first["cache_assumed"]["reason"] == "no earlier decision of this session"
+    assert second["cache_assumed"]["model"] == first["model"]
+    assert second["cache_assumed"]["age_s"] == pytest.approx(60.0)
+    assert "cache_assumed" not in alone
+    assert late["cache_assumed"]["age_s"] == pytest.approx(3540.0)
+    assert "expired" in late["cache_assumed"]["reason"]
+
+
+def test_the_route_command_refuses_a_bad_timestamp(cached_bundle, tmp_path):
+    lines = [{"prompt_id": 1, "prompt": PROMPT, "session_id": "s", "timestamp": "noon"}]
+    with pytest.raises(ValueError, match=r"prompts.jsonl:1: `timestamp` must be an ISO 8601"):
+        _route_lines(cached_bundle, tmp_path, lines)
