@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         Seed of the exploration draws (tests, replays); None draws a fresh seed.
     cache_sessions : int
         Sessions whose last model, time and prompt tokens are remembered for
-        cache-aware routing (`serving.session_cache`; about 230 bytes each, the least
+        cache-aware routing (`serving.session_cache`; 280 to 560 bytes each, the least
         recently routed evicted beyond it). 0 turns session-aware costs off.
     cache_ttl_seconds : float
         Seconds a provider keeps a prompt-cache prefix after its last use (default

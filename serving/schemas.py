@@ -179,7 +179,9 @@ class CacheAssumedOut(BaseModel):
     age_s: float | None = Field(
         default=None, description="Seconds since the session's last decision."
     )
-    discount_usd: float = Field(description="How much the cached prefix lowered the cost.")
+    discount_usd: float = Field(
+        description="How much the cached prefixes lowered the costs (all warm models)."
+    )
     write_premium_usd: dict[str, float] = Field(
         default_factory=dict,
         description="Per candidate, the cache-write premium added to its expected cost "
@@ -187,6 +189,11 @@ class CacheAssumedOut(BaseModel):
     )
     reason: str | None = Field(
         default=None, description="Why no prefix was priced as cached, when none was."
+    )
+    warm_prefixes: dict[str, float] = Field(
+        default_factory=dict,
+        description="Every model priced with a warm prefix and its cached tokens: the "
+        "session's last model and earlier ones still within their cache TTL.",
     )
     request_tokens: float | None = Field(
         default=None,

@@ -82,7 +82,8 @@ class CacheAssumption:
         Seconds since the session's last decision (None for a request hint or a new
         session).
     discount_usd : float
-        How much the cached tokens lowered ``model``'s expected cost.
+        How much the cached tokens lowered the expected costs, summed over
+        ``warm_prefixes``.
     write_premium_usd : dict of str to float
         Per candidate, the cache-write premium added to its expected cost: writing
         its prompt (a cold candidate) or the part beyond its prefix (the warm one)
@@ -93,6 +94,9 @@ class CacheAssumption:
     request_tokens : float or None
         The request's whole prompt, measured (`serving.session_cache`): the floor of
         every candidate's prompt tokens in a session. None for a request hint.
+    warm_prefixes : dict of str to float
+        Every model priced with a warm prefix and its cached tokens: the session's
+        last model and earlier ones still within their TTL (a request hint: its model).
     """
 
     source: str
@@ -103,6 +107,7 @@ class CacheAssumption:
     write_premium_usd: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     request_tokens: float | None = None
+    warm_prefixes: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_hint(cls, effect: CacheHintEffect) -> CacheAssumption:
@@ -113,6 +118,7 @@ class CacheAssumption:
             cached_tokens=effect.cached_tokens,
             discount_usd=effect.discount_usd,
             reason=effect.reason,
+            warm_prefixes={effect.model: effect.cached_tokens} if effect.applied else {},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,6 +132,7 @@ class CacheAssumption:
             "write_premium_usd": dict(self.write_premium_usd),
             "reason": self.reason,
             "request_tokens": self.request_tokens,
+            "warm_prefixes": dict(self.warm_prefixes),
         }
 
 
@@ -321,48 +328,52 @@ class BundleScorer:
     def _session_costs(
         self, tokens: np.ndarray, cost: np.ndarray, session: SessionPrefix
     ) -> tuple[np.ndarray, CacheAssumption]:
-        """``cost`` (shape ``(1, n_candidates)``) with the session's warm prefix at the
-        cache-read price and every candidate's write premium, given the predicted
-        prompt ``tokens`` per candidate."""
+        """``cost`` (shape ``(1, n_candidates)``) with every warm prefix of the session at
+        the cache-read price and every candidate's write premium, given the prompt
+        ``tokens`` per candidate."""
         n_tokens = np.nan_to_num(tokens, nan=0.0)
         cacheable = self._has_prompt & (n_tokens >= self._min_cache_tokens)
         premium = np.where(cacheable, n_tokens * self._write_premium, 0.0)
+        discount = np.zeros(len(self.candidates))
+        cached: dict[str, float] = {}
         reason = session.reason
-        cached = discount = 0.0
-        warm = self._index.get(session.model) if session.warm and session.model else None
-        if warm is not None:
-            model, minimum = session.model, self._min_cache_tokens[warm]
-            prefix = min(session.prompt_tokens, float(n_tokens[warm]))
-            if not self._has_prompt[warm]:
-                reason = (
+        for model, (previous, _) in session.prefixes.items():
+            k = self._index[model]
+            minimum = self._min_cache_tokens[k]
+            prefix = min(previous, float(n_tokens[k]))
+            if not self._has_prompt[k]:
+                why = (
                     f"the cost of {model} is learned from logged cost_usd, not from tokens, "
                     "so its cached prefix cannot be re-priced"
                 )
-            elif np.isnan(self._read_price[warm]):
-                reason = f"{model} has no cache-read price in the bundle's price catalog"
+            elif np.isnan(self._read_price[k]):
+                why = f"{model} has no cache-read price in the bundle's price catalog"
             elif prefix < minimum:
-                reason = (
+                why = (
                     f"the prefix ({prefix:.0f} tokens) is shorter than the {minimum:.0f} "
                     f"tokens {model}'s provider caches at least"
                 )
             else:
-                cached = prefix
-                discount = prefix * max(self._input_price[warm] - self._read_price[warm], 0.0)
-                premium[warm] = (n_tokens[warm] - prefix) * self._write_premium[warm]
-        cost = cost + premium
-        if warm is not None:
-            cost[0, warm] -= discount
+                cached[model] = prefix
+                discount[k] = prefix * max(self._input_price[k] - self._read_price[k], 0.0)
+                premium[k] = (n_tokens[k] - prefix) * self._write_premium[k]
+                continue
+            if model == session.model:
+                reason = why
+        cost = cost + premium - discount
+        last = cached.get(session.model or "", 0.0)
         assumed = CacheAssumption(
             source="session",
             model=session.model,
-            cached_tokens=cached,
+            cached_tokens=last,
             age_s=session.age_s,
-            discount_usd=discount,
+            discount_usd=float(discount.sum()),
             write_premium_usd={
                 self.candidates[k]: float(premium[k]) for k in np.flatnonzero(premium > 0)
             },
-            reason=None if cached > 0 else reason or "no prompt tokens to price as cached",
+            reason=None if last > 0 else reason or "no prompt tokens to price as cached",
             request_tokens=session.request_tokens,
+            warm_prefixes=cached,
         )
         return cost, assumed
 

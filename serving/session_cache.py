@@ -6,18 +6,18 @@ previous turn that prefix is read from the provider's cache at a fraction of the
 input price, on any other model it is paid in full (and, at providers that charge for
 writing the cache, paid with a premium). A gateway rarely tells the router what is
 cached, but most send a ``session_id``: from it the router remembers, per session, the
-model it routed to last, when, and how many prompt tokens that request had
-(`SessionEntry`), and `serving.scoring.BundleScorer` prices the next turn with it.
+models it routed to last, when, and how many prompt tokens those requests had
+(`SessionEntry`), and `serving.scoring.BundleScorer` prices the next turn with them.
 
 Cost model assumed (the module `serving.scoring` applies it)
 -------------------------------------------------------------
 - **Prefix.** A conversation only grows: turn *t*'s prompt starts with turn *t-1*'s
   prompt. The model that answered turn *t-1* therefore holds
-  ``min(previous prompt tokens, this prompt's predicted tokens)`` tokens of this
-  prompt in its cache, for the provider's cache TTL after its last use (each read
-  refreshes it: Anthropic's "5 minutes from last use"; OpenAI keeps prefixes for 5 to
-  10 minutes of inactivity). Those tokens cost the cache-read price
-  (``cache_read_input_token_cost``), the rest the input price.
+  ``min(previous prompt tokens, this prompt's tokens)`` tokens of this prompt in its
+  cache, for the provider's cache TTL after its last use (each read refreshes it:
+  Anthropic's "5 minutes from last use"; OpenAI keeps prefixes for 5 to 10 minutes of
+  inactivity). Those tokens cost the cache-read price (``cache_read_input_token_cost``),
+  the rest the input price.
 - **Prompt size is measured, not predicted.** In a session, every candidate's prompt
   tokens are at least the request's whole prompt measured (its characters, every
   message, over ``cache_chars_per_token``, default 4): the routing text (the last user
@@ -26,9 +26,10 @@ Cost model assumed (the module `serving.scoring` applies it)
   1,400-token context). The cost model's prediction is kept where it is larger (it
   knows each model's tokenizer and chat template). This size is also what the session
   remembers of the chosen model.
-- **Only the last model is remembered.** An earlier model of the session may still hold
-  an older, shorter prefix; it is not counted (the state stays one small entry per
-  session, and the estimate errs towards the price without cache).
+- **Every recent model of the session holds its own prefix.** A model the session left
+  still holds the prompt of its last turn there, a shorter prefix of this one, until
+  its TTL runs out; up to ``models_per_session`` (4) models are remembered per session,
+  the most recent first, and each still within its TTL is priced as warm.
 - **Minimum cacheable prompt.** Providers cache nothing below a minimum prompt length:
   1,024 tokens at OpenAI (then in 128-token blocks) and for most Claude models, 4,096
   for Claude Haiku 4.5 and Opus 4.5, 1,024 to 4,096 for Gemini's implicit cache.
@@ -49,11 +50,13 @@ What is assumed is answered as ``cache_assumed`` (``source``: ``"session"`` or
 
 Memory and concurrency
 ----------------------
-`SessionCache` is an ``OrderedDict`` from session id to a slotted `SessionEntry`
-(model name shared with the bundle's candidate names, two floats): about 230 bytes
-per session with a 36-character session id (``tests/serving/test_session_cache.py``
-measures it with ``tracemalloc``), so the default bound of 100,000 sessions is about
-23 MB. Beyond the bound the least recently routed session is evicted.
+`SessionCache` is an ``OrderedDict`` from session id to a tuple of slotted
+`SessionEntry` (model name shared with the bundle's candidate names, two floats):
+about 280 bytes per session routed to one model, with a 36-character session id, and
+about 90 more per further model, 560 at the cap of 4 (``tests/serving/
+test_session_cache.py`` measures it with ``tracemalloc``). The default bound of 100,000
+sessions therefore holds 28 to 56 MB. Beyond the bound the least recently routed
+session is evicted.
 
 No lock is taken. ``/route`` reads and writes the state on the event loop (before the
 decision is handed to a thread and after it returns), so requests of one server never
@@ -63,7 +66,8 @@ batch and benchmark paths may use it: every operation is one C-level method of
 keys, which CPython runs whole under the GIL; two of them in a row may interleave with
 another thread's, which can only make eviction approximate (the size may pass the bound
 by the number of threads writing at that instant, and a just-evicted session is simply
-new again), never raise or corrupt the mapping. Each uvicorn worker process keeps its
+new again, and two decisions of one session at the same instant may keep one model
+of the two), never raise or corrupt the mapping. Each uvicorn worker process keeps its
 own state: run one worker, or have the gateway pin a session to a worker, to use it.
 
 References
@@ -93,7 +97,9 @@ DEFAULT_TTL_SECONDS = 300.0
 DEFAULT_MIN_TOKENS = 1024
 #: Characters per token of a measured prompt: OpenAI's rule of thumb for English.
 DEFAULT_CHARS_PER_TOKEN = 4.0
-#: Default bound on remembered sessions (about 23 MB).
+#: Models remembered per session, the most recent first.
+DEFAULT_MODELS_PER_SESSION = 4
+#: Default bound on remembered sessions (28 to 56 MB).
 DEFAULT_MAX_SESSIONS = 100_000
 
 
@@ -147,7 +153,7 @@ class CacheRules:
 
 @dataclass(frozen=True, slots=True)
 class SessionEntry:
-    """What one session's last decision left in its model's cache.
+    """What one decision of a session left in its model's cache.
 
     Attributes
     ----------
@@ -156,8 +162,9 @@ class SessionEntry:
     at : float
         When, on the cache's clock (seconds).
     prompt_tokens : float
-        That request's prompt tokens as the cost model predicted them for ``model``
-        (the prefix the next turn can read); 0 when its cost is not token-based.
+        That request's prompt tokens on ``model`` (the prefix a later turn can read):
+        the measured size, or the cost model's prediction where larger; 0 when its
+        cost is not token-based.
     """
 
     model: str
@@ -178,13 +185,16 @@ class SessionPrefix:
     age_s : float or None
         Seconds since that decision.
     warm : bool
-        Whether ``model`` still holds the prefix (a candidate of this router, within
-        its TTL): only then is it priced at the cache-read price.
+        Whether ``model`` still holds its prefix (a candidate of this router, within
+        its TTL).
     reason : str or None
-        Why the prefix is not warm.
+        Why the last model's prefix is not warm.
     request_tokens : float or None
         This request's whole prompt, measured: its characters (every message) over
         `CacheRules.chars_per_token`. None: not measured.
+    prefixes : dict of str to (float, float)
+        Every candidate of the session that still holds a prefix, the last model
+        first: ``model -> (prompt tokens, age in seconds)``. All are priced as warm.
     """
 
     model: str | None
@@ -193,10 +203,11 @@ class SessionPrefix:
     warm: bool = False
     reason: str | None = None
     request_tokens: float | None = None
+    prefixes: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 class SessionCache:
-    """Per-``session_id`` last model, time and prompt tokens, bounded, lock-free.
+    """Per-``session_id`` models, times and prompt tokens, bounded, lock-free.
 
     See the module docstring for the cost model, the memory bound and why no lock is
     needed.
@@ -209,6 +220,9 @@ class SessionCache:
         TTL and minimum prompt per model.
     clock : callable returning float, default=time.monotonic
         Seconds; tests and `benchmarks/cache.py` pass a simulated clock.
+    models_per_session : int, default=4
+        Models remembered per session, the most recently routed first: an earlier
+        model of the session still holds the (shorter) prefix of its last turn.
 
     Examples
     --------
@@ -229,58 +243,75 @@ class SessionCache:
         *,
         rules: CacheRules | None = None,
         clock: Callable[[], float] = time.monotonic,
+        models_per_session: int = DEFAULT_MODELS_PER_SESSION,
     ) -> None:
-        if max_sessions < 1:
+        if max_sessions < 1 or models_per_session < 1:
             raise ValueError(
-                f"max_sessions must be >= 1, got {max_sessions}; to turn session-aware "
-                "routing off, build no SessionCache (OUTCOME_ROUTER_CACHE_SESSIONS=0)."
+                f"max_sessions and models_per_session must be >= 1, got {max_sessions} and "
+                f"{models_per_session}; to turn session-aware routing off, build no "
+                "SessionCache (OUTCOME_ROUTER_CACHE_SESSIONS=0)."
             )
         self.max_sessions = max_sessions
+        self.models_per_session = models_per_session
         self.rules = rules if rules is not None else CacheRules()
         self.clock = clock
-        self._entries: OrderedDict[str, SessionEntry] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[SessionEntry, ...]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, session_id: str) -> SessionEntry | None:
-        """The session's entry, or None (never seen, or evicted)."""
-        return self._entries.get(session_id)
+        """The session's last decision, or None (never seen, or evicted)."""
+        entries = self._entries.get(session_id)
+        return entries[0] if entries else None
+
+    def entries(self, session_id: str) -> tuple[SessionEntry, ...]:
+        """Every remembered model of the session, the most recently routed first."""
+        return self._entries.get(session_id, ())
 
     def lookup(
         self, session_id: str, candidates: Sequence[str], prompt_chars: int | None = None
     ) -> SessionPrefix:
-        """The session's prefix as a request with these ``candidates`` and a whole
-        prompt of ``prompt_chars`` characters (`prompt_chars`) sees it."""
+        """The session's prefixes as a request with these ``candidates`` and a whole
+        prompt of ``prompt_chars`` characters (`prompt_chars`) sees them."""
         measured = None if prompt_chars is None else prompt_chars / self.rules.chars_per_token
-        entry = self._entries.get(session_id)
-        if entry is None:
+        entries = self._entries.get(session_id)
+        if not entries:
             return SessionPrefix(
                 model=None, reason="no earlier decision of this session", request_tokens=measured
             )
-        age = max(self.clock() - entry.at, 0.0)
-        base = SessionPrefix(
-            model=entry.model,
-            prompt_tokens=entry.prompt_tokens,
-            age_s=age,
+        now = self.clock()
+        prefixes: dict[str, tuple[float, float]] = {}
+        reason = None
+        for n, entry in enumerate(entries):
+            age = max(now - entry.at, 0.0)
+            ttl = self.rules.ttl_for(entry.model)
+            if entry.model in candidates and age <= ttl:
+                prefixes[entry.model] = (entry.prompt_tokens, age)
+            elif n == 0 and entry.model not in candidates:
+                reason = f"the session's last model {entry.model} is not a candidate of this router"
+            elif n == 0:
+                reason = (
+                    f"the cache of {entry.model} expired: {age:.0f} s since its last use, "
+                    f"TTL {ttl:.0f} s"
+                )
+        last = entries[0]
+        return SessionPrefix(
+            model=last.model,
+            prompt_tokens=last.prompt_tokens,
+            age_s=max(now - last.at, 0.0),
+            warm=reason is None,
+            reason=reason,
             request_tokens=measured,
+            prefixes=prefixes,
         )
-        if entry.model not in candidates:
-            reason = f"the session's last model {entry.model} is not a candidate of this router"
-            return _with(base, reason=reason)
-        ttl = self.rules.ttl_for(entry.model)
-        if age > ttl:
-            return _with(
-                base,
-                reason=f"the cache of {entry.model} expired: {age:.0f} s since its last use, "
-                f"TTL {ttl:.0f} s",
-            )
-        return _with(base, warm=True)
 
     def remember(self, session_id: str, model: str, prompt_tokens: float) -> None:
         """Record a session's decision: ``model`` now holds a ``prompt_tokens`` prefix."""
         entries = self._entries
-        entries[session_id] = SessionEntry(model, self.clock(), float(prompt_tokens))
+        earlier = entries.get(session_id, ())
+        kept = tuple(e for e in earlier if e.model != model)[: self.models_per_session - 1]
+        entries[session_id] = (SessionEntry(model, self.clock(), float(prompt_tokens)), *kept)
         # KeyError: evicted by another thread in between; it is simply new again.
         with contextlib.suppress(KeyError):
             entries.move_to_end(session_id)
@@ -291,14 +322,8 @@ class SessionCache:
                 break
 
     def forget(self, session_id: str) -> None:
-        """Drop a session's entry (a no-op if it has none)."""
+        """Drop a session's entries (a no-op if it has none)."""
         self._entries.pop(session_id, None)
-
-
-def _with(prefix: SessionPrefix, *, warm: bool = False, reason: str | None = None) -> SessionPrefix:
-    return SessionPrefix(
-        prefix.model, prefix.prompt_tokens, prefix.age_s, warm, reason, prefix.request_tokens
-    )
 
 
 def prompt_chars(

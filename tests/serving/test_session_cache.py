@@ -103,24 +103,45 @@ def test_the_least_recently_routed_session_is_evicted_beyond_the_bound():
     assert [cache.get(s).model for s in ("s1", "s3", "s4")] == ["b", "a", "a"]
 
 
-def test_max_sessions_must_be_positive():
+@pytest.mark.parametrize("kwargs", [{"max_sessions": 0}, {"models_per_session": 0}])
+def test_bounds_must_be_positive(kwargs):
     with pytest.raises(ValueError, match="OUTCOME_ROUTER_CACHE_SESSIONS=0"):
-        SessionCache(0)
+        SessionCache(**kwargs)
 
 
-def test_a_session_costs_about_230_bytes():
-    """The figure the module docstring quotes: entry, its key and the mapping's share."""
+@pytest.mark.parametrize(("models", "at_most"), [(1, 350), (4, 650)])
+def test_a_session_costs_280_to_560_bytes(models, at_most):
+    """The figures the module docstring quotes: entries, their key and the mapping's
+    share, for a session routed to one model and to the cap of four."""
     n = 20_000
     ids = [f"{i:08d}-aaaa-bbbb-cccc-dddddddddddd" for i in range(n)]  # 36 characters
+    names = ["claude-haiku-4-5", "gpt-4o", "gpt-5", "gpt-4.1-nano"][:models]
     cache = SessionCache(n, clock=Clock())
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for session_id in ids:
-        cache.remember(session_id, "claude-haiku-4-5", 1234.5)
+    for model in names:
+        for session_id in ids:
+            cache.remember(session_id, model, 1234.5)
     per_session = (tracemalloc.get_traced_memory()[0] - before) / n
     tracemalloc.stop()
     key_bytes = 49 + 36  # the ids were built before measuring: add their own size
-    assert 100 < per_session + key_bytes < 400, per_session
+    assert 150 < per_session + key_bytes < at_most, per_session
+
+
+def test_earlier_models_of_a_session_stay_warm_within_their_ttl():
+    clock = Clock()
+    cache = SessionCache(10, clock=clock, models_per_session=2)
+    cache.remember("s", "a", 1000)
+    clock.now += 100
+    cache.remember("s", "b", 1500)
+    clock.now += 100
+    prefix = cache.lookup("s", ["a", "b", "c"])
+    assert prefix.model == "b" and prefix.warm
+    assert prefix.prefixes == {"b": (1500.0, 100.0), "a": (1000.0, 200.0)}
+    clock.now += 150  # a: 350 s since its last use, b: 250 s
+    assert cache.lookup("s", ["a", "b"]).prefixes == {"b": (1500.0, 250.0)}
+    cache.remember("s", "c", 2000)  # at most two models: a is forgotten
+    assert [e.model for e in cache.entries("s")] == ["c", "b"]
 
 
 def test_many_threads_remember_and_look_up_without_errors():
@@ -230,6 +251,18 @@ def test_a_warm_session_makes_its_model_the_cheapest(client, names):
     assert 0 <= assumed["age_s"] < 60
     assert _costs(second)[warm] == pytest.approx(_costs(plain)[warm] - assumed["discount_usd"])
     assert _costs(second)[warm] < min(c for m, c in _costs(plain).items() if m != warm)
+
+
+def test_a_model_the_session_left_is_still_priced_warm(client, names):
+    warm, other = names[0], names[1]
+    _route(client, session_id="left", candidates=[warm])
+    moved = _route(client, session_id="left", candidates=[other])
+    assert moved["model"] == other
+    back = _route(client, session_id="left")
+    assumed = back["cache_assumed"]
+    assert assumed["model"] == other
+    assert set(assumed["warm_prefixes"]) == {warm, other}
+    assert back["model"] == warm
 
 
 def test_cold_candidates_pay_the_write_premium(client, names):
