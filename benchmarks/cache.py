@@ -17,17 +17,21 @@ What it does
    outcomes and token counts stay RouteProfile's; only the price table is a stand-in.
    Five OpenAI models and a Gemini model (automatic caching, no write fee) and one
    Claude model (write premium 1.25x, minimum 4,096 cacheable tokens) are in the mix.
-3. **Sessions.** Each session stays on one task family and lasts 3 to 20 turns (uniform);
-   turn *t* sends the previous turns' prompts and answers plus a new test prompt, so
-   the input grows. Turns are 5 to 120 s apart, inside the 5-minute TTL.
+3. **Sessions.** Each session stays on one task family (``--mix any``: draws from all)
+   and lasts 3 to 20 turns (uniform); turn *t* sends an optional fixed system prompt
+   (``--system-tokens``, default none), the previous turns' prompts and answers, and a
+   new test prompt, so the input grows. Turns are 5 to 120 s apart, inside the 5-minute
+   TTL.
 4. **Routers.** The same bundle, in process, through `RouterService.decide_text` (the
    code of ``POST /route``): *cache-blind* scores each turn alone (the router before
    issue 11); *cache-aware* sends the ``session_id``, so the session state prices the
    last model's warm prefix and the cache-write premiums (`serving.session_cache`).
    The routing text of turn *t* is the session's prompts so far (the answers' text is
-   not in the data; their tokens are counted in the cost). Baselines: each single model
-   always (its cache warm every turn), the best single model by training outcome
-   first.
+   not in the data; their tokens are counted in the cost). An ablation between them,
+   *size-aware, cache-blind*, prices each prompt at its measured size as the
+   cache-aware router does, but no cache: it separates what caching buys from what
+   measuring the conversation buys. Baselines: each single model always (its cache
+   warm every turn), the best single model by training outcome first.
 5. **Truth.** A turn's quality is the chosen model's RouteProfile outcome on the turn's
    prompt. Its cost follows the provider's cache (`ProviderCaches`): a model keeps,
    per session, the prompt of its last call for the TTL after that call; the next call
@@ -70,6 +74,7 @@ import pandas as pd  # noqa: E402
 
 from features.prices import ModelPrice  # noqa: E402
 from serving.config import Settings  # noqa: E402
+from serving.decision import routing_decisions  # noqa: E402
 from serving.service import RouterService  # noqa: E402
 from serving.session_cache import SessionCache  # noqa: E402
 
@@ -194,18 +199,22 @@ def build_sessions(
     max_turns: int,
     gap_s: tuple[float, float],
     seed: int,
+    mix: str = "task",
 ) -> list[Session]:
-    """Sessions of one task family each, ``min_turns`` to ``max_turns`` distinct
-    prompts, turns ``gap_s`` seconds apart; sessions start a day apart (independent).
+    """Sessions of ``min_turns`` to ``max_turns`` distinct prompts, turns ``gap_s``
+    seconds apart; sessions start a day apart (independent).
 
-    ``prompts``: one row per test prompt with ``prompt_id`` and ``task``.
+    ``prompts``: one row per test prompt with ``prompt_id`` and ``task``. ``mix``:
+    ``"task"`` draws a session's prompts from one task family (a conversation on one
+    subject), ``"any"`` from all of them (one assistant asked anything).
     """
     rng = np.random.default_rng(seed)
     by_task = {t: g["prompt_id"].to_numpy() for t, g in prompts.groupby("task", sort=True)}
     tasks = sorted(by_task)
+    everything = prompts["prompt_id"].to_numpy()
     sessions = []
     for i in range(n_sessions):
-        pool = by_task[tasks[rng.integers(len(tasks))]]
+        pool = by_task[tasks[rng.integers(len(tasks))]] if mix == "task" else everything
         turns = int(min(rng.integers(min_turns, max_turns + 1), len(pool)))
         chosen = rng.choice(pool, size=turns, replace=False)
         gaps = rng.uniform(*gap_s, size=turns - 1)
@@ -234,7 +243,7 @@ class PolicyRun:
 
 
 #: Chooses the model of one turn: (session, turn index, routing text, tokens of the
-#: earlier answers) -> model.
+#: system prompt and earlier answers, which the text lacks) -> model.
 Chooser = Callable[[Session, int, str, float], str]
 
 
@@ -245,16 +254,19 @@ def run_policy(
     table: dict[str, dict[str, Any]],
     texts: dict[str, str],
     caches: ProviderCaches,
+    system_tokens: float = 0.0,
 ) -> PolicyRun:
     """Play every session with ``choose``; cost each turn with ``caches``.
 
     ``table[prompt_id][model]`` holds that call's ``input_tokens``, ``output_tokens``
-    and ``outcome``.
+    and ``outcome``. ``system_tokens``: a fixed prompt every turn of a session starts
+    with (an agent's instructions and tool definitions), counted like the answers: in
+    the tokens billed and in the size the router measures, not in the routing text.
     """
     run = PolicyRun(name)
     for s, session in enumerate(sessions):
         context: dict[str, float] = {m: 0.0 for m in STAND_INS}  # earlier prompts, per model
-        answers = 0.0  # earlier answers' tokens
+        answers = system_tokens  # the fixed prefix and the earlier answers' tokens
         previous = None
         for t, (prompt_id, at) in enumerate(zip(session.prompt_ids, session.times, strict=True)):
             text = "\n\n".join(texts[p] for p in session.prompt_ids[: t + 1])
@@ -279,6 +291,22 @@ def run_policy(
     return run
 
 
+def size_aware_chooser(service: RouterService, params: Any) -> Chooser:
+    """The ablation between the two routers: the cache-blind router with each prompt
+    priced at its measured size (`BundleScorer.floor_prompt_tokens`), no cache."""
+    rules = service.sessions.rules
+    names = service.bundle.candidate_names
+
+    def choose(session: Session, t: int, text: str, answer_tokens: float) -> str:
+        scores = service.scorer.score_text(text)
+        measured = (len(text) + answer_tokens * rules.chars_per_token) / rules.chars_per_token
+        scores = service.scorer.floor_prompt_tokens(scores, measured)
+        [decided] = routing_decisions(scores.p_success, scores.expected_cost_usd, names, params)
+        return decided.model
+
+    return choose
+
+
 def router_chooser(service: Any, params: Any, *, session_aware: bool) -> Chooser:
     """A turn's model as ``POST /route`` would answer it, cache-blind or cache-aware."""
 
@@ -288,8 +316,9 @@ def router_chooser(service: Any, params: Any, *, session_aware: bool) -> Chooser
         if clock is None:
             return service.decide_text(text, params)[0].model
         clock.now = session.times[t]
-        # The request a gateway sends holds the earlier answers too; their text is not in
-        # the data, their length is: counted at the rule of thumb the router measures with.
+        # The request a gateway sends holds the system prompt and the earlier answers too;
+        # their text is not in the data, their length is: counted at the rule of thumb the
+        # router measures with.
         chars = len(text) + int(answer_tokens * service.sessions.rules.chars_per_token)
         prefix = service.session_prefix(session.session_id, prompt_chars=chars)
         decided, scores = service.decide_text(text, params, session=prefix)
@@ -457,7 +486,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bundle = train_bundle(calls, train_ids, args, folder)
     test = calls[calls["prompt_id"].isin(test_ids)].drop_duplicates("prompt_id")
     sessions = build_sessions(
-        test, args.sessions, args.min_turns, args.max_turns, (args.gap_min, args.gap_max), args.seed
+        test,
+        args.sessions,
+        args.min_turns,
+        args.max_turns,
+        (args.gap_min, args.gap_max),
+        args.seed,
+        args.mix,
     )
     n_turns = sum(len(s.prompt_ids) for s in sessions)
     say(f"{len(sessions)} sessions, {n_turns} turns, from {len(test_ids)} test prompts")
@@ -470,9 +505,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def play(name: str, choose: Chooser) -> PolicyRun:
         start = time.perf_counter()
-        result = run_policy(
-            name, choose, sessions, table, texts, ProviderCaches(prices, min_tokens, TTL_S)
-        )
+        caches = ProviderCaches(prices, min_tokens, TTL_S)
+        result = run_policy(name, choose, sessions, table, texts, caches, args.system_tokens)
         say(f"  {name}: {time.perf_counter() - start:.1f} s")
         return result
 
@@ -494,6 +528,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sweep[label].append({"value_usd": params.value_usd, **point})
             if factor == 1.0:
                 runs[label] = result
+    params = service.policy(value_usd=default_value)
+    runs["size-aware, cache-blind"] = play(
+        "size-aware, cache-blind", size_aware_chooser(service, params)
+    )
     train_rows = calls[calls["prompt_id"].isin(train_ids)]
     best = str(train_rows.groupby("model")["outcome"].mean().idxmax())
     for model in [best, *[m for m in names if m != best]]:
@@ -515,6 +553,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "router_version": service.bundle.router_version,
         "value_usd": default_value,
         "ttl_s": TTL_S,
+        "system_tokens": args.system_tokens,
+        "mix": "one task family" if args.mix == "task" else "all task families",
         "best_single_model": best,
         "stand_ins": {m: s.key for m, s in STAND_INS.items()},
         "rows": rows,
@@ -532,8 +572,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"{result['sessions']} sessions, {result['turns']} turns "
         f"({result['test_prompts']} held-out RouteProfile prompts; bundle trained on "
-        f"{result['train_prompts']}), value_usd {result['value_usd']:.4g}, TTL "
-        f"{result['ttl_s']:.0f} s",
+        f"{result['train_prompts']}), sessions drawn from {result['mix']}, system prompt "
+        f"{result['system_tokens']:.0f} tokens, value_usd "
+        f"{result['value_usd']:.4g}, TTL {result['ttl_s']:.0f} s",
         "",
         "| policy | priced as | quality [95% CI] | cost USD | vs cache-blind | cache hit "
         "| switches/session |",
@@ -586,6 +627,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-turns", type=int, default=20, help="longest session")
     parser.add_argument("--gap-min", type=float, default=5.0, help="least seconds between turns")
     parser.add_argument("--gap-max", type=float, default=120.0, help="most seconds between turns")
+    parser.add_argument(
+        "--mix",
+        choices=("task", "any"),
+        default="task",
+        help="a session's prompts: from one task family, or from all",
+    )
+    parser.add_argument(
+        "--system-tokens",
+        type=float,
+        default=0.0,
+        help="a fixed prompt every turn starts with (an agent's instructions and tools)",
+    )
     parser.add_argument("--max-prompts", type=int, default=None, help="use fewer prompts")
     parser.add_argument("--seed", type=int, default=0, help="split, sessions and training seed")
     parser.add_argument("--encoder", default="static", choices=("static", "minilm"))

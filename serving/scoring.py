@@ -318,12 +318,26 @@ class BundleScorer:
             return Scores(scores.p_success, cost, None, prompt_tokens)
         if session.request_tokens is not None:
             # A conversation's prompt is measured, not predicted (`serving.session_cache`).
-            floored = np.maximum(prompt_tokens, session.request_tokens)
-            extra = np.where(self._has_prompt, (floored - prompt_tokens) * self._input_price, 0.0)
-            cost = cost + extra
-            prompt_tokens = np.where(self._has_prompt, floored, np.nan)
+            cost, prompt_tokens = self._floor_prompt(cost, prompt_tokens, session.request_tokens)
         cost, assumed = self._session_costs(prompt_tokens[0], cost, session)
         return Scores(scores.p_success, cost, None, prompt_tokens, assumed)
+
+    def floor_prompt_tokens(self, scores: Scores, request_tokens: float) -> Scores:
+        """``scores`` with every token-priced candidate's prompt at least
+        ``request_tokens`` (its measured size), priced at the input price: what
+        session-aware costs do before any cache is priced, alone (an ablation in
+        `benchmarks/cache.py`)."""
+        cost, tokens = self._floor_prompt(
+            scores.expected_cost_usd, scores.prompt_tokens, request_tokens
+        )
+        return Scores(scores.p_success, cost, scores.cache_hint, tokens, scores.cache_assumed)
+
+    def _floor_prompt(
+        self, cost: np.ndarray, prompt_tokens: np.ndarray, request_tokens: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        floored = np.maximum(prompt_tokens, request_tokens)
+        extra = np.where(self._has_prompt, (floored - prompt_tokens) * self._input_price, 0.0)
+        return cost + extra, np.where(self._has_prompt, floored, np.nan)
 
     def _session_costs(
         self, tokens: np.ndarray, cost: np.ndarray, session: SessionPrefix

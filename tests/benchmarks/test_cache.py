@@ -87,8 +87,9 @@ def test_a_tiny_run_reports_both_routers_and_every_single_model(static_encoder_d
     result = json.loads((out / "cache.json").read_text())
     policies = [row["policy"] for row in result["rows"]]
     assert policies[:2] == ["cache-blind x1", "cache-aware x1"]
-    assert policies[2] == f"always {result['best_single_model']}"
-    assert len(policies) == 2 + len(STAND_INS)
+    assert policies[3] == f"always {result['best_single_model']}"
+    assert policies[2] == "size-aware, cache-blind"
+    assert len(policies) == 3 + len(STAND_INS)
     assert result["sessions"] == 6 and 6 * 3 <= result["turns"] <= 6 * 5
     for row in result["rows"]:
         assert row["turns"] == result["turns"]
