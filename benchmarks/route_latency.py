@@ -262,6 +262,12 @@ ABLATION = (
     ("thread pool, no override", False, True),
     ("on the loop, no override (static default)", False, False),
 )
+#: The cache-aware session state on and off (`serving.session_cache`), same app and
+#: bodies (with a session_id), the default request path: what the state costs.
+SESSION_ABLATION = (
+    ("session state off", False, None, False),
+    ("session state on", False, None, True),
+)
 
 
 def asgi_in_process(
@@ -340,20 +346,24 @@ def asgi_in_process(
                 await call(body)
             if not variants:
                 return stats(await timed(n))
-            scorer = app.state.service.scorer
+            service = app.state.service
+            scorer, sessions = service.scorer, service.sessions
             default_offload = scorer.offload
-            by_label: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+            by_label: dict[str, list[float]] = {v[0]: [] for v in variants}
             rounds = 5
             for _ in range(rounds):
-                for label, override, offload in variants:
+                # (label, override, offload or None: the tier's default, sessions on)
+                for label, override, offload, *state in variants:
                     if override:
                         app.dependency_overrides[get_settings] = lambda: settings
                     else:
                         app.dependency_overrides.clear()
-                    scorer.offload = offload
+                    scorer.offload = default_offload if offload is None else offload
+                    service.sessions = sessions if not state or state[0] else None
                     by_label[label] += await timed(max(n // rounds, 1))
             app.dependency_overrides.clear()
             scorer.offload = default_offload
+            service.sessions = sessions
             return {label: stats(times) for label, times in by_label.items()}
 
     return asyncio.run(run())
@@ -500,6 +510,12 @@ def main() -> None:
         help="also time the request-path variants of ABLATION in-process, per bundle",
     )
     parser.add_argument(
+        "--session-ablation",
+        action="store_true",
+        help="also time /route in-process with the cache-aware session state on and off, "
+        "interleaved, per bundle",
+    )
+    parser.add_argument(
         "--sessions",
         type=int,
         default=0,
@@ -538,6 +554,17 @@ def main() -> None:
                     body["session_id"] = f"session-{i % args.sessions}"
         base["asgi_short"] = asgi_in_process(bundle, bodies["short"], args.in_process)
         base["asgi_long"] = asgi_in_process(bundle, bodies["long"], max(args.in_process // 3, 50))
+        if args.session_ablation:
+            print(f"== {bundle.name} [{tier}]: session state, in-process ASGI, interleaved ==")
+            for length in ("short", "long"):
+                with_ids = [
+                    {**b, "session_id": f"session-{i % 50}"} for i, b in enumerate(bodies[length])
+                ]
+                timed_ = asgi_in_process(bundle, with_ids, 6 * args.in_process, SESSION_ABLATION)
+                for label, r in timed_.items():
+                    p50, p99 = r["p50_ms"], r["p99_ms"]
+                    print(f"{length:5} {label:18} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms")
+                base[f"session_ablation_{length}"] = timed_
         if args.ablation:
             ablation = asgi_in_process(bundle, bodies["short"], 3 * args.in_process, ABLATION)
             first = next(iter(ablation.values()))["p50_ms"]

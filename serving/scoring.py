@@ -257,7 +257,17 @@ class BundleScorer:
             if price is not None and price.cache_creation_input_token_cost is not None:
                 self._write_premium[k] = max(price.cache_creation_input_token_cost - input_price, 0)
         self._has_prompt = self._prompt_component >= 0
+        self._prompt_columns = np.maximum(self._prompt_component, 0)
+        self._some_without_prompt = not bool(self._has_prompt.all())
         self._min_cache_tokens = np.array([rules.min_tokens_for(c) for c in self.candidates])
+        # Plain lists for the per-request loops over a handful of candidates: faster
+        # than numpy on arrays this small (`_floor_prompt`, `_session_costs`).
+        self._token_priced = [int(k) for k in np.flatnonzero(self._has_prompt)]
+        self._write_fee = [
+            (k, float(self._write_premium[k]), float(self._min_cache_tokens[k]))
+            for k in self._token_priced
+            if self._write_premium[k] > 0
+        ]
 
     def score_features(self, features: np.ndarray) -> Scores:
         """Scores from feature vectors of shape ``(n_rounds, n_features)``."""
@@ -302,9 +312,9 @@ class BundleScorer:
         assumed either way.
         """
         scores, units = self._score(self.featurizer.transform_texts([text]))
-        prompt_tokens = np.where(
-            self._has_prompt, units[:, np.maximum(self._prompt_component, 0)], np.nan
-        )
+        prompt_tokens = units[:, self._prompt_columns]
+        if self._some_without_prompt:
+            prompt_tokens[:, ~self._has_prompt] = np.nan
         cost = scores.expected_cost_usd
         if cache is not None:
             effect = self._cache_effect(units[0], cache)
@@ -335,9 +345,13 @@ class BundleScorer:
     def _floor_prompt(
         self, cost: np.ndarray, prompt_tokens: np.ndarray, request_tokens: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        floored = np.maximum(prompt_tokens, request_tokens)
-        extra = np.where(self._has_prompt, (floored - prompt_tokens) * self._input_price, 0.0)
-        return cost + extra, np.where(self._has_prompt, floored, np.nan)
+        cost, tokens = cost.copy(), prompt_tokens.copy()
+        for k in self._token_priced:
+            short = request_tokens - tokens[0, k]
+            if short > 0:
+                cost[0, k] += short * self._input_price[k]
+                tokens[0, k] = request_tokens
+        return cost, tokens
 
     def _session_costs(
         self, tokens: np.ndarray, cost: np.ndarray, session: SessionPrefix
@@ -345,16 +359,19 @@ class BundleScorer:
         """``cost`` (shape ``(1, n_candidates)``) with every warm prefix of the session at
         the cache-read price and every candidate's write premium, given the prompt
         ``tokens`` per candidate."""
-        n_tokens = np.nan_to_num(tokens, nan=0.0)
-        cacheable = self._has_prompt & (n_tokens >= self._min_cache_tokens)
-        premium = np.where(cacheable, n_tokens * self._write_premium, 0.0)
-        discount = np.zeros(len(self.candidates))
+        n_tokens = tokens.tolist()
+        premium = dict.fromkeys(range(len(n_tokens)), 0.0)
+        for k, fee, minimum in self._write_fee:
+            if n_tokens[k] >= minimum:
+                premium[k] = n_tokens[k] * fee
+        discount = 0.0
+        cost = cost.copy()
         cached: dict[str, float] = {}
         reason = session.reason
         for model, (previous, _) in session.prefixes.items():
             k = self._index[model]
-            minimum = self._min_cache_tokens[k]
-            prefix = min(previous, float(n_tokens[k]))
+            minimum = float(self._min_cache_tokens[k])
+            prefix = min(previous, n_tokens[k]) if self._has_prompt[k] else 0.0
             if not self._has_prompt[k]:
                 why = (
                     f"the cost of {model} is learned from logged cost_usd, not from tokens, "
@@ -369,22 +386,25 @@ class BundleScorer:
                 )
             else:
                 cached[model] = prefix
-                discount[k] = prefix * max(self._input_price[k] - self._read_price[k], 0.0)
-                premium[k] = (n_tokens[k] - prefix) * self._write_premium[k]
+                saved = prefix * max(self._input_price[k] - self._read_price[k], 0.0)
+                cost[0, k] -= saved
+                discount += saved
+                premium[k] = (n_tokens[k] - prefix) * float(self._write_premium[k])
                 continue
             if model == session.model:
                 reason = why
-        cost = cost + premium - discount
+        charged = {self.candidates[k]: p for k, p in premium.items() if p > 0}
+        for k, p in premium.items():
+            if p > 0:
+                cost[0, k] += p
         last = cached.get(session.model or "", 0.0)
         assumed = CacheAssumption(
             source="session",
             model=session.model,
             cached_tokens=last,
             age_s=session.age_s,
-            discount_usd=float(discount.sum()),
-            write_premium_usd={
-                self.candidates[k]: float(premium[k]) for k in np.flatnonzero(premium > 0)
-            },
+            discount_usd=float(discount),
+            write_premium_usd=charged,
             reason=None if last > 0 else reason or "no prompt tokens to price as cached",
             request_tokens=session.request_tokens,
             warm_prefixes=cached,
