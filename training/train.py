@@ -302,10 +302,13 @@ def default_policy(
         lo, hi = fit["ci95"]["savings_vs_best_single"]
         _say(
             f"default policy for {target}: value_usd {fit['value_usd']:.4g}, {met}; "
-            f"cross-validated quality {fit['quality']:.3f} at ${fit['cost_usd']:.4g}/request, "
+            f"cross-validated quality on held-out halves {fit['quality']:.3f} "
+            f"at ${fit['cost_usd']:.4g}/request, "
             f"savings vs {fit['best_single']['name']} {fit['savings_vs_best_single']:.1%} "
             f"(95% CI {lo:.1%} to {hi:.1%})"
         )
+        for warning in fit["warnings"]:
+            _say(f"warning: {warning}")
         return policy
     if cv is not None and log_kind(data) != "full_information":
         fit = off_policy_target(data, cv, calibration, target, seed, estimate=estimate)
