@@ -469,9 +469,9 @@ def train(config: TrainConfig) -> TrainResult:
         **fit_params,
     )
     # Unweighted even on bandit logs: inverse-propensity weights did not make the cost
-    # model better on test prompts under biased logging (measured on SWE-bench and
-    # RouteProfile, 'long' and 'hard' loggers, 3 seeds each: |relative bias| of each
-    # candidate's mean cost 0.13-0.23 either way, per-prompt |log error| 0.01 worse
+    # model better on test prompts under biased logging (benchmarks/bandit_cost.py:
+    # SWE-bench and RouteProfile, 'long' and 'hard' loggers, 3 seeds: |relative bias| of
+    # each candidate's mean cost 0.13-0.23 either way, per-prompt |log error| 0.01 worse
     # weighted). Cost follows prompt length, which the features see, so the shift in
     # which prompts a model answered is covariate shift the regression already handles.
     cost_model = LogLinearCostModel().fit(
