@@ -56,7 +56,7 @@ from features.call_log import COLUMNS, validate_call_row
 from features.call_log_files import jsonable_row
 from features.importers.call_import import CallImport
 from features.importers.litellm_usage import usage_tokens
-from features.prices import PriceCatalog
+from features.prices import ModelPrice, PriceCatalog
 
 __all__ = [
     "SOURCE",
@@ -205,11 +205,11 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 
-def _string(value: Any) -> str | None:
+def _string(value: Any, name: str) -> str | None:
     if _missing(value):
         return None
     if isinstance(value, list | dict):
-        raise ValueError(f"expected text, got {value!r}")
+        raise ValueError(f"{name} must be text, got {value!r}"[:300])
     return str(value).strip() or None
 
 
@@ -300,13 +300,13 @@ def prompt_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _price(catalog: PriceCatalog, row: Mapping[str, Any], model: str):
+def _price(catalog: PriceCatalog, row: Mapping[str, Any], model: str) -> ModelPrice | None:
     names = [model]
-    provider = _string(row.get("custom_llm_provider"))
-    deployment = _string(row.get("model"))
+    provider = _string(row.get("custom_llm_provider"), "custom_llm_provider")
+    deployment = _string(row.get("model"), "model")
     if provider and deployment and not deployment.startswith(provider + "/"):
         names.append(f"{provider}/{deployment}")
-    group = _string(row.get("model_group"))
+    group = _string(row.get("model_group"), "model_group")
     if group:
         names.append(group)
     for name in names:
@@ -327,10 +327,10 @@ def spend_row_to_call(
     ValueError
         Naming the column that is wrong (the quarantine reason).
     """
-    request_id = _string(row.get("request_id"))
+    request_id = _string(row.get("request_id"), "request_id")
     if request_id is None:
         raise ValueError("missing required column 'request_id'")
-    model = _string(row.get("model")) or _string(row.get("model_group"))
+    model = _string(row.get("model"), "model") or _string(row.get("model_group"), "model_group")
     if model is None:
         raise ValueError("missing required column 'model' (and model_group)")
     metadata = _json(row.get("metadata"), "metadata", dict) or {}
@@ -374,10 +374,10 @@ def spend_row_to_call(
         "model": model,
         **prompt_of(row),
         "timestamp": None if start is None else start.isoformat(),
-        "user": _string(row.get("user")) or _string(row.get("end_user")),
-        "team": _string(row.get("team_id")),
+        "user": _string(row.get("user"), "user") or _string(row.get("end_user"), "end_user"),
+        "team": _string(row.get("team_id"), "team_id"),
         "task": task_of(tags, metadata),
-        "session_id": _string(row.get("session_id")),
+        "session_id": _string(row.get("session_id"), "session_id"),
         **tokens,
         "cost_usd": cost,
         "source_cost_usd": spend,

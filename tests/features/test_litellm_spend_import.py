@@ -322,3 +322,26 @@ def test_a_stored_prompt_larger_than_csvs_default_field_limit(tmp_path) -> None:
         writer.writerow(row)
     (c,) = import_litellm_spend(path).frame.itertuples()
     assert c.messages[0]["content"] == long_prompt
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"request_id": ""}, "missing required column 'request_id'"),
+        ({"model": "", "model_group": None}, "missing required column 'model'"),
+        ({"team_id": ["a", "b"]}, "team_id must be text"),
+        ({"spend": -1}, "spend must be a finite number of USD >= 0"),
+        ({"spend": "n/a"}, "spend must be a number of USD"),
+        ({"startTime": "last tuesday"}, "startTime must be an ISO 8601 date-time"),
+        ({"request_tags": "{not json"}, "request_tags is not valid JSON"),
+        ({"request_tags": {"task": "x"}}, "request_tags must be a JSON list"),
+    ],
+)
+def test_bad_columns_name_themselves(tmp_path, change, reason) -> None:
+    rows = json.loads(JSON.read_text())[:2]
+    rows[1].update(change)
+    path = tmp_path / "spend.json"
+    path.write_text(json.dumps(rows))
+    result = import_litellm_spend(path)
+    assert len(result.frame) == 1
+    assert result.quarantined[0]["quarantine_reason"].startswith(reason)
