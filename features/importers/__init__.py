@@ -52,4 +52,16 @@ IMPORTERS: dict[str, Importer] = {
         summary="pull requests and reviews from the GitHub REST API (gh api) -> outcome events",
         target="features.importers.github:import_github",
     ),
+    "otel": Importer(
+        name="otel",
+        produces="calls",
+        summary="OpenTelemetry GenAI spans (OTLP/JSON) -> call log, evaluations -> judge_score",
+        target="features.importers.otel:import_otel",
+    ),
+    "claude-code": Importer(
+        name="claude-code",
+        produces="calls",
+        summary="Claude Code session transcripts (~/.claude/projects) -> call log",
+        target="features.importers.claude_code:import_claude_code",
+    ),
 }
