@@ -37,12 +37,10 @@ __all__ = [
 ]
 
 #: Call-log columns, then the optional columns every call importer may fill.
-IMPORTED_COLUMNS = (
-    *COLUMNS,
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "source_cost_usd",
-    "source",
+IMPORTED_COLUMNS = tuple(
+    dict.fromkeys(
+        (*COLUMNS, "cache_write_1h_tokens", "reasoning_tokens", "source_cost_usd", "source")
+    )
 )
 CALL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 _NUMBER_COLUMNS = (
