@@ -123,9 +123,18 @@ def _write(result, args: argparse.Namespace) -> dict:
 
 
 def _catalog(args: argparse.Namespace):
+    from features.importers.imported_calls import check_calls_path
     from features.prices import PriceCatalog
 
+    check_calls_path(args.out)  # before minutes of reading, not after
     return PriceCatalog.load(args.prices)
+
+
+def _progress(unit: str):
+    """Progress over the files on stderr (plain text, as `training.dataset` shows it)."""
+    from tqdm import tqdm
+
+    return lambda files: tqdm(files, desc="reading", unit=unit, file=sys.stderr)
 
 
 def run_otel(args: argparse.Namespace) -> int:
@@ -133,9 +142,11 @@ def run_otel(args: argparse.Namespace) -> int:
     from features.importers import IMPORTERS
 
     prices = _catalog(args)
-    print(f"reading OTLP JSON: {' '.join(args.paths)}", file=sys.stderr)
     result = IMPORTERS["otel"].load()(
-        args.paths, prices=prices, cache_tokens_in_input=args.cache_tokens_in_input
+        args.paths,
+        prices=prices,
+        cache_tokens_in_input=args.cache_tokens_in_input,
+        progress=_progress("file"),
     )
     printed = _write(result, args)
     if args.events:
@@ -153,9 +164,8 @@ def run_claude_code(args: argparse.Namespace) -> int:
     from features.importers import IMPORTERS
 
     prices = _catalog(args)
-    print(f"reading Claude Code transcripts: {' '.join(args.paths)}", file=sys.stderr)
     result = IMPORTERS["claude-code"].load()(
-        args.paths, prices=prices, user=args.user, team=args.team
+        args.paths, prices=prices, user=args.user, team=args.team, progress=_progress("file")
     )
     printed = _write(result, args)
     print(json.dumps({**printed, **result.to_dict()}, indent=2))

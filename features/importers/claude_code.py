@@ -74,7 +74,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,6 +266,7 @@ def import_claude_code(
     prices: PriceCatalog | None = None,
     user: str | None = None,
     team: str | None = None,
+    progress: Callable[[list[Path]], Iterable[Path]] | None = None,
 ) -> CallsImport:
     """Read Claude Code transcripts into calls, one per API response.
 
@@ -279,6 +280,8 @@ def import_claude_code(
     user, team : str, optional
         Written on every call: a transcript folder is one person's machine, and names
         neither the person nor their team.
+    progress : callable, optional
+        Wraps the list of files as they are read (e.g. ``tqdm``), to show progress.
 
     Returns
     -------
@@ -298,7 +301,7 @@ def import_claude_code(
     bad: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
-    for path in files:
+    for path in progress(files) if progress else files:
         counts["subagent_files" if path.parent.name == "subagents" else "session_files"] += 1
         prompt: str | None = None
         try:

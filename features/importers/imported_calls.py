@@ -30,6 +30,7 @@ __all__ = [
     "CALL_SUFFIXES",
     "IMPORTED_COLUMNS",
     "CallsImport",
+    "check_calls_path",
     "quarantine_summary",
     "recompute_cost",
     "spend_summary",
@@ -101,6 +102,23 @@ def calls_frame(rows: Sequence[dict[str, Any]], extra_columns: Sequence[str] = (
     return frame
 
 
+def check_calls_path(path: str | Path) -> Path:
+    """The output path, checked before any reading: its extension says its format.
+
+    Raises
+    ------
+    ValueError
+        If the extension is not one the call-log reader reads.
+    """
+    path = Path(path)
+    if not path.name.endswith(CALL_SUFFIXES):
+        raise ValueError(
+            f"--out {path}: name the call log by its format, one of {', '.join(CALL_SUFFIXES)} "
+            "(docs/call-log.md)."
+        )
+    return path
+
+
 def write_calls(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write imported calls by the file's extension (`CALL_SUFFIXES`).
 
@@ -113,13 +131,8 @@ def write_calls(frame: pd.DataFrame, path: str | Path) -> Path:
     ValueError
         If the extension is not one the call-log reader reads.
     """
-    path = Path(path)
+    path = check_calls_path(path)
     name = path.name
-    if not name.endswith(CALL_SUFFIXES):
-        raise ValueError(
-            f"--out {path}: name the call log by its format, one of {', '.join(CALL_SUFFIXES)} "
-            "(docs/call-log.md)."
-        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
         opener = gzip.open if name.endswith(".gz") else open

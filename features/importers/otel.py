@@ -62,7 +62,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -431,6 +431,7 @@ def import_otel(
     *,
     prices: PriceCatalog | None = None,
     cache_tokens_in_input: str = "auto",
+    progress: Callable[[list[Path]], Iterable[Path]] | None = None,
 ) -> CallsImport:
     """Read OTLP/JSON trace (and logs) exports into calls and judge_score events.
 
@@ -444,6 +445,8 @@ def import_otel(
     cache_tokens_in_input : {"auto", "included", "excluded"}, default="auto"
         Whether ``gen_ai.usage.input_tokens`` counts the cache reads and writes (see
         the module docstring).
+    progress : callable, optional
+        Wraps the list of files as they are read (e.g. ``tqdm``), to show progress.
 
     Returns
     -------
@@ -467,7 +470,7 @@ def import_otel(
     logs: list[LogRecord] = []
     bad: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
-    for path in files:
+    for path in progress(files) if progress else files:
         try:
             document = read_otlp_file(path)
         except (OSError, UnicodeDecodeError, EOFError) as exc:
