@@ -12,7 +12,8 @@ specification's "OpenTelemetry Protocol File Exporter" page):
 
 - keys are lowerCamelCase (``startTimeUnixNano``); snake_case keys, which protobuf
   JSON parsers also accept, are read too;
-- ``traceId`` and ``spanId`` are hex strings, kept as they are (lower-cased);
+- ``traceId`` and ``spanId`` are hex strings, kept lower-cased (base64, as protobuf's
+  generic JSON mapping writes bytes, is turned into hex);
 - 64-bit integers (``intValue``, ``*UnixNano``) are decimal strings, or numbers;
 - an attribute is ``{"key": k, "value": AnyValue}`` and ``AnyValue`` holds exactly one
   of ``stringValue``, ``boolValue``, ``intValue``, ``doubleValue`` (a number, or
@@ -23,6 +24,8 @@ specification's "OpenTelemetry Protocol File Exporter" page):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import json
 import math
@@ -165,8 +168,23 @@ def attributes(pairs: Any) -> dict[str, Any]:
     return out
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def _hex(value: Any) -> str:
-    return value.strip().lower() if isinstance(value, str) else ""
+    """A trace or span id as lower-case hex. OTLP JSON writes hex; protobuf's generic
+    JSON mapping (``MessageToJson`` of an OTLP message) writes bytes as base64, which
+    is decoded so that both spellings of one span name the same span."""
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    value = value.strip()
+    if set(value) <= _HEX:
+        return value.lower()
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return value
+    return raw.hex() if len(raw) in (8, 16) else value
 
 
 def _spans(doc: dict[str, Any], where: str) -> Iterator[Span]:
@@ -186,7 +204,8 @@ def _spans(doc: dict[str, Any], where: str) -> Iterator[Span]:
                 if not isinstance(span, dict):
                     continue
                 number += 1
-                status = _get(span, "status") or {}
+                status = _get(span, "status")
+                status = status if isinstance(status, dict) else {}
                 events = tuple(
                     (
                         str(_get(e, "name") or ""),
@@ -206,10 +225,8 @@ def _spans(doc: dict[str, Any], where: str) -> Iterator[Span]:
                     attributes=attributes(_list(span, "attributes")),
                     resource=resource,
                     events=events,
-                    status_code=_int(_get(status, "code")) or 0 if isinstance(status, dict) else 0,
-                    status_message=str(_get(status, "message") or "")
-                    if isinstance(status, dict)
-                    else "",
+                    status_code=_int(_get(status, "code")) or 0,
+                    status_message=str(_get(status, "message") or ""),
                     where=f"{where}#span{number}",
                 )
 

@@ -395,3 +395,12 @@ def test_the_command_refuses_an_unknown_output_format(tmp_path, capsys):
     argv = ["import", "otel", str(TRACES_JSON), "--out", str(tmp_path / "calls.txt")]
     assert main(argv) == 2
     assert "name the call log by its format" in capsys.readouterr().err
+
+
+def test_base64_ids_of_protobufs_generic_json_mapping_read_as_hex(tmp_path, prices):
+    """``MessageToJson`` of an OTLP message writes the id bytes as base64, not hex."""
+    span = _span("b0Wnb04GV/8=", CHAT)
+    span["traceId"] = "e4U5y74LIJ2Xrtn4F085xA=="
+    (row,) = import_otel(_export(tmp_path, [span]), prices=prices).frame.to_dict("records")
+    assert row["trace_id"] == "7b8539cbbe0b209d97aed9f8174f39c4"
+    assert row["span_id"] == row["request_id"] == "6f45a76f4e0657ff"
