@@ -44,6 +44,14 @@ IMPORTED_COLUMNS = tuple(
     )
 )
 CALL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+_TOKEN_COLUMNS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 _NUMBER_COLUMNS = (
     "input_tokens",
     "cached_input_tokens",
@@ -61,6 +69,15 @@ _NUMBER_COLUMNS = (
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _json_value(name: str, value: Any) -> Any:
+    """Token counts as integers, numpy scalars as Python values."""
+    if hasattr(value, "item") and not isinstance(value, list | dict):
+        value = value.item()
+    if name in _TOKEN_COLUMNS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def recompute_cost(prices: PriceCatalog, row: dict[str, Any]) -> float | None:
@@ -138,7 +155,7 @@ def write_calls(frame: pd.DataFrame, path: str | Path) -> Path:
         opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "wt", encoding="utf-8") as fh:
             for row in frame.to_dict(orient="records"):
-                kept = {k: v for k, v in row.items() if not _missing(v)}
+                kept = {k: _json_value(k, v) for k, v in row.items() if not _missing(v)}
                 fh.write(json.dumps(kept, ensure_ascii=False, default=str) + "\n")
         return path
     out = frame.copy()

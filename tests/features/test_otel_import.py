@@ -276,6 +276,33 @@ def test_included_mode_quarantines_cache_counts_above_the_input(tmp_path, prices
         import_otel(path, prices=prices, cache_tokens_in_input="sometimes")
 
 
+def test_reasoning_tokens_are_priced_at_the_reasoning_rate(tmp_path):
+    # 100 prompt tokens, 100 output tokens of which 40 reasoning:
+    # 100 * 1e-6 + 60 * 4e-6 + 40 * 8e-6 = 0.0001 + 0.00024 + 0.00032 = 0.00066
+    prices = PriceCatalog.from_entries(
+        {
+            "reasoner-1": {
+                "input_cost_per_token": 1e-06,
+                "output_cost_per_token": 4e-06,
+                "output_cost_per_reasoning_token": 8e-06,
+            }
+        }
+    )
+    span = {
+        "gen_ai.operation.name": "generate_content",
+        "gen_ai.provider.name": "gcp.gemini",
+        "gen_ai.request.model": "reasoner-1",
+        "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 100,
+        "gen_ai.usage.reasoning.output_tokens": 40,
+    }
+    (row,) = import_otel(_export(tmp_path, [_span("a1", span)]), prices=prices).frame.to_dict(
+        "records"
+    )
+    assert (row["output_tokens"], row["reasoning_tokens"]) == (100, 40)
+    assert row["cost_usd"] == pytest.approx(0.00066, abs=1e-12)
+
+
 def test_one_completion_seen_by_a_gateway_and_a_client_is_one_call(tmp_path, prices):
     gateway = {k: v for k, v in CHAT.items() if not k.startswith("gen_ai.usage")}
     both = {"gen_ai.response.id": "msg_same"}
