@@ -80,7 +80,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from features.importers.imported_calls import CallsImport, calls_frame, recompute_cost
+from features.importers.imported_calls import CallsImport, calls_frame, price_call
 from features.prices import PriceCatalog
 
 __all__ = ["SYNTHETIC_MODEL", "claude_code_files", "import_claude_code"]
@@ -372,7 +372,7 @@ def import_claude_code(
             row["request_id"] = f"{row['request_id']}/{row['message_id']}"
         seen.add(row["request_id"])
         row["user"], row["team"] = user, team
-        row["cost_usd"] = recompute_cost(prices, row)
+        price_call(prices, row)
         rows.append(row)
     frame = calls_frame(rows, CLAUDE_CODE_COLUMNS)
     summary = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ __all__ = [
     "IMPORTED_COLUMNS",
     "CallsImport",
     "check_calls_path",
+    "price_call",
+    "price_key",
     "quarantine_summary",
-    "recompute_cost",
     "spend_summary",
     "write_calls",
 ]
@@ -80,39 +82,56 @@ def _json_value(name: str, value: Any) -> Any:
     return value
 
 
-def recompute_cost(prices: PriceCatalog, row: dict[str, Any]) -> float | None:
-    """The call's cost from the catalog, or None when its model is not priced or it has
-    no token counts.
+#: A snapshot date ending a model id: Anthropic ``-20250929``, OpenAI ``-2024-08-06``,
+#: Vertex AI ``@20250929``.
+SNAPSHOT_SUFFIX = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2})$")
 
-    ``cache_write_1h_tokens`` and ``reasoning_tokens`` are passed (as keywords of
-    `features.prices.ModelPrice.cost_usd`) only when the row has them, so a row without
-    them is priced exactly as the call log's own reader prices it.
+
+def price_key(prices: PriceCatalog, model: Any) -> str | None:
+    """The catalog key that prices ``model``: `PriceCatalog.resolve`, else the model
+    without its snapshot date.
+
+    Agents log the dated snapshot that answered (Claude Code writes
+    ``claude-sonnet-4-5-20250929``); a small catalog lists the undated alias. LiteLLM's
+    full catalog lists the dated ids too, and an exact key always wins. A snapshot priced
+    under its alias is shown in the summary (``models_priced_as``): older OpenAI
+    snapshots were priced differently from today's alias.
     """
-    price = prices.get(row.get("model"))
-    if price is None or _missing(row.get("input_tokens")):
+    if not isinstance(model, str) or not model:
         return None
+    key = prices.resolve(model)
+    if key is None and SNAPSHOT_SUFFIX.search(model):
+        key = prices.resolve(SNAPSHOT_SUFFIX.sub("", model))
+    return key
+
+
+def price_call(prices: PriceCatalog, row: dict[str, Any]) -> None:
+    """Set the row's ``cost_usd`` from the catalog (None when its model is not priced or
+    it has no token counts) and ``priced_as``, the catalog key used."""
+    key = price_key(prices, row.get("model"))
+    row["priced_as"] = key
+    row["cost_usd"] = None
+    if key is None or _missing(row.get("input_tokens")):
+        return
 
     def count(name: str) -> float:
         value = row.get(name)
         return 0 if _missing(value) else value
 
-    extra = {
-        name: row[name]
-        for name in ("cache_write_1h_tokens", "reasoning_tokens")
-        if not _missing(row.get(name)) and row[name] > 0
-    }
-    return price.cost_usd(
+    row["cost_usd"] = prices.get(key).cost_usd(
         count("input_tokens"),
         count("output_tokens"),
         count("cached_input_tokens"),
         count("cache_write_tokens"),
-        **extra,
+        cache_write_1h_tokens=count("cache_write_1h_tokens"),
+        reasoning_tokens=count("reasoning_tokens"),
     )
 
 
 def calls_frame(rows: Sequence[dict[str, Any]], extra_columns: Sequence[str] = ()) -> pd.DataFrame:
     """Rows as a frame with every imported column, numbers as float (NaN when absent)."""
-    columns = [*IMPORTED_COLUMNS, *(c for c in extra_columns if c not in IMPORTED_COLUMNS)]
+    columns = [*IMPORTED_COLUMNS, "priced_as"]
+    columns += [c for c in extra_columns if c not in columns]
     frame = pd.DataFrame.from_records(list(rows), columns=columns)
     for name in _NUMBER_COLUMNS:
         frame[name] = frame[name].astype("float64")
@@ -194,6 +213,7 @@ def spend_summary(frame: pd.DataFrame) -> dict[str, Any]:
     stated = frame["source_cost_usd"]
     both = cost.notna() & stated.notna()
     unpriced = frame.loc[cost.isna(), "model"].value_counts()
+    renamed = frame.loc[frame["priced_as"].notna() & (frame["priced_as"] != frame["model"])]
     return {
         "recomputed_usd": round(float(cost.sum()), 6),
         "source_usd": round(float(stated.sum()), 6) if stated.notna().any() else None,
@@ -203,6 +223,7 @@ def spend_summary(frame: pd.DataFrame) -> dict[str, Any]:
         "difference_usd": round(float(stated[both].sum() - cost[both].sum()), 6),
         "unpriced_calls": int(cost.isna().sum()),
         "unpriced_models": {str(k): int(v) for k, v in unpriced.items()},
+        "models_priced_as": dict(zip(renamed["model"], renamed["priced_as"], strict=True)),
     }
 
 

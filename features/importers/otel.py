@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from features.events import validate_events
-from features.importers.imported_calls import CallsImport, calls_frame, recompute_cost
+from features.importers.imported_calls import CallsImport, calls_frame, price_call
 from features.importers.otlp_json import (
     LogRecord,
     Span,
@@ -545,7 +545,7 @@ def import_otel(
         )
     rows = list(calls.values())
     for row in rows:
-        row["cost_usd"] = recompute_cost(prices, row)
+        price_call(prices, row)
     event_rows, bad_evaluations = _evaluation_events(spans, logs, call_of_span)
     events, invalid = validate_events(event_rows, source="otel")
     bad.extend(bad_evaluations + invalid)

@@ -235,3 +235,25 @@ def test_the_command_writes_the_call_log_and_the_quarantine(tmp_path, capsys):
     assert back["cost_usd"].to_dict() == pytest.approx({k: v[-1] for k, v in BILL.items()})
     assert set(back["user"]) == {"ana"}
     assert back.loc["req_011CAbCdEf0000000000001", "input_tokens"] == 20004
+
+
+def test_a_dated_snapshot_is_priced_under_its_alias_when_the_catalog_lacks_it():
+    """Claude Code logs ``claude-sonnet-4-5-20250929``; the shipped catalog lists the
+    alias ``claude-sonnet-4-5``. An exact key still wins (the tests above)."""
+    shipped = PriceCatalog.load()
+    assert "claude-sonnet-4-5-20250929" not in shipped
+    result = import_claude_code(FIXTURE)
+    calls = result.frame.set_index("request_id")
+    assert set(zip(calls["model"], calls["priced_as"], strict=True)) == {
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),
+    }
+    alias = shipped.get("claude-sonnet-4-5")
+    assert calls.loc["req_011CBcDeFg0000000000002", "cost_usd"] == pytest.approx(
+        alias.cost_usd(21506, 220, 20000, 1500)
+    )
+    assert result.to_dict()["spend"]["models_priced_as"] == {
+        "claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
+        "claude-haiku-4-5-20251001": "claude-haiku-4-5",
+    }
+    assert result.to_dict()["spend"]["unpriced_calls"] == 0

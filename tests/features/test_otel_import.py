@@ -19,6 +19,7 @@ import pytest
 
 from features.call_log import read_call_logs
 from features.events import read_events
+from features.importers.imported_calls import price_key
 from features.importers.otel import import_otel
 from features.prices import PriceCatalog
 from training.cli import main
@@ -431,3 +432,24 @@ def test_base64_ids_of_protobufs_generic_json_mapping_read_as_hex(tmp_path, pric
     (row,) = import_otel(_export(tmp_path, [span]), prices=prices).frame.to_dict("records")
     assert row["trace_id"] == "7b8539cbbe0b209d97aed9f8174f39c4"
     assert row["span_id"] == row["request_id"] == "6f45a76f4e0657ff"
+
+
+@pytest.mark.parametrize(
+    "model, key",
+    [
+        ("gpt-4o-2024-08-06", "gpt-4o"),  # OpenAI snapshot
+        ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),  # Anthropic snapshot
+        ("claude-haiku-4-5@20251001", "claude-haiku-4-5"),  # Vertex AI's spelling
+        ("claude-haiku-4-5", "claude-haiku-4-5"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-5-codex", None),  # no snapshot date: not guessed
+    ],
+)
+def test_price_key_falls_back_to_the_undated_alias(model, key):
+    catalog = PriceCatalog.from_entries(
+        {
+            name: {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}
+            for name in ("gpt-4o", "gpt-4o-mini", "claude-haiku-4-5")
+        }
+    )
+    assert price_key(catalog, model) == key
