@@ -43,9 +43,10 @@ call-log column        transcript
 request_id             ``requestId``, else ``message.id``, else the line's ``uuid``
 model                  ``message.model``
 prompt                 the text of the last user line before the call in the same file
-                       (``message.content`` string or text blocks; tool results and
-                       ``isMeta`` lines are not prompts): the human's ask of that turn,
-                       or for a subagent the task it was given
+                       (``message.content`` string or text blocks; tool results,
+                       ``isMeta`` and ``isCompactSummary`` lines and Claude Code's own
+                       notices, `NOTICE_PREFIXES`, are not prompts): the human's ask of
+                       that turn, or for a subagent the task it was given
 timestamp              the earliest ``timestamp`` of the call's lines
 session_id             ``sessionId`` (a subagent shares its parent's), else from the path
 user, team             the ``user``/``team`` arguments (a transcript names no person);
@@ -86,6 +87,17 @@ from features.prices import PriceCatalog
 __all__ = ["SYNTHETIC_MODEL", "claude_code_files", "import_claude_code"]
 
 SYNTHETIC_MODEL = "<synthetic>"
+#: How Claude Code's own user-role notices start (interruptions, slash-command echoes,
+#: reminders, subagent notifications): text in a user line that nobody typed as an ask.
+NOTICE_PREFIXES = (
+    "[Request interrupted by user",
+    "<command-name>",
+    "<command-message>",
+    "<local-command-stdout>",
+    "<local-command-caveat>",
+    "<system-reminder>",
+    "<task-notification>",
+)
 CLAUDE_CODE_COLUMNS = (
     "is_sidechain",
     "agent_id",
@@ -153,6 +165,14 @@ def _text(content: Any) -> str:
         if isinstance(block, dict)
         and block.get("type") == "text"
         and isinstance(block.get("text"), str)
+    )
+
+
+def _is_notice(line: dict[str, Any], text: str) -> bool:
+    """A user line that Claude Code wrote itself, not a person's ask: ``isMeta``
+    caveats, the ``isCompactSummary`` of ``/compact``, and `NOTICE_PREFIXES`."""
+    return bool(line.get("isMeta") or line.get("isCompactSummary")) or text.startswith(
+        NOTICE_PREFIXES
     )
 
 
@@ -338,9 +358,9 @@ def import_claude_code(
                 continue
             by_type[str(line.get("type"))] += 1
             message = line.get("message")
-            if line.get("type") == "user" and isinstance(message, dict) and not line.get("isMeta"):
+            if line.get("type") == "user" and isinstance(message, dict):
                 said = _text(message.get("content")).strip()
-                if said:
+                if said and not _is_notice(line, said):
                     prompt = said
                 continue
             if not (isinstance(message, dict) and isinstance(message.get("usage"), dict)):

@@ -137,6 +137,23 @@ def test_the_prompt_is_the_last_user_text_before_the_call(result):
     }
 
 
+def test_claude_codes_own_notices_are_not_prompts(tmp_path, prices):
+    def user(text, **flags):
+        return {"type": "user", "message": {"role": "user", "content": text}, **flags}
+
+    lines = [
+        user("Refactor the retry loop"),
+        user("[Request interrupted by user for tool use]"),
+        user("This session is being continued from a previous conversation", isCompactSummary=True),
+        user("<command-name>/model</command-name>"),
+        _assistant(),
+    ]
+    path = tmp_path / "s1.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    frame = import_claude_code(path, prices=prices).frame
+    assert frame["prompt"].tolist() == ["Refactor the retry loop"]
+
+
 def test_project_branch_and_attribution(prices):
     frame = import_claude_code(PROJECT, prices=prices, user="ana", team="payments").frame
     assert set(frame["project"]) == {"-home-ana-src-payments"}
