@@ -282,7 +282,12 @@ def _add(document: OtlpDocument, obj: Any, where: str, raw: str) -> None:
 
 
 def read_otlp_file(path: str | Path) -> OtlpDocument:
-    """Spans and log records of one OTLP/JSON file (one object, or one per line).
+    """Spans and log records of one OTLP/JSON file: one object per line (read line by
+    line, so a collector's large file is never held as text), or one object (or array)
+    spread over the file, as a pretty-printed OTLP/HTTP body is.
+
+    A file is taken as JSON lines when its first non-blank line is a JSON value by
+    itself; then each bad line is quarantined and the others are read.
 
     Raises
     ------
@@ -291,29 +296,37 @@ def read_otlp_file(path: str | Path) -> OtlpDocument:
     """
     path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        text = fh.read()
     document = OtlpDocument()
-    try:
-        whole = json.loads(text)
-    except json.JSONDecodeError:
-        whole = None
-    else:
-        for obj in whole if isinstance(whole, list) else [whole]:
-            _add(document, obj, str(path), json.dumps(obj)[:2000])
-        return document
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
+    with opener(path, "rt", encoding="utf-8") as fh:
+        first = True
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if first:
+                    break  # not JSON lines: one value over several lines
+                document.n_objects += 1
+                reason = f"invalid JSON: {exc}"
+                bad = {"raw": line[:2000], "quarantine_reason": reason, "source": where}
+                document.bad.append(bad)
+                continue
+            first = False
+            _add(document, obj, where, line)
+        else:
+            return document
+        fh.seek(0)
         try:
-            obj = json.loads(line)
+            whole = json.load(fh)
         except json.JSONDecodeError as exc:
             document.n_objects += 1
             reason = f"invalid JSON: {exc}"
-            document.bad.append({"raw": line[:2000], "quarantine_reason": reason, "source": where})
-            continue
-        _add(document, obj, where, line)
+            document.bad.append({"raw": "", "quarantine_reason": reason, "source": str(path)})
+            return document
+    for obj in whole if isinstance(whole, list) else [whole]:
+        _add(document, obj, str(path), json.dumps(obj)[:2000])
     return document
 
 

@@ -12,6 +12,7 @@ collector's file exporter writes it (one object per line, in another order).
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -252,7 +253,7 @@ def test_a_bad_span_is_quarantined_with_its_reason(tmp_path, prices, attrs, reas
     assert result.frame["request_id"].tolist() == ["a2"]
     (bad,) = result.quarantined
     assert bad["quarantine_reason"] == reason
-    assert bad["source"] == f"{path}#span1"
+    assert bad["source"] == f"{path}:1#span1"
 
 
 @pytest.mark.parametrize(
@@ -453,3 +454,40 @@ def test_price_key_falls_back_to_the_undated_alias(model, key):
         }
     )
     assert price_key(catalog, model) == key
+
+
+@pytest.mark.parametrize("name", ["traces.json", "traces.jsonl"])
+def test_gzip_compressed_exports_are_read(tmp_path, prices, name):
+    packed = tmp_path / f"{name}.gz"
+    packed.write_bytes(gzip.compress((FIXTURE / name).read_bytes()))
+    frame = import_otel(packed, prices=prices).frame
+    assert sorted(frame["request_id"]) == sorted(BILL)
+
+
+def test_a_broken_line_of_a_json_lines_export_is_quarantined(tmp_path, prices):
+    path = tmp_path / "export.jsonl"
+    path.write_text(TRACES_JSONL.read_text() + '{"resourceSpans": [\n')
+    result = import_otel(path, prices=prices)
+    assert len(result.frame) == 3
+    (bad,) = result.quarantined[:1]
+    assert bad["quarantine_reason"].startswith("invalid JSON")
+    assert bad["source"] == f"{path}:3"
+
+
+def test_imported_evaluations_grade_the_imported_calls(tmp_path, capsys):
+    """import otel --events, then grade: each call's outcome is its judge's score."""
+    catalog = tmp_path / "prices.json"
+    catalog.write_text(json.dumps(CATALOG))
+    calls, events = tmp_path / "calls.jsonl", tmp_path / "judge.jsonl"
+    argv = ["import", "otel", str(FIXTURE), "--out", str(calls), "--events", str(events)]
+    assert main([*argv, "--prices", str(catalog)]) == 0
+    graded = tmp_path / "graded.parquet"
+    argv = ["grade", "--logs", str(calls), "--events", str(events), "--out", str(graded)]
+    assert main([*argv, "--as-of", "2026-01-20T00:00:00Z"]) == 0
+    capsys.readouterr()
+    outcome = read_call_logs(graded, compute_costs=False).frame.set_index("request_id")
+    assert outcome["outcome"].to_dict() == {
+        "chatcmpl-C3xvQ2aB": 0.8,
+        "msg_01XFDUDYJgAACzvnptvVoYEL": 0.6,
+        "9d4f2b6a8c1e3f57": 1.0,
+    }
