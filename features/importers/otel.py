@@ -426,6 +426,91 @@ def _evaluation_events(
 
 
 # ----------------------------------------------------------------------- import
+def _read_exports(
+    files: Iterable[Path], bad: list[dict[str, Any]], counts: Counter[str]
+) -> tuple[dict[tuple[str, str], Span], list[LogRecord]]:
+    """Every span (by trace and span id, a re-exported span kept once) and log record of
+    the files; unreadable objects are added to ``bad``."""
+    spans: dict[tuple[str, str], Span] = {}
+    logs: list[LogRecord] = []
+    for path in files:
+        try:
+            document = read_otlp_file(path)
+        except (OSError, UnicodeDecodeError, EOFError) as exc:
+            raise ValueError(
+                f"{path}: cannot be read as OTLP JSON text ({type(exc).__name__}: {exc}). "
+                "Export it again as UTF-8 JSON (gzip-compressed only if named .gz)."
+            ) from None
+        if document.bad and len(document.bad) == document.n_objects:
+            reasons = Counter(b["quarantine_reason"].split(":")[0] for b in document.bad)
+            raise ValueError(
+                f"{path}: none of its {document.n_objects} JSON objects is OTLP JSON "
+                f"({'; '.join(f'{r} ({n})' for r, n in reasons.most_common(3))}). Give the "
+                "collector's file exporter output or saved OTLP/HTTP JSON bodies."
+            )
+        counts["objects_read"] += document.n_objects
+        counts["metrics_objects_skipped"] += document.n_metrics_objects
+        counts["spans_read"] += len(document.spans)
+        counts["log_records_read"] += len(document.logs)
+        bad.extend(document.bad)
+        logs.extend(document.logs)
+        for span in document.spans:
+            key = (span.trace_id, span.span_id)
+            if span.span_id and key in spans:
+                counts["duplicate_spans"] += 1  # the same span exported twice
+                continue
+            spans[key if span.span_id else (span.trace_id, span.where)] = span
+    return spans, logs
+
+
+def _calls(
+    spans: dict[tuple[str, str], Span],
+    cache_mode: str,
+    bad: list[dict[str, Any]],
+    counts: Counter[str],
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str], Counter[str]]:
+    """Calls by request id, the call of each inference span, and the skipped spans by
+    operation; spans that cannot be calls are added to ``bad``."""
+    calls: dict[str, dict[str, Any]] = {}
+    call_of_span: dict[tuple[str, str], str] = {}
+    skipped: Counter[str] = Counter()
+    for key, span in spans.items():
+        operation = _operation(span)
+        if "gen_ai.evaluation.name" in span.attributes:
+            operation = "evaluation"  # read below, as an outcome event
+        if operation is None:
+            counts["non_genai_spans"] += 1
+            continue
+        if operation not in INFERENCE_OPERATIONS:
+            skipped[operation] += 1
+            continue
+        try:
+            row, added = _call(span, operation, cache_mode)
+        except ValueError as exc:
+            shown = {k: v for k, v in span.attributes.items() if k.startswith("gen_ai.")}
+            bad.append(
+                {
+                    **shown,
+                    "span_id": span.span_id,
+                    "quarantine_reason": str(exc),
+                    "source": span.where,
+                }
+            )
+            continue
+        counts["inference_spans"] += 1
+        counts["input_tokens_without_cache_counts"] += added
+        request_id = row["request_id"]
+        call_of_span[key] = request_id
+        if request_id in calls:
+            # One completion seen by two instrumentations (a gateway's span and the
+            # client library's): one call. Keep the span that has token counts.
+            counts["duplicate_response_ids"] += 1
+            if calls[request_id]["input_tokens"] is not None or row["input_tokens"] is None:
+                continue
+        calls[request_id] = row
+    return calls, call_of_span, skipped
+
+
 def import_otel(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -466,76 +551,10 @@ def import_otel(
         )
     prices = prices or PriceCatalog.load()
     files = otlp_files([paths] if isinstance(paths, str | Path) else list(paths))
-    spans: dict[tuple[str, str], Span] = {}
-    logs: list[LogRecord] = []
     bad: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
-    for path in progress(files) if progress else files:
-        try:
-            document = read_otlp_file(path)
-        except (OSError, UnicodeDecodeError, EOFError) as exc:
-            raise ValueError(
-                f"{path}: cannot be read as OTLP JSON text ({type(exc).__name__}: {exc}). "
-                "Export it again as UTF-8 JSON (gzip-compressed only if named .gz)."
-            ) from None
-        if document.bad and len(document.bad) == document.n_objects:
-            reasons = Counter(b["quarantine_reason"].split(":")[0] for b in document.bad)
-            raise ValueError(
-                f"{path}: none of its {document.n_objects} JSON objects is OTLP JSON "
-                f"({'; '.join(f'{r} ({n})' for r, n in reasons.most_common(3))}). Give the "
-                "collector's file exporter output or saved OTLP/HTTP JSON bodies."
-            )
-        counts["objects_read"] += document.n_objects
-        counts["metrics_objects_skipped"] += document.n_metrics_objects
-        counts["spans_read"] += len(document.spans)
-        counts["log_records_read"] += len(document.logs)
-        bad.extend(document.bad)
-        logs.extend(document.logs)
-        for span in document.spans:
-            key = (span.trace_id, span.span_id)
-            if span.span_id and key in spans:
-                counts["duplicate_spans"] += 1  # the same span exported twice
-                continue
-            spans[key if span.span_id else (span.trace_id, span.where)] = span
-
-    calls: dict[str, dict[str, Any]] = {}
-    call_of_span: dict[tuple[str, str], str] = {}
-    skipped: Counter[str] = Counter()
-    for key, span in spans.items():
-        operation = _operation(span)
-        if "gen_ai.evaluation.name" in span.attributes:
-            operation = "evaluation"  # read below, as an outcome event
-        if operation is None:
-            counts["non_genai_spans"] += 1
-            continue
-        if operation not in INFERENCE_OPERATIONS:
-            skipped[operation] += 1
-            continue
-        try:
-            row, added = _call(span, operation, cache_tokens_in_input)
-        except ValueError as exc:
-            shown = {k: v for k, v in span.attributes.items() if k.startswith("gen_ai.")}
-            bad.append(
-                {
-                    **shown,
-                    "span_id": span.span_id,
-                    "quarantine_reason": str(exc),
-                    "source": span.where,
-                }
-            )
-            continue
-        counts["inference_spans"] += 1
-        counts["input_tokens_without_cache_counts"] += added
-        request_id = row["request_id"]
-        call_of_span[key] = request_id
-        if request_id in calls:
-            # One completion seen by two instrumentations (a gateway's span and the
-            # client library's): one call. Keep the span that has token counts.
-            counts["duplicate_response_ids"] += 1
-            if calls[request_id]["input_tokens"] is not None or row["input_tokens"] is None:
-                continue
-        calls[request_id] = row
-
+    spans, logs = _read_exports(progress(files) if progress else files, bad, counts)
+    calls, call_of_span, skipped = _calls(spans, cache_tokens_in_input, bad, counts)
     if not calls:
         raise ValueError(
             f"{', '.join(map(str, files))}: no GenAI inference span (gen_ai.operation.name "

@@ -29,7 +29,7 @@ import binascii
 import gzip
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,13 +281,36 @@ def _add(document: OtlpDocument, obj: Any, where: str, raw: str) -> None:
     document.logs.extend(_logs(obj, where))
 
 
+def _read_lines(lines: Iterable[str], path: Path, document: OtlpDocument, *, probe: bool) -> bool:
+    """Read JSON lines into ``document``. With ``probe``, stop and return False (having
+    read nothing) if the first non-blank line is not JSON by itself."""
+    started = not probe
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if not started:
+                return False
+            document.n_objects += 1
+            reason = f"invalid JSON: {exc}"
+            document.bad.append({"raw": line[:2000], "quarantine_reason": reason, "source": where})
+            continue
+        started = True
+        _add(document, obj, where, line)
+    return True
+
+
 def read_otlp_file(path: str | Path) -> OtlpDocument:
     """Spans and log records of one OTLP/JSON file: one object per line (read line by
     line, so a collector's large file is never held as text), or one object (or array)
     spread over the file, as a pretty-printed OTLP/HTTP body is.
 
-    A file is taken as JSON lines when its first non-blank line is a JSON value by
-    itself; then each bad line is quarantined and the others are read.
+    A file is read as JSON lines when its first non-blank line is a JSON value by
+    itself, or when the whole file is not one JSON value (a first line cut off); each
+    bad line is then quarantined and the others are read.
 
     Raises
     ------
@@ -298,32 +321,14 @@ def read_otlp_file(path: str | Path) -> OtlpDocument:
     opener = gzip.open if path.name.endswith(".gz") else open
     document = OtlpDocument()
     with opener(path, "rt", encoding="utf-8") as fh:
-        first = True
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if first:
-                    break  # not JSON lines: one value over several lines
-                document.n_objects += 1
-                reason = f"invalid JSON: {exc}"
-                bad = {"raw": line[:2000], "quarantine_reason": reason, "source": where}
-                document.bad.append(bad)
-                continue
-            first = False
-            _add(document, obj, where, line)
-        else:
+        if _read_lines(fh, path, document, probe=True):
             return document
         fh.seek(0)
         try:
             whole = json.load(fh)
-        except json.JSONDecodeError as exc:
-            document.n_objects += 1
-            reason = f"invalid JSON: {exc}"
-            document.bad.append({"raw": "", "quarantine_reason": reason, "source": str(path)})
+        except json.JSONDecodeError:
+            fh.seek(0)
+            _read_lines(fh, path, document, probe=False)
             return document
     for obj in whole if isinstance(whole, list) else [whole]:
         _add(document, obj, str(path), json.dumps(obj)[:2000])

@@ -491,3 +491,12 @@ def test_imported_evaluations_grade_the_imported_calls(tmp_path, capsys):
         "msg_01XFDUDYJgAACzvnptvVoYEL": 0.6,
         "9d4f2b6a8c1e3f57": 1.0,
     }
+
+
+def test_a_json_lines_export_with_a_broken_first_line_keeps_the_others(tmp_path, prices):
+    path = tmp_path / "export.jsonl"
+    path.write_text('{"resourceSpans": [{"scopeSp\n' + TRACES_JSONL.read_text())
+    result = import_otel(path, prices=prices)
+    assert sorted(result.frame["request_id"]) == sorted(BILL)
+    assert result.quarantined[0]["source"] == f"{path}:1"
+    assert result.counts["objects_read"] == 3
