@@ -44,6 +44,7 @@ __all__ = [
     "log_files",
     "prompt_key",
     "read_call_logs",
+    "validate_call_row",
     "write_call_log",
     "write_quarantine",
 ]
@@ -200,6 +201,21 @@ def prompt_key(prompt: str | None, messages: Sequence[dict[str, Any]] | None) ->
     """
     text = routing_text(prompt, messages, "all")
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def validate_call_row(row: dict[str, Any], *, require_prompt: bool = True) -> dict[str, Any]:
+    """Check one call-log row as `read_call_logs` does and return it cleaned.
+
+    Importers check the rows they build with it, so what they write is what the reader
+    accepts. The result has every column of `COLUMNS` (token counts as floats, NaN when
+    absent; ``timestamp`` as ISO 8601; ``prompt_id`` filled from the prompt).
+
+    Raises
+    ------
+    ValueError
+        Saying which column is wrong and why (the quarantine reason).
+    """
+    return _validate_row(row, require_prompt)
 
 
 def _validate_row(row: dict[str, Any], require_prompt: bool = True) -> dict[str, Any]:
