@@ -1,7 +1,11 @@
 """``outcome-router import otel`` and ``outcome-router import claude-code``: traces and
 agent transcripts in, call log out (docs/call-log.md, "Importing ...").
 
-Each source's parser is one entry of ``training.grade_command.SOURCE_PARSERS``.
+Each source's parser is one entry of ``training.grade_command.SOURCE_PARSERS``. The
+``PATH...``/``--out``/``--prices`` arguments and the quarantine file's name are the
+shared ones of `training.import_calls_command`; the run functions are these importers'
+own, for their extra options (``--events``, ``--cache-tokens-in-input``, ``--user``,
+``--team``), progress over the files, and the columns of their own they write.
 """
 
 from __future__ import annotations
@@ -11,36 +15,13 @@ import json
 import sys
 from pathlib import Path
 
+from training.import_calls_command import add_call_import_arguments, quarantine_path
+
 CALL_LOG_DOC = "docs/call-log.md"
 
 
-def _quarantine_path(out: Path) -> Path:
-    name = out.name
-    for ext in (".jsonl.gz", ".csv.gz", ".jsonl", ".ndjson", ".csv", ".parquet"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return out.with_name(name + ".quarantine.jsonl")
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out",
-        required=True,
-        metavar="CALLS",
-        help="call log to write: .jsonl, .jsonl.gz, .csv, .csv.gz or .parquet (replaced); "
-        "records that cannot be imported go to CALLS.quarantine.jsonl with the reason",
-    )
-    parser.add_argument(
-        "--prices",
-        metavar="FILE",
-        help="price catalog in LiteLLM's model_prices_and_context_window.json format, used "
-        "to recompute every call's cost_usd. Default: features/data/default_prices.json",
-    )
-
-
 def add_otel_parser(sources: argparse._SubParsersAction) -> None:
-    from features.importers.otel import CACHE_TOKEN_MODES, INFERENCE_OPERATIONS
+    from features.importers.genai_semconv import CACHE_TOKEN_MODES, INFERENCE_OPERATIONS
 
     otel = sources.add_parser(
         "otel",
@@ -51,14 +32,11 @@ def add_otel_parser(sources: argparse._SubParsersAction) -> None:
         "catalog. gen_ai.evaluation.result events become judge_score outcome events. Prints "
         f"a JSON summary. Mapping: {CALL_LOG_DOC}, 'Importing OpenTelemetry GenAI traces'.",
     )
-    otel.add_argument(
-        "paths",
-        nargs="+",
-        metavar="PATH",
-        help="OTLP JSON files (.json, .jsonl, .ndjson, optionally .gz) or folders of them; "
-        "logs exports holding evaluation events may be given too",
+    add_call_import_arguments(
+        otel,
+        paths_help="OTLP JSON files (.json, .jsonl, .ndjson, optionally .gz) or folders of "
+        "them; logs exports holding evaluation events may be given too",
     )
-    _add_common(otel)
     otel.add_argument(
         "--events",
         metavar="EVENTS",
@@ -87,14 +65,11 @@ def add_claude_code_parser(sources: argparse._SubParsersAction) -> None:
         "input_tokens, cost recomputed from the catalog beside the transcript's costUSD. "
         f"Prints a JSON summary. Mapping: {CALL_LOG_DOC}, 'Importing Claude Code transcripts'.",
     )
-    claude.add_argument(
-        "paths",
-        nargs="+",
-        metavar="FOLDER",
-        help="folders searched recursively for .jsonl transcripts (e.g. ~/.claude/projects), "
-        "or transcript files",
+    add_call_import_arguments(
+        claude,
+        paths_help="folders searched recursively for .jsonl transcripts (e.g. "
+        "~/.claude/projects), or transcript files",
     )
-    _add_common(claude)
     claude.add_argument(
         "--user",
         metavar="NAME",
@@ -114,12 +89,16 @@ def _write(result, args: argparse.Namespace) -> dict:
 
     out = Path(args.out)
     write_calls(result.frame, out)
-    quarantine = _quarantine_path(out)
+    quarantine = quarantine_path(out)
     if result.quarantined:
         write_quarantine(result.quarantined, quarantine)
     else:
         quarantine.unlink(missing_ok=True)  # a previous run's rejects would mislead
-    return {"out": str(out), "quarantine": str(quarantine) if result.quarantined else None}
+    return {
+        "out": str(out),
+        "prices": str(args.prices) if args.prices else "features/data/default_prices.json",
+        "quarantine": str(quarantine) if result.quarantined else None,
+    }
 
 
 def _catalog(args: argparse.Namespace):

@@ -81,7 +81,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from features.importers.imported_calls import CallsImport, calls_frame, price_call
+from features.importers.imported_calls import CallsImport, checked_calls, price_call
 from features.prices import PriceCatalog
 
 __all__ = ["SYNTHETIC_MODEL", "claude_code_files", "import_claude_code"]
@@ -205,6 +205,7 @@ class _Entry:
     sidechain: bool
     total: int
     first_seen: datetime | None
+    where: str
 
 
 def _entry(line: dict[str, Any], prompt: str | None, path: Path, where: str) -> _Entry:
@@ -269,6 +270,7 @@ def _entry(line: dict[str, Any], prompt: str | None, path: Path, where: str) -> 
         sidechain=sidechain,
         total=fresh + output + reads + writes,
         first_seen=when,
+        where=where,
     )
 
 
@@ -382,7 +384,7 @@ def import_claude_code(
             f"{counts['lines_read']} lines (types: {dict(by_type.most_common(5))}). Point to "
             "Claude Code transcripts (~/.claude/projects/<project>/<session>.jsonl)."
         )
-    rows = []
+    rows, where = [], []
     seen: set[str] = set()
     for entry in entries:
         row = entry.row
@@ -394,12 +396,12 @@ def import_claude_code(
         row["user"], row["team"] = user, team
         price_call(prices, row)
         rows.append(row)
-    frame = calls_frame(rows, CLAUDE_CODE_COLUMNS)
+        where.append(entry.where)
+    frame = checked_calls(rows, CLAUDE_CODE_COLUMNS, bad, where)
     summary = {
         "files": len(files),
         "session_files": counts["session_files"],
         "subagent_files": counts["subagent_files"],
-        "lines_read": counts["lines_read"],
         "lines_by_type": dict(by_type.most_common()),
         "usage_lines": counts["usage_lines"],
         "synthetic_skipped": counts["synthetic_skipped"],
@@ -411,7 +413,13 @@ def import_claude_code(
         "calls_without_prompt": int(frame["prompt"].isna().sum()),
         "fast_mode_calls": int((frame["speed"] == "fast").sum()),
     }
-    return CallsImport(frame=frame, quarantined=bad, counts=summary)
+    return CallsImport(
+        source="claude-code",
+        frame=frame,
+        n_rows=counts["lines_read"],
+        quarantined=bad,
+        counts=summary,
+    )
 
 
 def _collapse(

@@ -1,13 +1,16 @@
-"""What the call-log importers (otel, claude-code) share: the result they return, the
-cost they recompute, the file they write, and the summary they print.
+"""What the trace importers (otel, claude-code) add to the shared call import
+(`features.importers.call_import`): columns of their own, snapshot-date pricing, a
+writer that keeps those columns, and nested counts in the summary.
 
-An importer turns another system's records into call-log rows (docs/call-log.md) plus
-the optional columns of issue 11: ``cache_write_1h_tokens``, ``reasoning_tokens``,
-``source_cost_usd`` (what the source itself said the call cost) and ``source`` (the
-importer's name), and whatever columns of its own it documents (kept by the writer,
-ignored by the reader). ``cost_usd`` is always recomputed from the price catalog: the
-source's own figure is often wrong with caching, so reports use ours and the summary
-shows both.
+An importer turns another system's records into call-log rows (docs/call-log.md),
+checked with `features.call_log.validate_call_row` (prompt-less rows allowed: spans
+rarely capture content), plus columns of its own that the reader ignores and the
+writer keeps: a Claude Code call's ``is_sidechain``, a span's ``trace_id``. ``cost_usd``
+is recomputed from the price catalog, as ``litellm-spend`` does it: the source's own
+figure is often wrong with caching, so reports use ours, and a model the catalog
+cannot price keeps the source's figure (or none). The printed summary is
+`CallImport.to_dict` (the same keys for every call importer) plus the importer's
+counts.
 """
 
 from __future__ import annotations
@@ -24,28 +27,24 @@ from typing import Any
 
 import pandas as pd
 
-from features.call_log import COLUMNS
+from features.call_log import COLUMNS, validate_call_row
+from features.call_log_files import jsonable_row
+from features.importers.call_import import CallImport
 from features.prices import PriceCatalog
 
 __all__ = [
     "CALL_SUFFIXES",
-    "IMPORTED_COLUMNS",
     "CallsImport",
     "check_calls_path",
+    "checked_calls",
     "price_call",
     "price_key",
-    "quarantine_summary",
-    "spend_summary",
     "write_calls",
 ]
 
-#: Call-log columns, then the optional columns every call importer may fill.
-IMPORTED_COLUMNS = tuple(
-    dict.fromkeys(
-        (*COLUMNS, "cache_write_1h_tokens", "reasoning_tokens", "source_cost_usd", "source")
-    )
-)
 CALL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
+#: The catalog key that priced a call: every trace importer writes it.
+PRICED_AS = "priced_as"
 _TOKEN_COLUMNS = (
     "input_tokens",
     "cached_input_tokens",
@@ -54,37 +53,13 @@ _TOKEN_COLUMNS = (
     "output_tokens",
     "reasoning_tokens",
 )
-_NUMBER_COLUMNS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "source_cost_usd",
-    "latency_ms",
-    "outcome",
-    "propensity",
-)
+#: A snapshot date ending a model id: Anthropic ``-20250929``, OpenAI ``-2024-08-06``,
+#: Vertex AI ``@20250929``.
+SNAPSHOT_SUFFIX = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _json_value(name: str, value: Any) -> Any:
-    """Token counts as integers, numpy scalars as Python values."""
-    if hasattr(value, "item") and not isinstance(value, list | dict):
-        value = value.item()
-    if name in _TOKEN_COLUMNS and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-#: A snapshot date ending a model id: Anthropic ``-20250929``, OpenAI ``-2024-08-06``,
-#: Vertex AI ``@20250929``.
-SNAPSHOT_SUFFIX = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
 def price_key(prices: PriceCatalog, model: Any) -> str | None:
@@ -106,11 +81,12 @@ def price_key(prices: PriceCatalog, model: Any) -> str | None:
 
 
 def price_call(prices: PriceCatalog, row: dict[str, Any]) -> None:
-    """Set the row's ``cost_usd`` from the catalog (None when its model is not priced or
-    it has no token counts) and ``priced_as``, the catalog key used."""
+    """Set the row's ``cost_usd`` from the catalog and ``priced_as``, the catalog key
+    used. A model the catalog cannot price keeps the source's own figure
+    (``source_cost_usd``, or None), as `features.importers.litellm_spend` does."""
     key = price_key(prices, row.get("model"))
-    row["priced_as"] = key
-    row["cost_usd"] = None
+    row[PRICED_AS] = key
+    row["cost_usd"] = row.get("source_cost_usd")
     if key is None or _missing(row.get("input_tokens")):
         return
 
@@ -128,14 +104,36 @@ def price_call(prices: PriceCatalog, row: dict[str, Any]) -> None:
     )
 
 
-def calls_frame(rows: Sequence[dict[str, Any]], extra_columns: Sequence[str] = ()) -> pd.DataFrame:
-    """Rows as a frame with every imported column, numbers as float (NaN when absent)."""
-    columns = [*IMPORTED_COLUMNS, "priced_as"]
-    columns += [c for c in extra_columns if c not in columns]
-    frame = pd.DataFrame.from_records(list(rows), columns=columns)
-    for name in _NUMBER_COLUMNS:
-        frame[name] = frame[name].astype("float64")
-    return frame
+def checked_calls(
+    rows: Sequence[dict[str, Any]],
+    own_columns: Sequence[str],
+    quarantined: list[dict[str, Any]],
+    where: Sequence[str],
+) -> pd.DataFrame:
+    """The rows checked as the call-log reader checks them (``require_prompt=False``),
+    as a frame of the call-log columns, ``priced_as`` and ``own_columns``; a rejected
+    row is appended to ``quarantined`` with its reason and ``where`` it was read."""
+    good = []
+    for row, source in zip(rows, where, strict=True):
+        try:
+            clean = validate_call_row(row, require_prompt=False)
+        except (ValueError, TypeError) as exc:
+            quarantined.append(
+                {**jsonable_row(row), "quarantine_reason": str(exc), "source": source}
+            )
+            continue
+        good.append({**clean, **{c: row.get(c) for c in (PRICED_AS, *own_columns)}})
+    columns = list(dict.fromkeys((*COLUMNS, PRICED_AS, *own_columns)))
+    return pd.DataFrame.from_records(good, columns=columns)
+
+
+def _json_value(name: str, value: Any) -> Any:
+    """Token counts as integers, numpy scalars as Python values."""
+    if hasattr(value, "item") and not isinstance(value, list | dict):
+        value = value.item()
+    if name in _TOKEN_COLUMNS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def check_calls_path(path: str | Path) -> Path:
@@ -156,11 +154,12 @@ def check_calls_path(path: str | Path) -> Path:
 
 
 def write_calls(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write imported calls by the file's extension (`CALL_SUFFIXES`).
+    """Write imported calls by the file's extension (`CALL_SUFFIXES`), every column.
 
-    JSONL leaves absent values out of each line; CSV and Parquet hold ``messages`` as
-    JSON text (the call-log reader parses it back). Every column is written: the
-    reader keeps the call-log columns and ignores the rest.
+    `features.call_log.write_call_log` writes the call-log columns only; the trace
+    importers' own columns (``is_sidechain``, ``trace_id``...) are kept here, and the
+    reader ignores them. JSONL leaves absent values out of each line; CSV and Parquet
+    hold ``messages`` as JSON text (the call-log reader parses it back).
 
     Raises
     ------
@@ -190,71 +189,64 @@ def write_calls(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def _reason_kind(reason: str) -> str:
-    """A reason without the value it quotes, so that like reasons count together."""
-    if reason.startswith("invalid JSON"):
-        return "invalid JSON"
-    return reason.split(", got ")[0]
-
-
-def quarantine_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """How many records were quarantined, by reason (the reason up to its ``, got``)."""
-    reasons = Counter(_reason_kind(str(r["quarantine_reason"])) for r in rows)
-    return {"n": len(rows), "by_reason": dict(reasons.most_common())}
-
-
-def spend_summary(frame: pd.DataFrame) -> dict[str, Any]:
-    """Recomputed spend beside the source's own, on the calls where both are known.
-
-    ``difference_usd`` is source minus recomputed on those calls: positive when the
-    source charged more than the catalog prices say.
-    """
-    cost = frame["cost_usd"]
-    stated = frame["source_cost_usd"]
-    both = cost.notna() & stated.notna()
-    unpriced = frame.loc[cost.isna(), "model"].value_counts()
-    renamed = frame.loc[frame["priced_as"].notna() & (frame["priced_as"] != frame["model"])]
-    return {
-        "recomputed_usd": round(float(cost.sum()), 6),
-        "source_usd": round(float(stated.sum()), 6) if stated.notna().any() else None,
-        "calls_with_source_cost": int(stated.notna().sum()),
-        "source_usd_on_those_calls": round(float(stated[both].sum()), 6),
-        "recomputed_usd_on_those_calls": round(float(cost[both].sum()), 6),
-        "difference_usd": round(float(stated[both].sum() - cost[both].sum()), 6),
-        "unpriced_calls": int(cost.isna().sum()),
-        "unpriced_models": {str(k): int(v) for k, v in unpriced.items()},
-        "models_priced_as": dict(zip(renamed["model"], renamed["priced_as"], strict=True)),
-    }
-
-
 @dataclass(frozen=True)
 class CallsImport:
-    """Calls read from another system's records.
+    """Calls read from traces or transcripts.
 
     Attributes
     ----------
+    source : str
+        The importer's name (the ``source`` column of every row).
     frame : DataFrame, shape (n_calls, n_columns)
-        One row per call: `IMPORTED_COLUMNS` and the importer's own columns.
+        One row per call: `features.call_log.COLUMNS`, ``priced_as`` and the
+        importer's own columns.
+    n_rows : int
+        Records read (spans, transcript lines).
     quarantined : list of dict
         Records not imported, each with ``quarantine_reason`` and ``source``
         (``FILE:LINE`` or ``FILE#spanN``).
     counts : dict
-        What was read (files, lines or spans, duplicates collapsed, skipped kinds),
-        specific to the importer.
+        What the importer reports besides (files, duplicates collapsed, skipped kinds),
+        values numbers or dicts of them.
     events : DataFrame or None
         Outcome events found beside the calls (`features.events.EventsRead.frame`
         columns), for importers whose source carries them.
     """
 
+    source: str
     frame: pd.DataFrame
+    n_rows: int
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
     events: pd.DataFrame | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {**self.counts, "calls_written": len(self.frame)}
+        """The printed summary: `CallImport.to_dict` (what every call importer prints)
+        with the snapshots priced under an alias, the source's spend against ours on
+        the calls that state it, and the importer's counts."""
+        priced = self.frame[PRICED_AS].notna()
+        unpriced = Counter(self.frame.loc[~priced, "model"])
+        shared = CallImport(
+            source=self.source,
+            frame=self.frame,
+            quarantined=self.quarantined,
+            n_rows=self.n_rows,
+            unpriced=dict(unpriced),
+        ).to_dict()
+        renamed = self.frame.loc[priced & (self.frame[PRICED_AS] != self.frame["model"])]
+        stated = self.frame["source_cost_usd"].notna() & priced
+        out = {
+            **shared,
+            "models_priced_as": dict(zip(renamed["model"], renamed[PRICED_AS], strict=True)),
+            "calls_stating_spend": {
+                "calls": int(stated.sum()),
+                "source_spend_usd": round(
+                    float(self.frame.loc[stated, "source_cost_usd"].sum()), 6
+                ),
+                "recomputed_spend_usd": round(float(self.frame.loc[stated, "cost_usd"].sum()), 6),
+            },
+            **self.counts,
+        }
         if self.events is not None:
-            out["events_found"] = len(self.events)
-        out["quarantined"] = quarantine_summary(self.quarantined)
-        out["spend"] = spend_summary(self.frame)
+            out["judge_score_events"] = len(self.events)
         return out

@@ -68,7 +68,18 @@ from pathlib import Path
 from typing import Any
 
 from features.events import validate_events
-from features.importers.imported_calls import CallsImport, calls_frame, price_call
+from features.importers.genai_semconv import (
+    CACHE_TOKEN_MODES,
+    DETAILS_EVENT,
+    EVALUATION_EVENT,
+    INFERENCE_OPERATIONS,
+    LABEL_SCORES,
+    SESSION_KEYS,
+    TEAM_KEYS,
+    TOKEN_KEYS,
+    USER_KEYS,
+)
+from features.importers.imported_calls import CallsImport, checked_calls, price_call
 from features.importers.otlp_json import (
     LogRecord,
     Span,
@@ -87,47 +98,6 @@ __all__ = [
     "import_otel",
 ]
 
-INFERENCE_OPERATIONS = ("chat", "text_completion", "generate_content")
-EVALUATION_EVENT = "gen_ai.evaluation.result"
-DETAILS_EVENT = "gen_ai.client.inference.operation.details"
-#: Who asked: OpenTelemetry's ``user.id`` (and the deprecated ``enduser.id`` it
-#: replaced), then LiteLLM's OpenTelemetry callback, which sets ``metadata.<key>``
-#: for every key of its logging metadata.
-USER_KEYS = ("user.id", "enduser.id", "metadata.user_api_key_user_id")
-#: The team: no semantic convention names one; ``team.id``/``team.name`` are read as
-#: an application would set them, then LiteLLM's key team.
-TEAM_KEYS = ("team.id", "team.name", "metadata.user_api_key_team_id")
-SESSION_KEYS = ("gen_ai.conversation.id", "session.id")
-TOKEN_KEYS = {
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
-    "cached_input_tokens": (
-        "gen_ai.usage.cache_read.input_tokens",
-        "gen_ai.usage.cache_read_input_tokens",
-    ),
-    "cache_write_tokens": (
-        "gen_ai.usage.cache_creation.input_tokens",
-        "gen_ai.usage.cache_creation_input_tokens",
-    ),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens",),
-}
-CACHE_TOKEN_MODES = ("auto", "included", "excluded")
-#: Labels read as a score when an evaluation has no ``score.value`` (the examples of
-#: ``gen_ai.evaluation.score.label`` in the convention, and their plain synonyms).
-LABEL_SCORES = {
-    "pass": 1.0,
-    "passed": 1.0,
-    "correct": 1.0,
-    "relevant": 1.0,
-    "true": 1.0,
-    "yes": 1.0,
-    "fail": 0.0,
-    "failed": 0.0,
-    "incorrect": 0.0,
-    "not_relevant": 0.0,
-    "false": 0.0,
-    "no": 0.0,
-}
 OTEL_COLUMNS = ("provider", "operation", "trace_id", "span_id", "error_type")
 _STATUS_ERROR = 2
 _MESSAGE_EVENTS = {
@@ -319,6 +289,7 @@ def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], 
         "trace_id": span.trace_id or None,
         "span_id": span.span_id or None,
         "error_type": None if error is None else str(error),
+        "_where": span.where,
     }
     return row, added
 
@@ -563,12 +534,13 @@ def import_otel(
             f"{len(bad)}). Check that the instrumentation emits GenAI spans."
         )
     rows = list(calls.values())
+    where = [row.pop("_where") for row in rows]
     for row in rows:
         price_call(prices, row)
+    frame = checked_calls(rows, OTEL_COLUMNS, bad, where)
     event_rows, bad_evaluations = _evaluation_events(spans, logs, call_of_span)
     events, invalid = validate_events(event_rows, source="otel")
     bad.extend(bad_evaluations + invalid)
-    frame = calls_frame(rows, OTEL_COLUMNS)
     summary = {
         "files": len(files),
         "objects_read": counts["objects_read"],
@@ -590,4 +562,11 @@ def import_otel(
             "quarantined": len(bad_evaluations) + len(invalid),
         },
     }
-    return CallsImport(frame=frame, quarantined=bad, counts=summary, events=events)
+    return CallsImport(
+        source="otel",
+        frame=frame,
+        n_rows=counts["spans_read"],
+        quarantined=bad,
+        counts=summary,
+        events=events,
+    )

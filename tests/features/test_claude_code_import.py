@@ -91,11 +91,15 @@ def test_every_call_matches_the_worked_bill(result):
     for request_id, (*tokens, cost) in BILL.items():
         assert calls.loc[request_id, list(TOKENS)].tolist() == tokens, request_id
         assert calls.loc[request_id, "cost_usd"] == pytest.approx(cost, abs=1e-12), request_id
-    spend = result.to_dict()["spend"]
-    assert spend["recomputed_usd"] == pytest.approx(0.098273)
+    summary = result.to_dict()
+    assert summary["recomputed_spend_usd"] == pytest.approx(0.098273)
     # The transcript's own figure sits beside ours, on the one call that has it.
     assert calls["source_cost_usd"].dropna().to_dict() == {"req_011CBcDeFg0000000000002": 0.0152}
-    assert spend["difference_usd"] == pytest.approx(0.0152 - 0.014943)
+    assert summary["calls_stating_spend"] == {
+        "calls": 1,
+        "source_spend_usd": 0.0152,
+        "recomputed_spend_usd": 0.014943,
+    }
     assert set(calls["source"]) == {"claude-code"}
 
 
@@ -106,7 +110,7 @@ def test_streamed_chunks_and_sidechain_replays_are_counted_once(result):
     assert (counts["session_files"], counts["subagent_files"]) == (1, 1)
     calls = result.frame.set_index("request_id")
     # the streamed call starts at its first chunk; the replayed call stays the parent's
-    assert calls.loc["req_011CAbCdEf0000000000001", "timestamp"] == "2026-01-09T10:00:05Z"
+    assert calls.loc["req_011CAbCdEf0000000000001", "timestamp"] == "2026-01-09T10:00:05+00:00"
     assert not calls.loc["req_011CBcDeFg0000000000002", "is_sidechain"]
     assert "<synthetic>" not in set(calls["model"])
 
@@ -242,9 +246,11 @@ def test_the_command_writes_the_call_log_and_the_quarantine(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["calls_written"] == 4 and printed["files"] == 2
     assert printed["duplicates_collapsed"] == {"streamed_chunks": 2, "sidechain_replays": 1}
-    assert printed["quarantined"] == {"n": 1, "by_reason": {"invalid JSON": 1}}
-    assert printed["spend"]["recomputed_usd"] == pytest.approx(0.098273)
-    assert printed["spend"]["source_usd"] == 0.0152
+    assert printed["quarantined"] == 1 and printed["rows_read"] == 15
+    (reason,) = printed["quarantine_reasons"]
+    assert reason.startswith("invalid JSON")
+    assert printed["recomputed_spend_usd"] == pytest.approx(0.098273)
+    assert printed["source_spend_usd"] == 0.0152
     quarantine = tmp_path / "calls.quarantine.jsonl"
     assert printed["quarantine"] == str(quarantine) and quarantine.is_file()
 
@@ -269,8 +275,23 @@ def test_a_dated_snapshot_is_priced_under_its_alias_when_the_catalog_lacks_it():
     assert calls.loc["req_011CBcDeFg0000000000002", "cost_usd"] == pytest.approx(
         alias.cost_usd(21506, 220, 20000, 1500)
     )
-    assert result.to_dict()["spend"]["models_priced_as"] == {
+    assert result.to_dict()["models_priced_as"] == {
         "claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
         "claude-haiku-4-5-20251001": "claude-haiku-4-5",
     }
-    assert result.to_dict()["spend"]["unpriced_calls"] == 0
+    assert result.to_dict()["calls_not_in_catalog"] == 0
+
+
+def test_a_model_the_catalog_cannot_price_keeps_the_transcripts_cost(tmp_path, prices):
+    path = tmp_path / "s1.jsonl"
+    lines = [
+        _assistant(message_model="claude-next-1", costUSD=0.25),
+        _assistant(message_model="claude-next-1", requestId="req_2", message_id="msg_2"),
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = import_claude_code(path, prices=prices)
+    assert result.frame["cost_usd"].tolist()[0] == 0.25
+    assert result.frame["cost_usd"].isna().tolist() == [False, True]
+    summary = result.to_dict()
+    assert summary["models_not_in_catalog"] == {"claude-next-1": 2}
+    assert summary["calls_not_in_catalog"] == 2

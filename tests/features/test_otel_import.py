@@ -111,7 +111,7 @@ def test_every_call_matches_the_worked_bill(prices):
             assert _none(row[column]) == expected[column], (request_id, column)
         assert row["output_tokens"] == expected["output_tokens"]
         assert row["cost_usd"] == pytest.approx(expected["cost_usd"], abs=1e-12), request_id
-    assert result.to_dict()["spend"]["recomputed_usd"] == pytest.approx(0.017195)
+    assert result.to_dict()["recomputed_spend_usd"] == pytest.approx(0.017195)
     assert result.counts["input_tokens_without_cache_counts"] == 1
     assert set(calls["source"]) == {"otel"}
 
@@ -119,7 +119,7 @@ def test_every_call_matches_the_worked_bill(prices):
 def test_attributes_map_to_the_call_log_columns(prices):
     calls = import_otel(TRACES_JSON, prices=prices).frame.set_index("request_id")
     gpt = calls.loc["chatcmpl-C3xvQ2aB"]
-    assert gpt["timestamp"] == "2026-01-01T10:00:00Z"
+    assert gpt["timestamp"] == "2026-01-01T10:00:00+00:00"
     assert gpt["latency_ms"] == 1500.0
     assert gpt["session_id"] == "conv-7781"
     assert (gpt["user"], gpt["team"]) == ("ana", "support")  # span user.id, resource team.id
@@ -401,9 +401,14 @@ def test_the_command_writes_calls_events_and_quarantine(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["files"] == 3 and printed["calls_written"] == 3
     assert printed["duplicates_collapsed"] == {"same_span": 5, "same_response_id": 0}
-    assert printed["quarantined"]["n"] == 1
-    assert printed["spend"]["recomputed_usd"] == pytest.approx(0.017195)
-    assert printed["spend"]["unpriced_calls"] == 0
+    assert printed["quarantined"] == 1 and printed["judge_score_events"] == 3
+    assert printed["recomputed_spend_usd"] == pytest.approx(0.017195)
+    assert printed["calls_not_in_catalog"] == 0 and printed["source"] == "otel"
+    assert [m["model"] for m in printed["by_model"]] == [
+        "claude-sonnet-4-5-20250929",
+        "gpt-4o-2024-08-06",
+        "claude-haiku-4-5",
+    ]
     quarantine = tmp_path / "calls.quarantine.jsonl"
     assert printed["quarantine"] == str(quarantine)
     assert len(quarantine.read_text().splitlines()) == 1
