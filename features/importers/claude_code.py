@@ -208,8 +208,11 @@ class _Entry:
     where: str
 
 
-def _entry(line: dict[str, Any], prompt: str | None, path: Path, where: str) -> _Entry:
-    """The call an assistant line describes; raises ValueError with the reason."""
+def _entry(
+    line: dict[str, Any], prompt: str | None, place: tuple[str | None, str, bool], where: str
+) -> _Entry:
+    """The call an assistant line describes; raises ValueError with the reason.
+    ``place`` is the file's (project, session id, is a subagent file)."""
     message = line["message"]
     usage = message["usage"]
     for name, value in (
@@ -239,7 +242,7 @@ def _entry(line: dict[str, Any], prompt: str | None, path: Path, where: str) -> 
     ):
         raise ValueError(f"costUSD must be a number >= 0, got {cost!r}")
     when = _timestamp(line.get("timestamp"))
-    project, path_session, subagent_file = _path_parts(path)
+    project, path_session, subagent_file = place
     sidechain = bool(line.get("isSidechain")) or subagent_file
     request_id = line.get("requestId") or message.get("id") or line.get("uuid") or where
     row = {
@@ -326,6 +329,7 @@ def import_claude_code(
     for path in progress(files) if progress else files:
         counts["subagent_files" if path.parent.name == "subagents" else "session_files"] += 1
         prompt: str | None = None
+        place = _path_parts(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
@@ -372,7 +376,7 @@ def import_claude_code(
                 counts["synthetic_skipped"] += 1
                 continue
             try:
-                entry = _entry(line, prompt, path, where)
+                entry = _entry(line, prompt, place, where)
             except ValueError as exc:
                 bad.append({**line, "quarantine_reason": str(exc), "source": where})
                 continue

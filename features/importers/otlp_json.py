@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import gzip
 import json
 import math
@@ -98,15 +99,21 @@ class OtlpDocument:
     n_metrics_objects: int = 0
 
 
+@functools.cache
+def _snake(camel: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in camel)
+
+
 def _get(obj: dict[str, Any], camel: str) -> Any:
     """A field by its lowerCamelCase name, else by its protobuf snake_case name."""
-    if camel in obj:
-        return obj[camel]
-    snake = "".join("_" + c.lower() if c.isupper() else c for c in camel)
-    return obj.get(snake)
+    value = obj.get(camel)
+    return obj.get(_snake(camel)) if value is None else value
 
 
-def _list(obj: dict[str, Any], camel: str) -> list[Any]:
+def _list(obj: Any, camel: str) -> list[Any]:
+    """A repeated field, [] when absent or not a list (or ``obj`` is not an object)."""
+    if not isinstance(obj, dict):
+        return []
     value = _get(obj, camel)
     return value if isinstance(value, list) else []
 
@@ -124,36 +131,48 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def _double(found: Any) -> Any:
+    if isinstance(found, str):  # "NaN", "Infinity", "-Infinity"
+        try:
+            return float(found)
+        except ValueError:
+            return found
+    return found
+
+
+def _integer(found: Any) -> Any:
+    number = _int(found)
+    return found if number is None else number
+
+
+#: How each ``AnyValue`` field (lowerCamelCase or snake_case) becomes a Python value.
+_ANY_VALUE = {
+    "stringValue": lambda v: v,
+    "boolValue": lambda v: v,
+    "bytesValue": lambda v: v,
+    "intValue": _integer,
+    "doubleValue": _double,
+    "arrayValue": lambda v: (
+        [any_value(x) for x in _list(v, "values")] if isinstance(v, dict) else []
+    ),
+    "kvlistValue": lambda v: attributes(_list(v, "values")) if isinstance(v, dict) else {},
+}
+_ANY_VALUE.update({_snake(k): f for k, f in list(_ANY_VALUE.items())})
+
+
 def any_value(value: Any) -> Any:
-    """An OTLP ``AnyValue`` object as a Python value (see the module's rules).
+    """An OTLP ``AnyValue`` object as a Python value (see the module's rules); an empty
+    ``AnyValue`` is None.
 
     >>> any_value({"intValue": "42"}), any_value({"arrayValue": {"values": [{"stringValue": "a"}]}})
     (42, ['a'])
     """
     if not isinstance(value, dict):
         return value
-    for camel in ("stringValue", "boolValue", "bytesValue"):
-        found = _get(value, camel)
-        if found is not None:
-            return found
-    found = _get(value, "intValue")
-    if found is not None:
-        number = _int(found)
-        return found if number is None else number
-    found = _get(value, "doubleValue")
-    if found is not None:
-        if isinstance(found, str):
-            try:
-                return float(found)
-            except ValueError:
-                return found
-        return found
-    found = _get(value, "arrayValue")
-    if found is not None:
-        return [any_value(v) for v in _list(found, "values")]
-    found = _get(value, "kvlistValue")
-    if found is not None:
-        return attributes(_list(found, "values"))
+    for name, found in value.items():
+        convert = _ANY_VALUE.get(name)
+        if convert is not None and found is not None:
+            return convert(found)
     return None
 
 
