@@ -73,7 +73,9 @@ def add_claude_code_parser(sources: argparse._SubParsersAction) -> None:
     claude.add_argument(
         "--user",
         metavar="NAME",
-        help="user written on every call (a transcript folder is one person's). Default: empty",
+        help="user written on every call (a transcript folder is one person's). Default: "
+        "the home folder's name in each transcript line's cwd (/home/NAME/..., "
+        "/Users/NAME/...), else empty",
     )
     claude.add_argument(
         "--team",

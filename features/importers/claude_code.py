@@ -49,9 +49,11 @@ prompt                 the text of the last user line before the call in the sam
                        that turn, or for a subagent the task it was given
 timestamp              the earliest ``timestamp`` of the call's lines
 session_id             ``sessionId`` (a subagent shares its parent's), else from the path
-user, team             the ``user``/``team`` arguments (a transcript names no person);
-                       task is left empty: no rule in a transcript says what kind of work
-                       a call was
+user                   the ``user`` argument, else the home folder's name in ``cwd``
+                       (``/home/ana/...``, ``/Users/ana/...``, ``C:\\Users\\ana\\...``:
+                       `HOME_IN_CWD`), else empty: a transcript names no person
+team                   the ``team`` argument, else empty; task is left empty: no rule
+                       in a transcript says what kind of work a call was
 input_tokens           ``input_tokens + cache_read_input_tokens + cache writes``
 cached_input_tokens    ``cache_read_input_tokens``
 cache_write_tokens     cache writes (above)
@@ -74,6 +76,7 @@ speed                  ``usage.speed`` (``"fast"``: fast mode, priced higher tha
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -87,6 +90,8 @@ from features.prices import PriceCatalog
 __all__ = ["SYNTHETIC_MODEL", "claude_code_files", "import_claude_code"]
 
 SYNTHETIC_MODEL = "<synthetic>"
+#: The user whose home folder the session ran in (Linux, macOS, Windows).
+HOME_IN_CWD = re.compile(r"^(?:/home|/Users|[A-Za-z]:\\Users)[/\\]([^/\\]+)")
 #: How Claude Code's own user-role notices start (interruptions, slash-command echoes,
 #: reminders, subagent notifications): text in a user line that nobody typed as an ask.
 NOTICE_PREFIXES = (
@@ -302,9 +307,12 @@ def import_claude_code(
         ``~/.claude/projects`` or one project folder under it).
     prices : PriceCatalog, optional
         Catalog that prices every call (``cost_usd``); the default catalog when None.
-    user, team : str, optional
-        Written on every call: a transcript folder is one person's machine, and names
-        neither the person nor their team.
+    user : str, optional
+        Written on every call; when None, the home folder's name in each line's ``cwd``
+        (`HOME_IN_CWD`), else empty. A transcript folder is one person's machine, and
+        names neither the person nor their team.
+    team : str, optional
+        Written on every call.
     progress : callable, optional
         Wraps the list of files as they are read (e.g. ``tqdm``), to show progress.
 
@@ -397,7 +405,12 @@ def import_claude_code(
         if row["request_id"] in seen:  # a requestId shared by two message ids
             row["request_id"] = f"{row['request_id']}/{row['message_id']}"
         seen.add(row["request_id"])
-        row["user"], row["team"] = user, team
+        row["team"] = team
+        if user is not None:
+            row["user"] = user
+        else:
+            home = HOME_IN_CWD.match(row["cwd"] or "")
+            row["user"] = home.group(1) if home else None
         price_call(prices, row)
         rows.append(row)
         where.append(entry.where)

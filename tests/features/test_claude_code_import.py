@@ -141,6 +141,16 @@ def test_the_prompt_is_the_last_user_text_before_the_call(result):
     }
 
 
+def test_the_user_is_the_home_folder_of_the_sessions_cwd(result, tmp_path, prices):
+    assert set(result.frame["user"]) == {"ana"}  # cwd /home/ana/src/payments
+    assert result.frame["team"].isna().all()
+    path = tmp_path / "s1.jsonl"
+    lines = [_assistant(cwd="/workspace/app"), _assistant(cwd="/Users/bo/app", requestId="r2")]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    users = import_claude_code(path, prices=prices).frame["user"]
+    assert users.isna().tolist() == [True, False] and users[1] == "bo"
+
+
 def test_claude_codes_own_notices_are_not_prompts(tmp_path, prices):
     def user(text, **flags):
         return {"type": "user", "message": {"role": "user", "content": text}, **flags}
