@@ -19,6 +19,8 @@ __all__ = [
     "EVALUATION_EVENT",
     "INFERENCE_OPERATIONS",
     "LABEL_SCORES",
+    "LITELLM_COST",
+    "LITELLM_USAGE_OBJECT",
     "SESSION_KEYS",
     "TEAM_KEYS",
     "TOKEN_KEYS",
@@ -33,8 +35,9 @@ EVALUATION_EVENT = "gen_ai.evaluation.result"
 DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 #: Who asked: OpenTelemetry's ``user.id`` (and the deprecated ``enduser.id`` it
 #: replaced), then LiteLLM's OpenTelemetry callback, which sets ``metadata.<key>``
-#: for every key of its logging metadata.
-USER_KEYS = ("user.id", "enduser.id", "metadata.user_api_key_user_id")
+#: for every key of its logging metadata (the API key's user), and ``llm.user`` (the
+#: request's ``user``): the order of ``import litellm-spend``'s ``user``, ``end_user``.
+USER_KEYS = ("user.id", "enduser.id", "metadata.user_api_key_user_id", "llm.user")
 #: The team: no semantic convention names one; ``team.id``/``team.name`` are read as
 #: an application would set them, then LiteLLM's key team.
 TEAM_KEYS = ("team.id", "team.name", "metadata.user_api_key_team_id")
@@ -75,3 +78,13 @@ LABEL_SCORES = {
     "false": 0.0,
     "no": 0.0,
 }
+
+#: LiteLLM's OpenTelemetry callback (BerriAI/litellm ``litellm/integrations/
+#: opentelemetry.py``, ``set_attributes``) writes the deprecated token names and no
+#: cache counts, but its logging metadata's usage object (``metadata.usage_object``, a
+#: dict as text) holds them: read with `features.importers.litellm_usage`, as
+#: ``import litellm-spend`` reads the same object.
+LITELLM_USAGE_OBJECT = "metadata.usage_object"
+#: LiteLLM's own cost of the call (``cost_breakdown.total_cost``, its ``response_cost``),
+#: written by the same callback as ``gen_ai.cost.<key>``: kept as ``source_cost_usd``.
+LITELLM_COST = "gen_ai.cost.total_cost"

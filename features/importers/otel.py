@@ -33,6 +33,7 @@ cached_input_tokens        ``gen_ai.usage.cache_read.input_tokens``
 cache_write_tokens         ``gen_ai.usage.cache_creation.input_tokens``
 output_tokens              ``gen_ai.usage.output_tokens`` (``..completion_tokens``)
 reasoning_tokens           ``gen_ai.usage.reasoning.output_tokens`` (part of output)
+source_cost_usd            ``gen_ai.cost.total_cost`` (LiteLLM's callback)
 cost_usd                   recomputed from the price catalog
 source                     ``"otel"``
 provider, operation        ``gen_ai.provider.name`` (``gen_ai.system``); the operation
@@ -48,6 +49,10 @@ to add Anthropic's separately reported cache counts in. Instrumentations that di
 they are added, and the summary counts how often. ``"included"`` quarantines such a
 span instead, ``"excluded"`` always adds them.
 
+LiteLLM's OpenTelemetry callback writes no cache counts on its spans; where a span has
+none, its ``metadata.usage_object`` (`LITELLM_USAGE_OBJECT`) gives every token count,
+read by `features.importers.litellm_usage` as ``import litellm-spend`` reads it.
+
 Evaluations: a ``gen_ai.evaluation.result`` event (a span event, or a log record of a
 logs export) or a span carrying ``gen_ai.evaluation.name`` becomes a ``judge_score``
 outcome event (docs/grading.md) about the call it names: its ``gen_ai.response.id``,
@@ -59,6 +64,7 @@ value, ``gen_ai.evaluation.score.label`` is read through `LABEL_SCORES`.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 from collections import Counter
@@ -74,12 +80,15 @@ from features.importers.genai_semconv import (
     EVALUATION_EVENT,
     INFERENCE_OPERATIONS,
     LABEL_SCORES,
+    LITELLM_COST,
+    LITELLM_USAGE_OBJECT,
     SESSION_KEYS,
     TEAM_KEYS,
     TOKEN_KEYS,
     USER_KEYS,
 )
 from features.importers.imported_calls import CallsImport, checked_calls, price_call
+from features.importers.litellm_usage import usage_tokens
 from features.importers.otlp_json import (
     LogRecord,
     Span,
@@ -240,17 +249,33 @@ def _operation(span: Span) -> str | None:
     return None
 
 
-def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], bool]:
-    """One call-log row for an inference span, and whether its input tokens had to have
-    the cache counts added. Raises ValueError with the quarantine reason."""
-    attrs = span.attributes
-    model = _first(("gen_ai.response.model", "gen_ai.request.model"), attrs)
-    if model is None:
-        raise ValueError("inference span without gen_ai.response.model or gen_ai.request.model")
-    tokens = {column: _count(attrs, column) for column in TOKEN_KEYS}
-    reads = tokens["cached_input_tokens"] or 0
-    writes = tokens["cache_write_tokens"] or 0
-    added = False
+def _litellm_usage(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """LiteLLM's usage object on the span (a dict, or its JSON or Python text), or None."""
+    value = attrs.get(LITELLM_USAGE_OBJECT)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            try:
+                value = ast.literal_eval(value)  # LiteLLM writes str(dict)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return None
+    return value if isinstance(value, dict) else None
+
+
+def _tokens(attrs: dict[str, Any], cache_mode: str, notes: list[str]) -> dict[str, int | None]:
+    """The span's token counts in the call log's convention (see the module docstring);
+    ``notes`` gets the summary counts it adds to. Raises ValueError with the reason."""
+    tokens: dict[str, int | None] = {column: _count(attrs, column) for column in TOKEN_KEYS}
+    reads, writes = tokens["cached_input_tokens"], tokens["cache_write_tokens"]
+    litellm = _litellm_usage(attrs) if reads is None and writes is None else None
+    if litellm is not None:
+        usage = usage_tokens(
+            litellm, prompt_tokens=tokens["input_tokens"], completion_tokens=tokens["output_tokens"]
+        )
+        notes.append("litellm_usage_objects_read")
+        return usage.to_dict()
+    reads, writes = reads or 0, writes or 0
     if tokens["input_tokens"] is not None and reads + writes:
         exceeds = reads + writes > tokens["input_tokens"]
         if cache_mode == "included" and exceeds:
@@ -261,12 +286,30 @@ def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], 
             )
         if cache_mode == "excluded" or exceeds:
             tokens["input_tokens"] += reads + writes
-            added = True
+            notes.append("input_tokens_without_cache_counts")
     if (tokens["reasoning_tokens"] or 0) > (tokens["output_tokens"] or 0):
         raise ValueError(
             "gen_ai.usage.reasoning.output_tokens exceeds gen_ai.usage.output_tokens (it "
             f"is a part of it), got {tokens['reasoning_tokens']} > {tokens['output_tokens']}"
         )
+    return tokens
+
+
+def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], list[str]]:
+    """One call-log row for an inference span, and the summary counts it adds to.
+    Raises ValueError with the quarantine reason."""
+    attrs = span.attributes
+    model = _first(("gen_ai.response.model", "gen_ai.request.model"), attrs)
+    if model is None:
+        raise ValueError("inference span without gen_ai.response.model or gen_ai.request.model")
+    notes: list[str] = []
+    tokens = _tokens(attrs, cache_mode, notes)
+    stated = attrs.get(LITELLM_COST)
+    if isinstance(stated, str):
+        with contextlib.suppress(ValueError):
+            stated = float(stated)
+    if stated is not None and not (is_finite_number(stated) and stated >= 0):
+        raise ValueError(f"{LITELLM_COST} must be a number >= 0, got {attrs[LITELLM_COST]!r}")
     latency = None
     if span.start_ns and span.end_ns and span.end_ns >= span.start_ns:
         latency = (span.end_ns - span.start_ns) / 1e6
@@ -283,6 +326,7 @@ def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], 
         "user": _first(USER_KEYS, attrs, span.resource),
         "team": _first(TEAM_KEYS, attrs, span.resource),
         **tokens,
+        "source_cost_usd": None if stated is None else float(stated),
         "source": "otel",
         "provider": _first(("gen_ai.provider.name", "gen_ai.system"), attrs),
         "operation": operation,
@@ -291,7 +335,7 @@ def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], 
         "error_type": None if error is None else str(error),
         "_where": span.where,
     }
-    return row, added
+    return row, notes
 
 
 # ------------------------------------------------------------------ evaluations
@@ -456,7 +500,7 @@ def _calls(
             skipped[operation] += 1
             continue
         try:
-            row, added = _call(span, operation, cache_mode)
+            row, notes = _call(span, operation, cache_mode)
         except ValueError as exc:
             shown = {k: v for k, v in span.attributes.items() if k.startswith("gen_ai.")}
             bad.append(
@@ -469,7 +513,7 @@ def _calls(
             )
             continue
         counts["inference_spans"] += 1
-        counts["input_tokens_without_cache_counts"] += added
+        counts.update(notes)
         request_id = row["request_id"]
         call_of_span[key] = request_id
         if request_id in calls:
@@ -555,6 +599,7 @@ def import_otel(
             "same_response_id": counts["duplicate_response_ids"],
         },
         "input_tokens_without_cache_counts": counts["input_tokens_without_cache_counts"],
+        "litellm_usage_objects_read": counts["litellm_usage_objects_read"],
         "calls_without_prompt": int(frame["messages"].isna().sum()),
         "evaluations": {
             "found": len(event_rows) + len(bad_evaluations),

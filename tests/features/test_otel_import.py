@@ -505,3 +505,47 @@ def test_a_json_lines_export_with_a_broken_first_line_keeps_the_others(tmp_path,
     assert sorted(result.frame["request_id"]) == sorted(BILL)
     assert result.quarantined[0]["source"] == f"{path}:1"
     assert result.counts["objects_read"] == 3
+
+
+def test_spans_of_litellms_opentelemetry_callback(tmp_path, prices):
+    """LiteLLM's callback writes the deprecated token names, no gen_ai.operation.name and
+    no cache counts, but its metadata's usage object (``str(dict)``) holds them, and
+    gen_ai.cost.total_cost holds LiteLLM's own cost. Same tokens as the haiku call of
+    the worked bill: 7050 prompt tokens with 6000 reads and 1000 writes, 120 out."""
+    usage = {
+        "completion_tokens": 120,
+        "prompt_tokens": 7050,
+        "total_tokens": 7170,
+        "prompt_tokens_details": {"cached_tokens": 6000, "audio_tokens": None},
+        "cache_creation_input_tokens": 1000,
+        "cache_read_input_tokens": 6000,
+    }
+    span = {
+        "gen_ai.system": "anthropic",
+        "llm.request.type": "acompletion",
+        "gen_ai.request.model": "claude-haiku-4-5",
+        "gen_ai.response.model": "claude-haiku-4-5",
+        "gen_ai.response.id": "chatcmpl-litellm-1",
+        "gen_ai.usage.prompt_tokens": 7050,
+        "gen_ai.usage.completion_tokens": 120,
+        "llm.usage.total_tokens": 7170,
+        "metadata.usage_object": str(usage),
+        "metadata.user_api_key_user_id": "ana",
+        "metadata.user_api_key_team_id": "support",
+        "llm.user": "customer-9",
+        "gen_ai.cost.total_cost": 0.00715,
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": "Classify this ticket",
+    }
+    result = import_otel(_export(tmp_path, [_span("a1", span)]), prices=prices)
+    (row,) = result.frame.to_dict("records")
+    assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"]) == (
+        7050,
+        6000,
+        1000,
+    )
+    assert row["cost_usd"] == pytest.approx(0.0025, abs=1e-12)  # the bill's haiku call
+    assert row["source_cost_usd"] == 0.00715
+    assert (row["user"], row["team"]) == ("ana", "support")
+    assert result.counts["litellm_usage_objects_read"] == 1
+    assert result.to_dict()["calls_stating_spend"]["source_spend_usd"] == 0.00715
