@@ -218,6 +218,11 @@ def validate_call_row(row: dict[str, Any], *, require_prompt: bool = True) -> di
     return _validate_row(row, require_prompt)
 
 
+def _or_zero(count: float) -> float:
+    """A token count, 0 when absent (NaN); cheaper than numpy on one number."""
+    return 0.0 if math.isnan(count) else count
+
+
 def _validate_row(row: dict[str, Any], require_prompt: bool = True) -> dict[str, Any]:
     """One row, cleaned; raises ValueError saying what is wrong."""
     for name in ("request_id", "model"):
@@ -247,18 +252,18 @@ def _validate_row(row: dict[str, Any], require_prompt: bool = True) -> dict[str,
         if not math.isnan(value) and value != int(value):
             raise ValueError(f"{name} must be a whole number, got {row.get(name)!r}")
         out[name] = value
-    cached = np.nansum([out["cached_input_tokens"], out["cache_write_tokens"]])
+    cached = _or_zero(out["cached_input_tokens"]) + _or_zero(out["cache_write_tokens"])
     if not math.isnan(out["input_tokens"]) and cached > out["input_tokens"]:
         raise ValueError(
             "cached_input_tokens + cache_write_tokens exceed input_tokens (input_tokens counts "
             "every prompt token, cached ones included)"
         )
-    if out["cache_write_1h_tokens"] > np.nan_to_num(out["cache_write_tokens"]):
+    if out["cache_write_1h_tokens"] > _or_zero(out["cache_write_tokens"]):
         raise ValueError(
             "cache_write_1h_tokens exceed cache_write_tokens (the 1-hour writes are a part of "
             "the cache writes)"
         )
-    if out["reasoning_tokens"] > np.nan_to_num(out["output_tokens"]):
+    if out["reasoning_tokens"] > _or_zero(out["output_tokens"]):
         raise ValueError(
             "reasoning_tokens exceed output_tokens (output_tokens counts every completion "
             "token, reasoning included)"

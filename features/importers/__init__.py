@@ -2,8 +2,13 @@
 
 `IMPORTERS` is the registry that ``outcome-router import SOURCE ...`` reads: one entry
 per source, each naming what it produces and the function that does it. A new source
-(litellm-spend, otel, claude-code) adds a module here and one entry below, and its
-command-line options in ``training/import_command.py``.
+(otel, claude-code) adds a module here and one entry below, and its command-line parser
+as one line of ``SOURCE_PARSERS`` in ``training/grade_command.py``. A source that writes
+a call log returns a `features.importers.call_import.CallImport` from
+``import_x(paths, *, prices)`` and builds its parser with
+``training.import_calls_command.add_call_import_arguments`` and ``run_call_import``
+(``PATH...``, ``--out CALLS``, ``--prices FILE``, the quarantine and the printed summary),
+as ``litellm-spend`` does.
 """
 
 from __future__ import annotations

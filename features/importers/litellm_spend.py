@@ -58,7 +58,16 @@ from features.importers.call_import import CallImport
 from features.importers.litellm_usage import usage_tokens
 from features.prices import PriceCatalog
 
-__all__ = ["SOURCE", "TASK_TAG", "import_litellm_spend", "read_spend_rows", "spend_row_to_call"]
+__all__ = [
+    "SOURCE",
+    "TASK_TAG",
+    "SpendLogError",
+    "import_litellm_spend",
+    "prompt_of",
+    "read_spend_rows",
+    "spend_row_to_call",
+    "task_of",
+]
 
 SOURCE = "litellm-spend"
 SUFFIXES = (".csv", ".csv.gz", ".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson")

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["UsageTokens", "usage_tokens"]
@@ -67,7 +67,14 @@ class UsageTokens:
     reasoning_tokens: int | None
 
     def to_dict(self) -> dict[str, int | None]:
-        return asdict(self)
+        return {
+            "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_write_1h_tokens": self.cache_write_1h_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
 
 
 def _get(obj: Any, key: str) -> Any:
