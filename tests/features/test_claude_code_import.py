@@ -271,25 +271,34 @@ def test_the_command_writes_the_call_log_and_the_quarantine(tmp_path, capsys):
 
 
 def test_a_dated_snapshot_is_priced_under_its_alias_when_the_catalog_lacks_it():
-    """Claude Code logs ``claude-sonnet-4-5-20250929``; the shipped catalog lists the
-    alias ``claude-sonnet-4-5``. An exact key still wins (the tests above)."""
-    shipped = PriceCatalog.load()
-    assert "claude-sonnet-4-5-20250929" not in shipped
-    result = import_claude_code(FIXTURE)
+    """Claude Code logs ``claude-sonnet-4-5-20250929``; a catalog may list only the alias
+    ``claude-sonnet-4-5``. An exact key still wins (the tests above)."""
+    aliases = PriceCatalog.from_entries(
+        {
+            "claude-sonnet-4-5": CATALOG["claude-sonnet-4-5-20250929"],
+            "claude-haiku-4-5": CATALOG["claude-haiku-4-5-20251001"],
+        }
+    )
+    result = import_claude_code(FIXTURE, prices=aliases)
     calls = result.frame.set_index("request_id")
     assert set(zip(calls["model"], calls["priced_as"], strict=True)) == {
         ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
         ("claude-haiku-4-5-20251001", "claude-haiku-4-5"),
     }
-    alias = shipped.get("claude-sonnet-4-5")
-    assert calls.loc["req_011CBcDeFg0000000000002", "cost_usd"] == pytest.approx(
-        alias.cost_usd(21506, 220, 20000, 1500)
-    )
-    assert result.to_dict()["models_priced_as"] == {
+    for request_id, (*_, cost) in BILL.items():
+        assert calls.loc[request_id, "cost_usd"] == pytest.approx(cost, abs=1e-12)
+    summary = result.to_dict()
+    assert summary["models_priced_as"] == {
         "claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
         "claude-haiku-4-5-20251001": "claude-haiku-4-5",
     }
+    assert summary["calls_not_in_catalog"] == 0
+
+
+def test_the_shipped_catalog_prices_every_fixture_call():
+    result = import_claude_code(FIXTURE)
     assert result.to_dict()["calls_not_in_catalog"] == 0
+    assert result.frame["cost_usd"].notna().all()
 
 
 def test_a_model_the_catalog_cannot_price_keeps_the_transcripts_cost(tmp_path, prices):
