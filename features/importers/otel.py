@@ -214,9 +214,12 @@ def _messages(span: Span) -> list[dict[str, str]] | None:
             chat.extend(_chat(event_attrs.get("gen_ai.prompt")))
     if chat:
         return chat
-    chat = _chat(attrs.get("gen_ai.prompt"))
+    prompt = attrs.get("gen_ai.prompt")
+    chat = _chat(prompt)
     if chat:
         return chat
+    if isinstance(prompt, str) and prompt.strip() and _structured(prompt) is prompt:
+        return [{"role": "user", "content": prompt}]  # plain text, as some wrote it
     indexed = sorted(
         int(key.split(".")[2])
         for key in attrs

@@ -20,7 +20,7 @@ import pytest
 
 from features.call_log import read_call_logs
 from features.events import read_events
-from features.importers.imported_calls import price_key
+from features.importers.imported_calls import price_key, write_calls
 from features.importers.otel import import_otel
 from features.prices import PriceCatalog
 from training.cli import main
@@ -549,3 +549,18 @@ def test_spans_of_litellms_opentelemetry_callback(tmp_path, prices):
     assert (row["user"], row["team"]) == ("ana", "support")
     assert result.counts["litellm_usage_objects_read"] == 1
     assert result.to_dict()["calls_stating_spend"]["source_spend_usd"] == 0.00715
+
+
+def test_calls_without_captured_content_are_written_for_spend_reports(tmp_path, prices):
+    """Content capture is opt-in, so most spans carry no prompt: the call is still
+    written, and read back as a spend-only call log (require_prompt=False)."""
+    path = _export(tmp_path, [_span("a1", CHAT), _span("a2", {**CHAT, "gen_ai.prompt": "hi"})])
+    result = import_otel(path, prices=prices)
+    assert result.counts["calls_without_prompt"] == 1
+    out = tmp_path / "calls.csv"
+    write_calls(result.frame, out)
+    back = read_call_logs(out, compute_costs=False, require_prompt=False).frame
+    assert back.set_index("request_id")["cost_usd"].to_dict() == pytest.approx(
+        dict(zip(result.frame["request_id"], result.frame["cost_usd"], strict=True))
+    )
+    assert back["prompt_id"].isna().tolist() == [True, False]
