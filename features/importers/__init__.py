@@ -8,7 +8,9 @@ a call log returns a `features.importers.call_import.CallImport` from
 ``import_x(paths, *, prices)`` and builds its parser with
 ``training.import_calls_command.add_call_import_arguments`` and ``run_call_import``
 (``PATH...``, ``--out CALLS``, ``--prices FILE``, the quarantine and the printed summary),
-as ``litellm-spend`` does.
+as ``litellm-spend`` does. ``otel`` and ``claude-code``, which have options and columns
+of their own, return `features.importers.imported_calls.CallsImport` (the same summary,
+extended) and run from ``training/import_traces_command.py`` with the same arguments.
 """
 
 from __future__ import annotations

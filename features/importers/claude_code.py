@@ -61,7 +61,8 @@ cache_write_1h_tokens  ``cache_creation.ephemeral_1h_input_tokens``
 output_tokens          ``output_tokens`` (thinking included; Anthropic does not report the
                        thinking part, so ``reasoning_tokens`` stays empty)
 source_cost_usd        ``costUSD`` where present
-cost_usd               recomputed from the price catalog
+cost_usd               recomputed from the price catalog (a model it lacks keeps
+                       ``costUSD``, or none)
 source                 ``"claude-code"``
 is_sidechain           true for subagent calls (``isSidechain``, or a ``subagents/`` file)
 agent_id, project      ``agentId``; the ``<project>`` folder name
