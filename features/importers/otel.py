@@ -25,7 +25,8 @@ team                       `TEAM_KEYS` on the span, then on its resource
 messages                   ``gen_ai.system_instructions`` + ``gen_ai.input.messages`` (span
                            attribute or ``gen_ai.client.inference.operation.details``
                            event), else the deprecated ``gen_ai.{system,user,assistant,
-                           tool}.message`` events, ``gen_ai.prompt`` (attribute or
+                           tool}.message`` events (on the span, or log records of
+                           it), ``gen_ai.prompt`` (attribute or
                            ``gen_ai.content.prompt`` event) or OpenLLMetry's flattened
                            ``gen_ai.prompt.N.role``/``.content``; text parts only
 input_tokens               ``gen_ai.usage.input_tokens`` (``gen_ai.usage.prompt_tokens``)
@@ -109,6 +110,8 @@ __all__ = [
 
 OTEL_COLUMNS = ("provider", "operation", "trace_id", "span_id", "error_type")
 _STATUS_ERROR = 2
+#: A span event as read: (name, time in ns, attributes).
+SpanEvent = tuple[str, int | None, dict[str, Any]]
 _MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
     "gen_ai.user.message": "user",
@@ -194,17 +197,22 @@ def _chat(value: Any) -> list[dict[str, str]]:
     return out
 
 
-def _messages(span: Span) -> list[dict[str, str]] | None:
+def _messages(span: Span, logged: Sequence[SpanEvent] = ()) -> list[dict[str, str]] | None:
+    """The call's prompt as chat messages, from wherever the instrumentation put it (see
+    the module docstring): the span's attributes, its events, or the log-record events
+    of the span (``logged``: the OpenTelemetry Python instrumentations write
+    ``gen_ai.user.message``-style events as log records). None when none was captured."""
     attrs = span.attributes
+    events = [*span.events, *logged]
     sources = [attrs]
-    sources += [a for name, _, a in span.events if name == DETAILS_EVENT]
+    sources += [a for name, _, a in events if name == DETAILS_EVENT]
     for scope in sources:
         chat = _chat(scope.get("gen_ai.input.messages"))
         if chat:
             system = _text(_structured(scope.get("gen_ai.system_instructions")))
             return ([{"role": "system", "content": system}] if system else []) + chat
     chat = []
-    for name, _, event_attrs in span.events:
+    for name, _, event_attrs in events:
         if name in _MESSAGE_EVENTS:
             text = _text(_structured(event_attrs.get("content")))
             if text:
@@ -233,6 +241,19 @@ def _messages(span: Span) -> list[dict[str, str]] | None:
                 {"role": str(attrs.get(f"gen_ai.prompt.{i}.role") or "user"), "content": text}
             )
     return chat or None
+
+
+def _logged_messages(logs: list[LogRecord]) -> dict[tuple[str, str], list[SpanEvent]]:
+    """Message events written as log records, by the (trace, span) they belong to; a
+    record's body (``{"content": ...}``) is read as its attributes."""
+    found: dict[tuple[str, str], list[SpanEvent]] = {}
+    names = {*_MESSAGE_EVENTS, DETAILS_EVENT, "gen_ai.content.prompt"}
+    for record in logs:
+        if record.event_name in names and record.span_id:
+            body = record.body if isinstance(record.body, dict) else {"content": record.body}
+            event = (record.event_name, record.time_ns, {**body, **record.attributes})
+            found.setdefault((record.trace_id, record.span_id), []).append(event)
+    return found
 
 
 # ------------------------------------------------------------------------ calls
@@ -298,7 +319,9 @@ def _tokens(attrs: dict[str, Any], cache_mode: str, notes: list[str]) -> dict[st
     return tokens
 
 
-def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], list[str]]:
+def _call(
+    span: Span, operation: str, cache_mode: str, logged: Sequence[SpanEvent] = ()
+) -> tuple[dict[str, Any], list[str]]:
     """One call-log row for an inference span, and the summary counts it adds to.
     Raises ValueError with the quarantine reason."""
     attrs = span.attributes
@@ -322,7 +345,7 @@ def _call(span: Span, operation: str, cache_mode: str) -> tuple[dict[str, Any], 
     row = {
         "request_id": _first(("gen_ai.response.id",), attrs) or span.span_id or span.where,
         "model": model,
-        "messages": _messages(span),
+        "messages": _messages(span, logged),
         "timestamp": _iso(span.start_ns),
         "latency_ms": latency,
         "session_id": _first(SESSION_KEYS, attrs),
@@ -483,6 +506,7 @@ def _read_exports(
 
 def _calls(
     spans: dict[tuple[str, str], Span],
+    logged: dict[tuple[str, str], list[SpanEvent]],
     cache_mode: str,
     bad: list[dict[str, Any]],
     counts: Counter[str],
@@ -503,7 +527,7 @@ def _calls(
             skipped[operation] += 1
             continue
         try:
-            row, notes = _call(span, operation, cache_mode)
+            row, notes = _call(span, operation, cache_mode, logged.get(key, ()))
         except ValueError as exc:
             shown = {k: v for k, v in span.attributes.items() if k.startswith("gen_ai.")}
             bad.append(
@@ -572,7 +596,9 @@ def import_otel(
     bad: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
     spans, logs = _read_exports(progress(files) if progress else files, bad, counts)
-    calls, call_of_span, skipped = _calls(spans, cache_tokens_in_input, bad, counts)
+    calls, call_of_span, skipped = _calls(
+        spans, _logged_messages(logs), cache_tokens_in_input, bad, counts
+    )
     if not calls:
         raise ValueError(
             f"{', '.join(map(str, files))}: no GenAI inference span (gen_ai.operation.name "

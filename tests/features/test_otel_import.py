@@ -564,3 +564,23 @@ def test_calls_without_captured_content_are_written_for_spend_reports(tmp_path, 
         dict(zip(result.frame["request_id"], result.frame["cost_usd"], strict=True))
     )
     assert back["prompt_id"].isna().tolist() == [True, False]
+
+
+def test_message_events_written_as_log_records_give_the_prompt(tmp_path, prices):
+    """The OpenTelemetry Python instrumentations write gen_ai.user.message as a log
+    record of the span, its content in the body."""
+    traces = _export(tmp_path, [_span("a1", CHAT)])
+    record = {
+        "timeUnixNano": "1767261600000000000",
+        "eventName": "gen_ai.user.message",
+        "traceId": TRACE,
+        "spanId": "a1",
+        "attributes": [_attr("gen_ai.system", "anthropic")],
+        "body": {"kvlistValue": {"values": [_attr("content", "Summarise INV-204")]}},
+    }
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text(
+        json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}) + "\n"
+    )
+    (row,) = import_otel([traces, logs], prices=prices).frame.to_dict("records")
+    assert row["messages"] == [{"role": "user", "content": "Summarise INV-204"}]
