@@ -6,12 +6,15 @@ output, saved OTLP/HTTP bodies) and maps the OpenTelemetry GenAI semantic conven
 ``gen-ai-events.md`` and ``model/gen-ai/deprecated/*.yaml`` at commit 7b0c0fe1e, the
 last before they moved to the semantic-conventions-genai repository) onto our call log.
 
-One call per inference span: ``gen_ai.operation.name`` is ``chat``,
+One call per completion: an inference span, ``gen_ai.operation.name``
+``chat``,
 ``text_completion`` or ``generate_content`` (`INFERENCE_OPERATIONS`). A span with no
 operation name but a model and token usage (instrumentations older than the
 attribute, OpenLLMetry) is an inference span too. Tool, agent, embeddings and
 retrieval spans are counted by operation and skipped; spans without GenAI attributes
-(HTTP, database) are counted as ``non_genai_spans``.
+(HTTP, database) are counted as ``non_genai_spans``. One completion seen twice is one
+call: the same span in two files, two spans with one ``gen_ai.response.id``, or a
+framework's span wrapping the client library's with the same token counts.
 
 =========================  ==============================================================
 call-log column            span attribute (first found)
@@ -550,7 +553,36 @@ def _calls(
             if calls[request_id]["input_tokens"] is not None or row["input_tokens"] is None:
                 continue
         calls[request_id] = row
+    _fold_wrapping_spans(spans, calls, call_of_span, counts)
     return calls, call_of_span, skipped
+
+
+def _fold_wrapping_spans(
+    spans: dict[tuple[str, str], Span],
+    calls: dict[str, dict[str, Any]],
+    call_of_span: dict[tuple[str, str], str],
+    counts: Counter[str],
+) -> None:
+    """Drop an inference span that only wraps another: a framework's LLM step (LangChain,
+    an agent SDK) around the client library's span of the same completion, with the same
+    input and output token counts. The inner span is the call; an evaluation of the outer
+    one grades it."""
+    folded: dict[str, str] = {}
+    for key, request_id in list(call_of_span.items()):
+        parent = (key[0], spans[key].parent_span_id)
+        outer_id = call_of_span.get(parent)
+        if outer_id is None or outer_id == request_id or outer_id not in calls:
+            continue
+        inner, outer = calls[request_id], calls[outer_id]
+        same = ("input_tokens", "output_tokens")
+        if all(inner[c] is not None and inner[c] == outer[c] for c in same):
+            del calls[outer_id]
+            folded[outer_id] = request_id
+            counts["wrapping_spans"] += 1
+    for key, request_id in call_of_span.items():
+        while request_id in folded:  # a wrapper of a wrapper
+            request_id = folded[request_id]
+        call_of_span[key] = request_id
 
 
 def import_otel(
@@ -626,6 +658,7 @@ def import_otel(
         "duplicates_collapsed": {
             "same_span": counts["duplicate_spans"],
             "same_response_id": counts["duplicate_response_ids"],
+            "wrapping_span": counts["wrapping_spans"],
         },
         "input_tokens_without_cache_counts": counts["input_tokens_without_cache_counts"],
         "litellm_usage_objects_read": counts["litellm_usage_objects_read"],

@@ -156,7 +156,11 @@ def test_the_collector_file_exporter_lines_read_like_one_body(prices):
 def test_a_span_exported_twice_is_one_call(prices):
     result = import_otel([TRACES_JSON, TRACES_JSONL], prices=prices)
     assert len(result.frame) == 3
-    assert result.counts["duplicates_collapsed"] == {"same_span": 5, "same_response_id": 0}
+    assert result.counts["duplicates_collapsed"] == {
+        "same_span": 5,
+        "same_response_id": 0,
+        "wrapping_span": 0,
+    }
     assert len(result.events) == 2  # the span events too are read once
 
 
@@ -315,6 +319,23 @@ def test_one_completion_seen_by_a_gateway_and_a_client_is_one_call(tmp_path, pri
     assert result.counts["duplicates_collapsed"]["same_response_id"] == 1
 
 
+def test_a_framework_span_wrapping_the_client_span_is_one_call(tmp_path, prices):
+    """LangChain-style: a chat span for the chain's LLM step, and inside it the OpenAI
+    client's chat span of the same completion (same tokens). Two levels of wrapping;
+    the judge graded the outermost span. A sibling with other tokens is its own call."""
+    judged = [("gen_ai.evaluation.result", {"gen_ai.evaluation.score.value": 0.9})]
+    spans = [
+        _span("c0", CHAT, events=judged),
+        _span("c1", CHAT, parent="c0"),
+        _span("c2", {**CHAT, "gen_ai.response.id": "msg_inner"}, parent="c1"),
+        _span("c3", {**CHAT, "gen_ai.usage.output_tokens": 99}, parent="c0"),
+    ]
+    result = import_otel(_export(tmp_path, spans), prices=prices)
+    assert sorted(result.frame["request_id"]) == ["c3", "msg_inner"]
+    assert result.counts["duplicates_collapsed"]["wrapping_span"] == 2
+    assert result.events[["request_id", "value"]].values.tolist() == [["msg_inner", 0.9]]
+
+
 def test_older_instrumentations_are_read(tmp_path, prices):
     """No gen_ai.operation.name, deprecated token names, OpenLLMetry's flattened prompt."""
     legacy = {
@@ -400,7 +421,11 @@ def test_the_command_writes_calls_events_and_quarantine(tmp_path, capsys):
     assert main([*argv, "--prices", str(catalog)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["files"] == 3 and printed["calls_written"] == 3
-    assert printed["duplicates_collapsed"] == {"same_span": 5, "same_response_id": 0}
+    assert printed["duplicates_collapsed"] == {
+        "same_span": 5,
+        "same_response_id": 0,
+        "wrapping_span": 0,
+    }
     assert printed["quarantined"] == 1 and printed["judge_score_events"] == 3
     assert printed["recomputed_spend_usd"] == pytest.approx(0.017195)
     assert printed["calls_not_in_catalog"] == 0 and printed["source"] == "otel"
