@@ -6,11 +6,10 @@ output, saved OTLP/HTTP bodies) and maps the OpenTelemetry GenAI semantic conven
 ``gen-ai-events.md`` and ``model/gen-ai/deprecated/*.yaml`` at commit 7b0c0fe1e, the
 last before they moved to the semantic-conventions-genai repository) onto our call log.
 
-One call per completion: an inference span, ``gen_ai.operation.name``
-``chat``,
+One call per completion: an inference span, ``gen_ai.operation.name`` ``chat``,
 ``text_completion`` or ``generate_content`` (`INFERENCE_OPERATIONS`). A span with no
-operation name but a model and token usage (instrumentations older than the
-attribute, OpenLLMetry) is an inference span too. Tool, agent, embeddings and
+operation name but a model and token usage (instrumentations older than the attribute,
+OpenLLMetry, LiteLLM's callback) is an inference span too. Tool, agent, embeddings and
 retrieval spans are counted by operation and skipped; spans without GenAI attributes
 (HTTP, database) are counted as ``non_genai_spans``. One completion seen twice is one
 call: the same span in two files, two spans with one ``gen_ai.response.id``, or a
