@@ -46,9 +46,9 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -74,6 +74,7 @@ SUFFIXES = (".csv", ".csv.gz", ".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndj
 #: A request tag naming the task: ``task:code-review``, ``taskName=triage``...
 TASK_TAG = re.compile(r"^\s*task(?:[_-]?name)?\s*[:=]\s*(\S(?:.*\S)?)\s*$", re.IGNORECASE)
 DOC = "docs/call-log.md"
+CSV_FIELD_LIMIT = 2**31 - 1
 
 
 class SpendLogError(ValueError):
@@ -112,14 +113,11 @@ def _files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def _text(path: Path) -> str:
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8-sig") as fh:
-                return fh.read()
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise SpendLogError(path, f"cannot be read ({exc})", "Re-export the file.") from None
+def _open(path: Path) -> IO[str]:
+    """The export as text, gunzipped when it ends ``.gz`` (a BOM is dropped)."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def read_spend_rows(
@@ -129,51 +127,65 @@ def read_spend_rows(
 
     ``where`` is ``FILE:LINE`` (CSV, JSON lines) or ``FILE:#N`` (the N-th element of a
     JSON array, from 1); ``problem`` says why a line could not be read as a row (then
-    ``row`` is None or the raw line).
+    ``row`` is None or the raw line). CSV and JSON lines are streamed; a JSON array is
+    read whole.
 
     Raises
     ------
     SpendLogError
-        If a path is missing, has another extension, or a ``.json`` file is not a JSON
-        array of rows.
+        If a path is missing, has another extension, cannot be read, or a ``.json`` file
+        is not a JSON array of rows.
     """
     for path in _files(paths):
-        text = _text(path)
-        name = path.name.removesuffix(".gz")
+        try:
+            yield from _rows_of(path)
+        except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
+            raise SpendLogError(path, f"cannot be read ({exc})", "Re-export the file.") from None
+
+
+def _rows_of(path: Path) -> Iterator[tuple[dict[str, Any] | None, str, str | None]]:
+    name = path.name.removesuffix(".gz")
+    with _open(path) as fh:
         if name.endswith(".csv"):
-            reader = csv.DictReader(io.StringIO(text, newline=""))
+            # A stored request body in a JSON column easily passes csv's 128 KiB default.
+            csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+            reader = csv.DictReader(fh)
             start = 2
             for row in reader:
                 yield dict(row), f"{path}:{start}", None
                 start = reader.line_num + 1
-        elif name.endswith(".json"):
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError:
-                yield from _json_lines(path, text)  # a JSON-lines file named .json
-                continue
-            if isinstance(data, Mapping) and isinstance(data.get("data"), list):
-                data = data["data"]
-            elif isinstance(data, Mapping):
-                data = [data]
-            if not isinstance(data, list):
-                raise SpendLogError(
-                    path,
-                    f"holds a JSON {type(data).__name__}, not an array of spend-log rows",
-                    "Export the rows as a JSON array (GET /spend/logs) or JSON lines.",
-                )
-            for i, row in enumerate(data, start=1):
-                where = f"{path}:#{i}"
-                if isinstance(row, Mapping):
-                    yield dict(row), where, None
-                else:
-                    yield None, where, "array element is not a JSON object"
+            return
+        if not name.endswith(".json"):
+            yield from _json_lines(path, fh)
+            return
+        text = fh.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        yield from _json_lines(path, io.StringIO(text))  # JSON lines named .json
+        return
+    if isinstance(data, Mapping) and isinstance(data.get("data"), list):
+        data = data["data"]  # a /spend/logs/v2 page
+    elif isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list):
+        raise SpendLogError(
+            path,
+            f"holds a JSON {type(data).__name__}, not an array of spend-log rows",
+            "Export the rows as a JSON array (GET /spend/logs) or JSON lines.",
+        )
+    for i, row in enumerate(data, start=1):
+        where = f"{path}:#{i}"
+        if isinstance(row, Mapping):
+            yield dict(row), where, None
         else:
-            yield from _json_lines(path, text)
+            yield None, where, "array element is not a JSON object"
 
 
-def _json_lines(path: Path, text: str) -> Iterator[tuple[dict[str, Any] | None, str, str | None]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _json_lines(
+    path: Path, lines: Iterable[str]
+) -> Iterator[tuple[dict[str, Any] | None, str, str | None]]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

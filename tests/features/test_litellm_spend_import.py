@@ -304,3 +304,21 @@ def test_registered_as_a_call_importer() -> None:
     importer = IMPORTERS["litellm-spend"]
     assert importer.produces == "calls"
     assert importer.load() is import_litellm_spend
+
+
+def test_a_stored_prompt_larger_than_csvs_default_field_limit(tmp_path) -> None:
+    import csv
+
+    with CSV.open(newline="", encoding="utf-8") as fh:
+        row = next(csv.DictReader(fh))
+    long_prompt = "x" * 300_000  # csv refuses fields over 128 KiB by default
+    row["proxy_server_request"] = json.dumps(
+        {"messages": [{"role": "user", "content": long_prompt}]}
+    )
+    path = tmp_path / "big.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    (c,) = import_litellm_spend(path).frame.itertuples()
+    assert c.messages[0]["content"] == long_prompt
