@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from training import import_calls_command
+from training import import_calls_command, import_traces_command
 
 GRADING_DOC = "docs/grading.md"
 
@@ -209,4 +209,6 @@ def _run_github(args: argparse.Namespace) -> int:
 SOURCE_PARSERS = {
     "github": _add_github_parser,
     "litellm-spend": import_calls_command.add_litellm_spend_parser,
+    "otel": import_traces_command.add_otel_parser,
+    "claude-code": import_traces_command.add_claude_code_parser,
 }

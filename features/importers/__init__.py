@@ -8,7 +8,9 @@ a call log returns a `features.importers.call_import.CallImport` from
 ``import_x(paths, *, prices)`` and builds its parser with
 ``training.import_calls_command.add_call_import_arguments`` and ``run_call_import``
 (``PATH...``, ``--out CALLS``, ``--prices FILE``, the quarantine and the printed summary),
-as ``litellm-spend`` does.
+as ``litellm-spend`` does. ``otel`` and ``claude-code``, which have options and columns
+of their own, return `features.importers.imported_calls.CallsImport` (the same summary,
+extended) and run from ``training/import_traces_command.py`` with the same arguments.
 """
 
 from __future__ import annotations
@@ -62,5 +64,17 @@ IMPORTERS: dict[str, Importer] = {
         produces="calls",
         summary="LiteLLM proxy spend logs (LiteLLM_SpendLogs CSV/JSON export) -> call log",
         target="features.importers.litellm_spend:import_litellm_spend",
+    ),
+    "otel": Importer(
+        name="otel",
+        produces="calls",
+        summary="OpenTelemetry GenAI spans (OTLP/JSON) -> call log, evaluations -> judge_score",
+        target="features.importers.otel:import_otel",
+    ),
+    "claude-code": Importer(
+        name="claude-code",
+        produces="calls",
+        summary="Claude Code session transcripts (~/.claude/projects) -> call log",
+        target="features.importers.claude_code:import_claude_code",
     ),
 }
