@@ -184,6 +184,11 @@ def test_page_renders_in_chromium_with_its_plots_and_tables(spend, browser, tmp_
     assert "effective sample size 31.6 is below 50" in text
     assert "3db8520ce53047dc" in text
     assert "+$1.35" in text  # source vs recomputed, signed
+    assert "$9.32 over 85 calls bought 49 good outcomes ($0.190 each)" in text
+    assert "Most spend by team: payments (66.3%, $0.221 per good outcome)" in text
+    assert "2026-11-23 11:10 to 2026-11-27 16:25 UTC" in text
+    first_calls = opened.column("sessions-by-spend", "first call (UTC)")
+    assert first_calls[0] == "2026-11-26 10:10"
 
     shot = tmp_path / "spend.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -293,6 +298,9 @@ def test_empty_lists_and_no_router_say_none(browser, tmp_path):
     assert len(nones) == len(TABLES) + 3  # and three plots (the router has one note)
     assert "--bundle BUNDLE" in page.locator("#counterfactual").inner_text()
     assert page.locator(".card .v").all_inner_texts()[:2] == ["$0.00", "n/a"]
+    text = page.locator("body").inner_text()
+    assert "No calls in the window." in text
+    assert "None" not in text and "nan" not in text
 
 
 def test_extra_keys_become_columns_and_missing_ones_show_na(spend):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; font-size:
 table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; font-size: .7em; }
 tfoot td { font-weight: 600; background: #f6f8fa; }
 td.na { color: #8c959f; }
+p.summary { font-size: 1rem; max-width: 60rem; }
 p.none { color: #59636e; font-style: italic; }
 ul.warn li { color: #9a6700; }
 dl.defs dt { font-weight: 600; margin-top: .6rem; }
@@ -170,12 +172,12 @@ class Column:
 
     key: str
     header: str
-    kind: str = "num"  # usd, usd_signed, pct, int, tokens, num (numbers) or text
+    kind: str = "num"  # usd, usd_signed, pct, int, tokens, num (numbers); text or time
     about: str = ""
 
     @property
     def numeric(self) -> bool:
-        return self.kind != "text"
+        return self.kind not in ("text", "time")
 
 
 #: Columns of every grouping (the keys of ``total``), in the order a reader scans them.
@@ -212,8 +214,8 @@ SESSION_SPEND = [
     Column("calls", "calls", "int"),
     Column("spend_usd", "spend", "usd"),
     Column("good_outcomes", "good outcomes", "int"),
-    Column("first", "first call", "text"),
-    Column("last", "last call", "text"),
+    Column("first", "first call (UTC)", "time"),
+    Column("last", "last call (UTC)", "time"),
 ]
 
 SESSION_GROWTH = [
@@ -338,7 +340,22 @@ def _columns(rows: Sequence[Mapping[str, Any]], known: Sequence[Column]) -> list
     return cols
 
 
+#: An ISO 8601 time in UTC (``Z``, ``+00:00`` or no offset), as spend.json writes them.
+_ISO_UTC = re.compile(r"(?P<day>\d{4}-\d\d-\d\d)[T ](?P<hm>\d\d:\d\d)(:\d\d(\.\d+)?)?(Z|\+00:?00)?")
+
+
+def _when(value: Any) -> str:
+    """An ISO 8601 UTC time shown as ``2026-11-26 10:10`` (it still sorts as text)."""
+    if value is None:
+        return "n/a"
+    text = str(value)
+    m = _ISO_UTC.fullmatch(text)
+    return f"{m['day']} {m['hm']}" if m else text
+
+
 def _cell(col: Column, value: Any) -> str:
+    if col.kind == "time":
+        return f'<td class="l">{_e(_when(value))}</td>'
     if not col.numeric:
         if value is not None and not isinstance(value, str):
             value = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
@@ -667,11 +684,37 @@ def _subtitle(spend: Mapping[str, Any]) -> str:
     window = spend.get("window") or {}
     logs = [str(p) for p in spend.get("logs") or ()]
     shown = ", ".join(logs[:3]) + (f" and {len(logs) - 3} more" if len(logs) > 3 else "")
+    start, end = window.get("start"), window.get("end")
+    span = f"{_when(start)} to {_when(end)} UTC" if start and end else "no calls in the window"
     return (
-        f'<p class="sub">{_e(window.get("start", "n/a"))} to {_e(window.get("end", "n/a"))}, '
-        f"currency {_e(spend.get('currency', 'USD'))}. Logs: {_e(shown or 'n/a')}. "
-        f"Generated {_e(spend.get('generated_at', 'n/a'))}.</p>"
+        f'<p class="sub">{_e(span)}, currency {_e(spend.get("currency") or "USD")}. '
+        f"Logs: {_e(shown or 'n/a')}. Generated {_e(_when(spend.get('generated_at')))}.</p>"
     )
+
+
+def _summary(spend: Mapping[str, Any]) -> str:
+    """One sentence per question the reader came with, biggest first."""
+    t = spend.get("total") or {}
+    by = spend.get("by") or {}
+    total_spend = t.get("spend_usd")
+    if not _is_num(t.get("calls")) or not t.get("calls"):
+        return '<p class="summary">No calls in the window.</p>'
+    parts = [
+        f"{_money(total_spend)} over {_count(t.get('calls'))} calls bought "
+        f"{_count(t.get('good_outcomes'))} good outcomes "
+        f"({_money(t.get('cost_per_good_outcome_usd'))} each); {_money(t.get('wasted_usd'))} "
+        "went on failed or retried calls."
+    ]
+    for key, what in (("team", "team"), ("model", "model"), ("user", "user")):
+        rows = [r for r in _rows(by.get(key)) if _is_num(r.get("spend_usd"))]
+        if rows and _is_num(total_spend) and total_spend > 0:
+            top = max(rows, key=lambda r: r["spend_usd"])
+            parts.append(
+                f"Most spend by {what}: {top.get(key)} "
+                f"({_pct(top['spend_usd'] / total_spend)}, "
+                f"{_money(top.get('cost_per_good_outcome_usd'))} per good outcome)."
+            )
+    return '<p class="summary">' + _e(" ".join(parts)) + "</p>"
 
 
 # ---------------------------------------------------------------- public
@@ -716,6 +759,7 @@ def render_spend_html(
         + "".join(f'<a href="#{k}">{_e(v)}</a>' for k, v in nav)
         + "</nav>"
         + _headline(spend)
+        + _summary(spend)
         + _mix_section(spend, images)
         + _teams_section(spend, images)
         + _counterfactual_section(spend, images)
