@@ -300,6 +300,7 @@ def test_empty_lists_and_no_router_say_none(browser, tmp_path):
     assert page.locator(".card .v").all_inner_texts()[:2] == ["$0.00", "n/a"]
     text = page.locator("body").inner_text()
     assert "No calls in the window." in text
+    assert "the logs state no spend of their own" in text
     assert "None" not in text and "nan" not in text
 
 
@@ -328,3 +329,34 @@ def test_plots_are_pngs_and_one_is_left_out_when_empty(spend):
     spend["counterfactual"] = None
     spend["model_mix"] = []
     assert set(spend_images(spend)) == {"team_value", "cache_by_model"}
+
+
+def test_figures_beyond_the_contract_are_shown(spend):
+    """Keys `report spend` may add: optional columns, router extras, settings."""
+    spend = copy.deepcopy(spend)
+    for row in spend["by"]["team"]:
+        row["graded_spend_usd"] = row["spend_usd"] / 2
+    spend["sessions"]["by_context_growth"][0]["run_spend_usd"] = 0.75
+    spend["window"] = {"start": None, "end": None}
+    spend["cold_cache"]["sessions"] = 4
+    cf = spend["counterfactual"]
+    cf |= {"traffic_calls": 85, "left_out": {"no_prompt": 17, "no_cost": 0}, "confidence": 0.9}
+    cf["logged"]["cost_per_call_usd"] = 0.0851
+    cf["router"]["cost_per_call_usd"] = {"estimate": 0.0519, "low": 0.0443, "high": 0.0613}
+    cf["router"]["quality"] = None  # an estimate that failed leaves nulls
+    spend["settings"] = {"top": 20, "cold_cache_max_gap": "1 hour"}
+    spend["calls_quarantined"] = 2
+    html = render_spend_html(spend, spend_images(spend))
+    team_table = html.split('id="by-team"')[1].split("</table>")[0]
+    assert ">graded spend</th>" in team_table
+    assert ">graded spend</th>" not in html.split('id="by-user"')[1].split("</table>")[0]
+    assert ">spend in that run</th>" in html and "$0.750" in html
+    assert "no timestamps in the logs" in html
+    assert "would not have been spent with a warm cache, in 4 sessions" in html
+    assert "on 68 graded calls of the 85 in the window" in html
+    assert "left out (no prompt: 17)" in html
+    assert "<th>90% low</th>" in html
+    assert '<td class="l">cost per call</td><td>$0.0851</td><td>$0.0519</td>' in html
+    assert '<td class="l">quality (mean outcome)</td><td>0.7206</td><td>n/a</td>' in html
+    assert "<dt>settings</dt><dd>top: 20, cold_cache_max_gap: 1 hour</dd>" in html
+    assert "<dt>calls quarantined</dt><dd>2</dd>" in html

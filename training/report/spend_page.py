@@ -174,6 +174,8 @@ class Column:
     header: str
     kind: str = "num"  # usd, usd_signed, pct, int, tokens, num (numbers); text or time
     about: str = ""
+    #: Shown only when some row has the key (figures beyond the spend.json contract).
+    optional: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -183,20 +185,27 @@ class Column:
 #: Columns of every grouping (the keys of ``total``), in the order a reader scans them.
 METRICS = [
     Column("calls", "calls", "int", "calls in the logs"),
-    Column("spend_usd", "spend", "usd", "recomputed cost of the calls"),
+    Column("spend_usd", "spend", "usd", "cost of the calls (recomputed from tokens)"),
     Column("spend_share", "share of spend", "pct", "this row's spend / total spend"),
     Column("good_outcomes", "good outcomes", "int", "graded calls with outcome >= 0.5"),
     Column("graded_calls", "graded", "int", "calls with an outcome"),
-    Column("cost_per_good_outcome_usd", "cost / good outcome", "usd", "spend / good outcomes"),
+    Column(
+        "cost_per_good_outcome_usd",
+        "cost / good outcome",
+        "usd",
+        "spend on graded calls / good outcomes",
+    ),
     Column("wasted_usd", "wasted", "usd", "spend on failed or retried calls"),
     Column("failed_calls", "failed", "int", "graded calls with outcome < 0.5"),
-    Column("retried_calls", "retried", "int", "calls the user sent again"),
+    Column("retried_calls", "retried", "int", "calls the user sent again (a retry)"),
     Column("cache_hit_rate", "cache hit rate", "pct", "cached input tokens / input tokens"),
     Column("cache_saved_usd", "cache saved", "usd", "full input price - cache-read price"),
     Column("input_tokens", "input tokens", "tokens", "all prompt tokens, cached included"),
     Column("cached_input_tokens", "cached input", "tokens", "prompt tokens read from cache"),
     Column("cache_write_tokens", "cache writes", "tokens", "prompt tokens written to cache"),
     Column("output_tokens", "output tokens", "tokens", "completion tokens, reasoning included"),
+    Column("graded_spend_usd", "graded spend", "usd", "spend on graded calls", optional=True),
+    Column("unpriced_calls", "unpriced calls", "int", "calls with no cost", optional=True),
 ]
 
 GROUPINGS = [
@@ -231,8 +240,9 @@ SESSION_GROWTH = [
         "turns_without_fresh_start",
         "turns without a fresh start",
         "int",
-        "consecutive calls whose context grew on the previous one",
+        "calls of the longest-growing run without a fresh start",
     ),
+    Column("run_spend_usd", "spend in that run", "usd", optional=True),
 ]
 
 COLD_CACHE = [
@@ -254,50 +264,57 @@ SOURCE_BY_MODEL = [
 DEFINITIONS = [
     (
         "spend",
-        "The cost recomputed from each call's token counts and the price catalog (LiteLLM's "
-        "format): uncached input at the input price, cache reads at the cache-read price, "
-        "cache writes at the 5-minute or 1-hour write premium, reasoning tokens as output. "
-        "The source's own figure is kept apart (see 'Source cost vs recomputed'): with "
-        "caching it is often wrong.",
+        "Each call's cost_usd: recomputed by the importers from its token counts and the "
+        "price catalog (LiteLLM's format: uncached input at the input price, cache reads at "
+        "the cache-read price, cache writes at the 5-minute or 1-hour write premium, "
+        "reasoning tokens as output), or by the reader where the log had no cost. A call "
+        "the catalog cannot price counts 0 (unpriced calls). The source's own figure is "
+        "kept apart (see 'Source cost vs recomputed'): with caching it is often wrong.",
     ),
     ("calls", "Model calls in the logs within the window (one row of the call log each)."),
     (
-        "graded calls, good outcomes",
+        "graded calls, good outcomes, failed",
         "A call is graded when an outcome reached it (a merged or reverted PR, a review, CI, "
-        "a thumb, a judge score: see 'outcome-router grade'). A good outcome is a graded "
-        "call with outcome >= 0.5.",
+        "a thumb, a judge score: see 'outcome-router grade'); the others are pending. A "
+        "good outcome is a graded call with outcome >= 0.5, a failed call one below 0.5.",
     ),
     (
         "cost per good outcome",
-        "Spend divided by the number of good outcomes: what one good outcome cost. Calls "
-        "never graded still count in the spend, so the figure falls as grading covers more.",
+        "Spend on graded calls divided by the good outcomes: what one good outcome cost. "
+        "Pending calls are left out, since what they bought is not known yet.",
     ),
     (
         "wasted",
-        "Spend on calls graded failed (outcome < 0.5) or retried (the user sent the same "
-        "request again); a call both failed and retried counts once.",
+        "Spend on calls that failed or were retried (the user sent the same request "
+        "again: a retry event, or a near-identical later prompt of the same session or "
+        "user); a call both failed and retried counts once.",
     ),
     (
         "cache hit rate",
         "Cached input tokens / input tokens, where input tokens count every prompt token "
-        "(cache reads and writes included, as OpenAI reports them).",
+        "(cache reads and writes included, docs/call-log.md).",
     ),
     (
         "cache saved",
-        "What the cached input tokens would have cost at the full input price, minus what "
-        "they cost at the cache-read price.",
+        "Cached input tokens times (input price - cache-read price) of the call's model: "
+        "what the cache reads saved against paying the full input price.",
     ),
     (
         "cold-cache re-send",
-        "A call that sent again a prompt prefix its session had sent before but read none "
-        "of it from cache (the cache had expired or the model changed), so the prefix was "
-        "paid in full; extra spend is the cost above the same call with a warm cache.",
+        "A call that re-sent its session's previous context (same model, at least as many "
+        "input tokens, within the longest cache TTL of 1 hour) but read less than half of "
+        "that previous prompt from the cache, on a model whose cache reads are cheaper. "
+        "Extra spend is what reading it from the cache would have saved. Gateways that "
+        "drop cache hints, or a prompt prefix that changes every turn (a timestamp in the "
+        "system prompt), show up here.",
     ),
     (
         "context growth",
-        "Per session, input tokens of its last call minus those of its first. Turns "
-        "without a fresh start count consecutive calls whose context grew on the "
-        "previous one: long chains are bloated contexts paid again on every turn.",
+        "A session's calls, in time order, form runs: a run goes on while each call's input "
+        "tokens stay at least half of the previous call's; a smaller one is a fresh start "
+        "(a new chat, /clear, a compaction). Growth is the session's run that grew most "
+        "(last call's input tokens minus the first's) and 'turns without a fresh start' the "
+        "calls of that run: every turn of a long run pays again for the whole history.",
     ),
     (
         "model mix",
@@ -311,10 +328,12 @@ DEFINITIONS = [
     ),
     (
         "what a router would have done",
-        "An off-policy estimate (from the logged calls' propensities and outcomes) of the "
-        "mean quality and the total spend a router bundle would have had on the same "
-        "graded calls, with 95% intervals; ESS is the effective sample size of the "
-        "importance weights: the fewer, the wider and less trustworthy the interval.",
+        "The off-policy estimate 'outcome-router evaluate' makes on gateway logs (doubly "
+        "robust with logged propensities, self-normalised importance weighting with "
+        "estimated ones) of the router bundle's mean quality and cost per call on the "
+        "graded calls, with its interval; spends are those means times all the calls of "
+        "the window, for the router and the logged side alike. ESS is the effective sample "
+        "size of the importance weights: the smaller, the wider and less trustworthy.",
     ),
 ]
 
@@ -324,8 +343,9 @@ DEFINITIONS = [
 
 def _columns(rows: Sequence[Mapping[str, Any]], known: Sequence[Column]) -> list[Column]:
     """The known columns, then any key the rows carry beyond them (newer spend.json)."""
-    cols = list(known)
-    seen = {c.key for c in cols}
+    present = {key for row in rows for key in row}
+    cols = [c for c in known if not c.optional or c.key in present]
+    seen = {c.key for c in known}
     for row in rows:
         for key, value in row.items():
             if key in seen:
@@ -454,13 +474,18 @@ def _headline(spend: Mapping[str, Any]) -> str:
             _money(cold.get("extra_usd")),
             f"extra, over {_count(cold.get('resends'))} re-sends",
         ),
-        _card(
-            "source vs recomputed",
-            _money(source.get("difference_usd"), signed=True),
-            f"source {_money(source.get('source_spend_usd'))}, "
-            f"recomputed {_money(source.get('recomputed_spend_usd'))}",
-        ),
     ]
+    if _is_num(source.get("calls")) and source["calls"] > 0:
+        cards.append(
+            _card(
+                "source vs recomputed",
+                _money(source.get("difference_usd"), signed=True),
+                f"source {_money(source.get('source_spend_usd'))}, "
+                f"recomputed {_money(source.get('recomputed_spend_usd'))}",
+            )
+        )
+    else:
+        cards.append(_card("source vs recomputed", "n/a", "the logs state no spend of their own"))
     cf = spend.get("counterfactual")
     if isinstance(cf, Mapping):
         router = cf.get("router") or {}
@@ -587,7 +612,13 @@ def _cache_section(spend: Mapping[str, Any], images: Mapping[str, bytes]) -> str
         f'<p class="note">{_e(_count(cold.get("resends")))} calls re-sent a prefix their '
         f"session had sent before without reading it from cache; they cost "
         f"{_e(_money(cold.get('spend_usd')))}, of which {_e(_money(cold.get('extra_usd')))} "
-        "would not have been spent with a warm cache. Sessions with the most extra spend:</p>"
+        "would not have been spent with a warm cache"
+        + (
+            f", in {_e(_count(cold.get('sessions')))} sessions"
+            if _is_num(cold.get("sessions"))
+            else ""
+        )
+        + ". Sessions with the most extra spend:</p>"
         + _table("cold-cache", _rows(cold.get("top")), COLD_CACHE, none="no cold-cache re-send")
     )
 
@@ -643,9 +674,17 @@ def _counterfactual_section(spend: Mapping[str, Any], images: Mapping[str, bytes
         )
     logged = cf.get("logged") or {}
     router = cf.get("router") or {}
+    confidence = cf.get("confidence")
+    level = f"{100 * confidence:.0f}%" if _is_num(confidence) else "95%"
     rows = []
-    for key, label, fmt in (("spend_usd", "spend", _money), ("quality", "quality", _plain)):
+    for key, label, fmt in (
+        ("spend_usd", "spend", _money),
+        ("cost_per_call_usd", "cost per call", _money),
+        ("quality", "quality (mean outcome)", _plain),
+    ):
         est = router.get(key) or {}
+        if key not in logged and key not in router:
+            continue  # cost_per_call_usd is beyond the contract
         rows.append(
             f'<tr><td class="l">{_e(label)}</td><td>{_e(fmt(logged.get(key)))}</td>'
             f"<td>{_e(fmt(est.get('estimate')))}</td><td>{_e(fmt(est.get('low')))}</td>"
@@ -657,27 +696,79 @@ def _counterfactual_section(spend: Mapping[str, Any], images: Mapping[str, bytes
         if warnings
         else ""
     )
+    used = f"on {_count(cf.get('calls'))} graded calls"
+    if _is_num(cf.get("traffic_calls")):
+        used += (
+            f" of the {_count(cf['traffic_calls'])} in the window (spends are the per-call "
+            "means times all the calls, for both sides)"
+        )
+    left_out = cf.get("left_out")
+    if isinstance(left_out, Mapping) and any(_is_num(v) and v for v in left_out.values()):
+        why = ", ".join(f"{k.replace('_', ' ')}: {_count(v)}" for k, v in left_out.items() if v)
+        used += f"; left out ({why})"
+    propensities = cf.get("propensity_source")
     about = (
-        f"Bundle {_e(cf.get('bundle', 'n/a'))} (router version "
-        f"{_e(cf.get('router_version', 'n/a'))}), estimator {_e(cf.get('estimator', 'n/a'))}, "
-        f"on {_e(_count(cf.get('calls')))} graded calls; effective sample size "
-        f"{_e(_plain(cf.get('ess')))}."
+        f"Bundle {cf.get('bundle') or 'n/a'} (router version {cf.get('router_version') or 'n/a'}"
+        f"), estimator {cf.get('estimator') or 'none'}, {used}; effective sample size "
+        f"{_plain(cf.get('ess'))}"
+        + (f", {propensities} propensities" if propensities else "")
+        + "."
     )
     return (
         head
         + _plot(images, "counterfactual", "router against logged spend and quality", "no estimate")
-        + f'<p class="note">{about}</p>'
+        + f'<p class="note">{_e(about)}</p>'
         + '<table id="counterfactual"><thead><tr><th class="l"></th><th>logged</th>'
-        "<th>router estimate</th><th>95% low</th><th>95% high</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
-        + warn
+        f"<th>router estimate</th><th>{_e(level)} low</th><th>{_e(level)} high</th></tr>"
+        "</thead><tbody>" + "".join(rows) + "</tbody></table>" + warn
     )
 
 
-def _definitions() -> str:
+def _scalar(value: Any) -> str:
+    if isinstance(value, (Mapping, list)):
+        return json.dumps(value, default=str)
+    return _plain(value)
+
+
+#: The top-level keys of the spend.json contract; others are listed under "Other figures".
+CONTRACT_KEYS = frozenset(
+    {
+        "generated_at",
+        "logs",
+        "window",
+        "currency",
+        "total",
+        "by",
+        "sessions",
+        "cold_cache",
+        "model_mix",
+        "source_cost",
+        "counterfactual",
+    }
+)
+
+
+def _definitions(spend: Mapping[str, Any]) -> str:
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in DEFINITIONS)
-    return f'<h2 id="definitions">Definitions</h2><dl class="defs">{items}</dl>'
+    extra = []
+    for key, value in spend.items():
+        if key in CONTRACT_KEYS:
+            continue
+        if isinstance(value, Mapping):
+            text = ", ".join(f"{k}: {_scalar(v)}" for k, v in value.items()) or "none"
+        elif value is None:
+            text = "none"
+        else:
+            text = _scalar(value)
+        extra.append(f"<dt>{_e(str(key).replace('_', ' '))}</dt><dd>{_e(text)}</dd>")
+    others = ""
+    if extra:
+        others = (
+            '<h3 id="other">Other figures and settings</h3><dl class="defs">'
+            + "".join(extra)
+            + "</dl>"
+        )
+    return f'<h2 id="definitions">Definitions</h2><dl class="defs">{items}</dl>{others}'
 
 
 def _subtitle(spend: Mapping[str, Any]) -> str:
@@ -685,7 +776,11 @@ def _subtitle(spend: Mapping[str, Any]) -> str:
     logs = [str(p) for p in spend.get("logs") or ()]
     shown = ", ".join(logs[:3]) + (f" and {len(logs) - 3} more" if len(logs) > 3 else "")
     start, end = window.get("start"), window.get("end")
-    span = f"{_when(start)} to {_when(end)} UTC" if start and end else "no calls in the window"
+    calls = (spend.get("total") or {}).get("calls")
+    if start and end:
+        span = f"{_when(start)} to {_when(end)} UTC"
+    else:
+        span = "no timestamps in the logs" if _is_num(calls) and calls else "no calls"
     return (
         f'<p class="sub">{_e(span)}, currency {_e(spend.get("currency") or "USD")}. '
         f"Logs: {_e(shown or 'n/a')}. Generated {_e(_when(spend.get('generated_at')))}.</p>"
@@ -707,7 +802,7 @@ def _summary(spend: Mapping[str, Any]) -> str:
     ]
     for key, what in (("team", "team"), ("model", "model"), ("user", "user")):
         rows = [r for r in _rows(by.get(key)) if _is_num(r.get("spend_usd"))]
-        if rows and _is_num(total_spend) and total_spend > 0:
+        if len(rows) > 1 and _is_num(total_spend) and total_spend > 0:  # one row says nothing
             top = max(rows, key=lambda r: r["spend_usd"])
             parts.append(
                 f"Most spend by {what}: {top.get(key)} "
@@ -767,7 +862,7 @@ def render_spend_html(
         + _sessions_section(spend)
         + _groupings_section(spend)
         + _source_section(spend)
-        + _definitions()
+        + _definitions(spend)
         + f"<script>{_SORT_JS}</script></body></html>\n"
     )
 

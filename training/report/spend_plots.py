@@ -185,7 +185,7 @@ def counterfactual_png(counterfactual: Row) -> bytes | None:
     router = counterfactual.get("router") or {}
     panels = []
     for key, title in (
-        ("spend_usd", "spend on the same calls (USD)"),
+        ("spend_usd", "spend on the same traffic (USD)"),
         ("quality", "quality (mean outcome)"),
     ):
         est = router.get(key) or {}
