@@ -194,6 +194,9 @@ def test_page_renders_in_chromium_with_its_plots_and_tables(spend, browser, tmp_
     page.screenshot(path=str(shot), full_page=True)
     width, height = _png_size(shot.read_bytes())
     assert width == 1280 and height > 3000  # the whole page, not the first screen
+    assert not page.locator("table#model-mix").is_visible()  # folded under the plot
+    page.locator("details summary").click()
+    assert page.locator("table#model-mix").is_visible()
     page.close()
     assert opened.errors == []
 

@@ -48,6 +48,7 @@ table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; font-size:
 table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; font-size: .7em; }
 tfoot td { font-weight: 600; background: #f6f8fa; }
 td.na { color: #8c959f; }
+details summary { cursor: pointer; color: #0969da; font-size: .9rem; margin: .3rem 0; }
 p.summary { font-size: 1rem; max-width: 60rem; }
 p.none { color: #59636e; font-style: italic; }
 ul.warn li { color: #9a6700; }
@@ -531,7 +532,13 @@ def _mix_section(spend: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
         + '<p class="note">Each bar is one day\'s spend, split by model (the models with '
         "the most spend get their own colour, the rest are summed as other). A band that "
         "grows is traffic moving to that model.</p>"
-        + _table("model-mix", rows, cols, none="no calls in the window")
+        + (
+            "<details><summary>the same as a table (day by model)</summary>"
+            + _table("model-mix", rows, cols, none="no calls in the window")
+            + "</details>"
+            if rows
+            else _table("model-mix", rows, cols, none="no calls in the window")
+        )
     )
 
 

@@ -20,6 +20,8 @@ from training.report.plots import PALETTE, _figure, png
 MAX_MODELS = 8
 #: Teams named on the team plot (by spend); more are drawn unnamed.
 MAX_LABELLED_TEAMS = 12
+#: Spends spanning more than this factor put the team plot on log axes.
+WIDE_RANGE = 20
 #: More colours than the evaluation palette (stacked bars need one per model).
 COLOURS = [*PALETTE, "#0969da", "#d4a72c", "#6e7781"]
 OTHER_COLOUR = "#afb8c1"
@@ -93,12 +95,16 @@ def team_value_png(teams: Sequence[Row], total: Row) -> bytes | None:
 
     A team above the dashed line of the overall cost per good outcome buys its good
     outcomes cheaper than the organisation does; a team far to the right and low
-    spends without much to show for it. Marker area follows the team's calls.
+    spends without much to show for it. Marker area follows the team's calls. When
+    spends span more than ``WIDE_RANGE`` times, both axes are logarithmic (good
+    outcomes symlog, so a team with none stays on the plot): one big team would
+    otherwise squeeze all the others into a corner. Labels that would overlap one
+    already drawn (bigger spenders first) are left out.
     """
     rows = [r for r in teams if r.get("spend_usd") is not None]
     if not rows:
         return None
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig = _figure(9, 4.8)
     ax = fig.add_subplot(1, 1, 1)
@@ -106,8 +112,20 @@ def team_value_png(teams: Sequence[Row], total: Row) -> bytes | None:
     ys = [_num(r.get("good_outcomes")) for r in rows]
     calls = [_num(r.get("calls")) for r in rows]
     most = max(calls) or 1.0
+    positive = [x for x in xs if x > 0]
+    wide = bool(positive) and max(positive) / min(positive) > WIDE_RANGE
+    if wide:
+        x_lo, x_hi = min(positive) / 1.6, max(positive) * 1.6
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1)
+        y_hi = max(ys) * 2 or 1.0
+    else:
+        x_lo, x_hi = 0.0, max(xs) * 1.15 or 1.0
+        y_hi = max(ys) * 1.2 or 1.0
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(0, y_hi)
     ax.scatter(
-        xs,
+        [max(x, x_lo) for x in xs],
         ys,
         s=[40 + 360 * c / most for c in calls],
         color="#0969da",
@@ -116,33 +134,39 @@ def team_value_png(teams: Sequence[Row], total: Row) -> bytes | None:
         linewidths=0.8,
         zorder=3,
     )
-    named = sorted(range(len(rows)), key=lambda i: -xs[i])[:MAX_LABELLED_TEAMS]
-    for i in named:
-        ax.annotate(
-            _label(rows[i].get("team", "")),
-            (xs[i], ys[i]),
-            textcoords="offset points",
-            xytext=(8, 5),
-            fontsize=8,
-        )
-    x_max = max(xs) * 1.15 or 1.0
-    y_max = max(ys) * 1.2 or 1.0
     overall = total.get("cost_per_good_outcome_usd")
     if isinstance(overall, (int, float)) and overall > 0:
+        line_x = [x_lo + (x_hi - x_lo) * i / 200 for i in range(201)]
+        if wide:
+            line_x = [x_lo * (x_hi / x_lo) ** (i / 200) for i in range(201)]
         for factor, style in ((0.5, ":"), (1.0, "--"), (2.0, ":")):
             cost = overall * factor
             ax.plot(
-                [0, x_max],
-                [0, x_max / cost],
+                line_x,
+                [x / cost for x in line_x],
                 style,
                 color="#57606a",
                 lw=1,
                 label=f"${cost:.3g} per good outcome" + (" (overall)" if factor == 1 else ""),
             )
-    ax.set_xlim(0, x_max)
-    ax.set_ylim(0, y_max)
+    placed: list[tuple[float, float]] = []
+    for i in sorted(range(len(rows)), key=lambda i: -xs[i])[:MAX_LABELLED_TEAMS]:
+        px, py = ax.transData.transform((max(xs[i], x_lo), ys[i]))
+        if any(abs(px - qx) < 70 and abs(py - qy) < 14 for qx, qy in placed):
+            continue
+        placed.append((px, py))
+        ax.annotate(
+            _label(rows[i].get("team", "")),
+            (max(xs[i], x_lo), ys[i]),
+            textcoords="offset points",
+            xytext=(8, 5),
+            fontsize=8,
+        )
     ax.xaxis.set_major_formatter(FuncFormatter(_usd_tick))
-    ax.set_xlabel("spend (USD)")
+    if wide:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
+    ax.set_xlabel("spend (USD" + (", log scale)" if wide else ")"))
     ax.set_ylabel("good outcomes (outcome >= 0.5)")
     ax.set_title("spend and good outcomes per team (marker area = calls)", fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -194,6 +218,8 @@ def counterfactual_png(counterfactual: Row) -> bytes | None:
         panels.append((key, title, logged.get(key), est))
     if not panels:
         return None
+    confidence = counterfactual.get("confidence")
+    level = f"{100 * confidence:.0f}%" if isinstance(confidence, float) else "95%"
     fig = _figure(10, 2.6)
     for i, (key, title, logged_value, est) in enumerate(panels):
         right = max(_num(logged_value), _num(est.get("estimate")), _num(est.get("high")))
@@ -226,7 +252,7 @@ def counterfactual_png(counterfactual: Row) -> bytes | None:
                 _fmt(key, value), (value, 0), textcoords="offset points", xytext=(4, 8), fontsize=8
             )
         ax.set_yticks([0, 1])
-        ax.set_yticklabels(["router (estimate, 95%)", "logged"], fontsize=8)
+        ax.set_yticklabels([f"router (estimate, {level})", "logged"], fontsize=8)
         ax.set_ylim(-0.6, 1.6)
         ax.set_xlim(0, 1.3 * right or 1.0)
         if key.endswith("usd"):
