@@ -149,14 +149,18 @@ def team_value_png(teams: Sequence[Row], total: Row) -> bytes | None:
                 lw=1,
                 label=f"${cost:.3g} per good outcome" + (" (overall)" if factor == 1 else ""),
             )
-    placed: list[tuple[float, float]] = []
+    # Label boxes in pixels (8 pt text, about 0.6 em a character), biggest spenders first.
+    pt = fig.dpi / 72
+    placed: list[tuple[float, float, float, float]] = []
     for i in sorted(range(len(rows)), key=lambda i: -xs[i])[:MAX_LABELLED_TEAMS]:
+        text = _label(rows[i].get("team", ""))
         px, py = ax.transData.transform((max(xs[i], x_lo), ys[i]))
-        if any(abs(px - qx) < 70 and abs(py - qy) < 14 for qx, qy in placed):
+        box = (px + 8 * pt, px + (8 + 4.8 * len(text)) * pt, py + 5 * pt, py + 15 * pt)
+        if any(box[0] < q[1] and q[0] < box[1] and box[2] < q[3] and q[2] < box[3] for q in placed):
             continue
-        placed.append((px, py))
+        placed.append(box)
         ax.annotate(
-            _label(rows[i].get("team", "")),
+            text,
             (max(xs[i], x_lo), ys[i]),
             textcoords="offset points",
             xytext=(8, 5),
