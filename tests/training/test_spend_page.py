@@ -184,8 +184,8 @@ def test_page_renders_in_chromium_with_its_plots_and_tables(spend, browser, tmp_
     assert "effective sample size 31.6 is below 50" in text
     assert "3db8520ce53047dc" in text
     assert "+$1.35" in text  # source vs recomputed, signed
-    assert "$9.32 over 85 calls bought 49 good outcomes ($0.190 each)" in text
-    assert "Most spend by team: payments (66.3%, $0.221 per good outcome)" in text
+    assert "$9.32 over 85 calls bought 49 good outcomes ($0.148 each)" in text
+    assert "Most spend by team: payments (66.3%, $0.195 per good outcome)" in text
     assert "2026-11-23 11:10 to 2026-11-27 16:25 UTC" in text
     first_calls = opened.column("sessions-by-spend", "first call (UTC)")
     assert first_calls[0] == "2026-11-26 10:10"
