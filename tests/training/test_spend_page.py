@@ -144,10 +144,12 @@ def test_fixture_follows_the_spend_json_contract(spend):
         )
     mix = spend["model_mix"]
     assert sum(r["spend_usd"] for r in mix) == pytest.approx(spend["total"]["spend_usd"], abs=0.01)
-    assert (
-        spend["counterfactual"]["router"]["spend_usd"]["low"]
-        < (spend["counterfactual"]["router"]["spend_usd"]["high"])
+    source = spend["source_cost"]
+    assert source["difference_usd"] == pytest.approx(
+        source["source_spend_usd"] - source["recomputed_spend_usd"], abs=1e-4
     )
+    router_spend = spend["counterfactual"]["router"]["spend_usd"]
+    assert router_spend["low"] < router_spend["estimate"] < router_spend["high"]
 
 
 def test_page_renders_in_chromium_with_its_plots_and_tables(spend, browser, tmp_path):
