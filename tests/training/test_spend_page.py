@@ -182,7 +182,7 @@ def test_page_renders_in_chromium_with_its_plots_and_tables(spend, browser, tmp_
     router = page.locator("#router ~ table#counterfactual")
     assert router.count() == 1
     text = page.locator("body").inner_text()
-    assert "$4.41" in text and "[$3.76, $5.21] vs logged $7.23" in text
+    assert "$5.52" in text and "[$4.70, $6.51] vs logged $9.04" in text
     assert "effective sample size 31.6 is below 50" in text
     assert "3db8520ce53047dc" in text
     assert "+$1.35" in text  # source vs recomputed, signed
