@@ -7,7 +7,9 @@ The page (spend.html) is another module's; these tests read spend.json and the C
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -122,9 +124,6 @@ def hand_log(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def hand_report(hand_log, tmp_path_factory) -> tuple[dict, Path, str]:
     out = tmp_path_factory.mktemp("hand-report")
-    import contextlib
-    import io
-
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         code = cli.main(["report", "spend", "--logs", str(hand_log), "--out", str(out)])

@@ -108,25 +108,46 @@ CALL_COLUMNS: dict[str, pa.DataType] = {
     "source_cost_usd": pa.float64(),
 }
 
-_METRICS_SQL = """
+#: Additive sums per cell (team, user, model, task, day): the one pass over the calls.
+_CELL_SUMS_SQL = """
     count(*) AS calls,
-    coalesce(sum(cost_usd), 0) AS spend_usd,
+    sum(cost_usd) AS spend,
+    sum(input_tokens) AS input_tokens,
+    sum(output_tokens) AS output_tokens,
+    sum(cached_input_tokens) AS cached_input_tokens,
+    sum(cache_write_tokens) AS cache_write_tokens,
+    sum(cached_input_tokens) FILTER (WHERE input_tokens IS NOT NULL) AS cached_of_known,
+    sum(cache_saved_usd) AS cache_saved,
+    count(outcome) AS graded,
+    count(*) FILTER (WHERE outcome >= 0.5) AS good,
+    sum(cost_usd) FILTER (WHERE outcome IS NOT NULL) AS graded_spend,
+    sum(cost_usd) FILTER (WHERE outcome < 0.5 OR retried) AS wasted,
+    count(*) FILTER (WHERE retried) AS retried,
+    count(*) FILTER (WHERE outcome < 0.5) AS failed,
+    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,
+    min(ts) AS first_ts,
+    max(ts) AS last_ts
+"""
+#: The `METRIC_KEYS` from the cells' sums.
+_METRICS_SQL = """
+    CAST(sum(calls) AS BIGINT) AS calls,
+    coalesce(sum(spend), 0) AS spend_usd,
     CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
     CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
     CAST(coalesce(sum(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens,
     CAST(coalesce(sum(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens,
-    sum(coalesce(cached_input_tokens, 0)) FILTER (WHERE input_tokens IS NOT NULL)
-        / nullif(sum(input_tokens), 0) AS cache_hit_rate,
-    coalesce(sum(cache_saved_usd), 0) AS cache_saved_usd,
-    count(outcome) AS graded_calls,
-    count(*) FILTER (WHERE outcome >= 0.5) AS good_outcomes,
-    coalesce(sum(cost_usd) FILTER (WHERE outcome IS NOT NULL), 0)
-        / nullif(count(*) FILTER (WHERE outcome >= 0.5), 0) AS cost_per_good_outcome_usd,
-    coalesce(sum(cost_usd) FILTER (WHERE outcome < 0.5 OR retried), 0) AS wasted_usd,
-    count(*) FILTER (WHERE retried) AS retried_calls,
-    count(*) FILTER (WHERE outcome < 0.5) AS failed_calls,
-    coalesce(sum(cost_usd) FILTER (WHERE outcome IS NOT NULL), 0) AS graded_spend_usd,
-    count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_calls
+    coalesce(sum(cached_of_known), 0) / nullif(sum(input_tokens), 0) AS cache_hit_rate,
+    coalesce(sum(cache_saved), 0) AS cache_saved_usd,
+    CAST(sum(graded) AS BIGINT) AS graded_calls,
+    CAST(sum(good) AS BIGINT) AS good_outcomes,
+    coalesce(sum(graded_spend), 0) / nullif(sum(good), 0) AS cost_per_good_outcome_usd,
+    coalesce(sum(wasted), 0) AS wasted_usd,
+    CAST(sum(retried) AS BIGINT) AS retried_calls,
+    CAST(sum(failed) AS BIGINT) AS failed_calls,
+    coalesce(sum(graded_spend), 0) AS graded_spend_usd,
+    CAST(sum(unpriced) AS BIGINT) AS unpriced_calls,
+    min(first_ts) AS first_ts,
+    max(last_ts) AS last_ts
 """
 
 
@@ -228,6 +249,7 @@ def aggregate_spend(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET preserve_insertion_order = false")  # less memory; rows are sorted
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         con.register("calls_in", calls)
@@ -241,16 +263,16 @@ def aggregate_spend(
         con.close()
 
 
-_CALLS_VIEW = f"""
+_CALLS_VIEW = """
 CREATE TEMP VIEW calls AS
 SELECT
     c.request_id,
     c.model,
     CAST(c.timestamp AS TIMESTAMP) AS ts,
-    coalesce(strftime(CAST(c.timestamp AS TIMESTAMP), '%Y-%m-%d'), '{NONE}') AS day,
-    coalesce(c."user", '{NONE}') AS "user",
-    coalesce(c.team, '{NONE}') AS team,
-    coalesce(c.task, '{NONE}') AS task,
+    CAST(CAST(c.timestamp AS TIMESTAMP) AS DATE) AS day,
+    c."user",
+    c.team,
+    c.task,
     c.session_id,
     CAST(c.input_tokens AS DOUBLE) AS input_tokens,
     CAST(c.cached_input_tokens AS DOUBLE) AS cached_input_tokens,
@@ -299,13 +321,23 @@ class _Figures:
         return out
 
     def groups(self) -> dict[str, Any]:
-        """Total, each grouping and the model mix in one pass (GROUPING SETS)."""
+        """Total, each grouping and the model mix: one pass over the calls into cells
+        (team, user, model, task, day), then GROUPING SETS over the cells."""
         keys = list(GROUPINGS.values())
+        self.con.execute(
+            f"CREATE TEMP TABLE cells AS SELECT {', '.join(keys)}, {_CELL_SUMS_SQL} "
+            f"FROM calls GROUP BY {', '.join(keys)}"
+        )
         sets = ", ".join(["()", *(f"({k})" for k in keys), "(day, model)"])
+        shown = [
+            f"coalesce(strftime(day, '%Y-%m-%d'), '{NONE}') AS day"
+            if k == "day"
+            else f"coalesce({k}, '{NONE}') AS {k}"
+            for k in keys
+        ]
         sql = f"""
-            SELECT {", ".join(keys)}, grouping({", ".join(keys)}) AS g,
-                   min(ts) AS first_ts, max(ts) AS last_ts, {_METRICS_SQL}
-            FROM calls GROUP BY GROUPING SETS ({sets})
+            SELECT {", ".join(shown)}, grouping({", ".join(keys)}) AS g, {_METRICS_SQL}
+            FROM cells GROUP BY GROUPING SETS ({sets})
         """
         n = len(keys)
         full = (1 << n) - 1
@@ -332,7 +364,7 @@ class _Figures:
                 continue
             (name,) = (k for k in GROUPINGS if g == full & ~bit[k])
             out[name].append({name: row[name], **metrics})
-        if "total" not in out:  # no calls: GROUPING SETS gives no () row on empty input
+        if not out.get("total") or not out["total"]["calls"]:
             raise ValueError("no calls to report on.")
         for name, rows in out.items():
             if name == "day":
@@ -349,7 +381,8 @@ class _Figures:
         self.con.execute(
             """
             CREATE TEMP TABLE session_totals AS
-            SELECT session_id, any_value("user") AS "user", any_value(team) AS team,
+            SELECT session_id, coalesce(any_value("user"), '(none)') AS "user",
+                   coalesce(any_value(team), '(none)') AS team,
                    count(*) AS calls, coalesce(sum(cost_usd), 0) AS spend_usd,
                    count(*) FILTER (WHERE outcome >= 0.5) AS good_outcomes,
                    min(ts) AS first, max(ts) AS last
@@ -365,20 +398,37 @@ class _Figures:
         )
         for row in by_spend:
             row["first"], row["last"] = _iso(row["first"]), _iso(row["last"])
+        # Each call beside the previous call of its session: one sort, kept narrow (the
+        # cold-cache test is made here, so the table needs no model or prices).
         self.con.execute(
-            """
+            f"""
             CREATE TEMP TABLE turns AS
-            SELECT session_id, request_id, ts, model, input_tokens,
-                   coalesce(cached_input_tokens, 0) AS cached_input_tokens, cost_usd,
-                   input_price, cache_read_price,
-                   row_number() OVER w AS turn,
-                   lag(input_tokens) OVER w AS prev_input,
-                   lag(model) OVER w AS prev_model,
-                   lag(ts) OVER w AS prev_ts
-            FROM calls
-            WHERE session_id IS NOT NULL AND input_tokens IS NOT NULL
-            WINDOW w AS (PARTITION BY session_id ORDER BY ts NULLS LAST, request_id)
-            """
+            SELECT session_id, turn, input_tokens, prev_input, cost_usd, model,
+                   coalesce(
+                       prev_input > 0
+                       AND input_tokens >= prev_input
+                       AND model = prev_model
+                       AND cached_input_tokens < ? * prev_input
+                       AND input_price > cache_read_price
+                       AND (ts IS NULL OR prev_ts IS NULL
+                            OR ts - prev_ts <= INTERVAL '{_interval(self.s.cold_cache_max_gap)}'),
+                       false) AS cold,
+                   greatest(prev_input - cached_input_tokens, 0)
+                       * (input_price - cache_read_price) AS extra_usd
+            FROM (
+                SELECT session_id, ts, model, input_tokens, cost_usd, input_price,
+                       cache_read_price,
+                       coalesce(cached_input_tokens, 0) AS cached_input_tokens,
+                       row_number() OVER w AS turn,
+                       lag(input_tokens) OVER w AS prev_input,
+                       lag(model) OVER w AS prev_model,
+                       lag(ts) OVER w AS prev_ts
+                FROM calls
+                WHERE session_id IS NOT NULL AND input_tokens IS NOT NULL
+                WINDOW w AS (PARTITION BY session_id ORDER BY ts NULLS LAST, request_id)
+            )
+            """,
+            [float(self.s.cold_cache_fraction)],
         )
         growth = self.rows(
             """
@@ -421,21 +471,8 @@ class _Figures:
     def cold_cache(self) -> dict[str, Any]:
         """Cold-cache re-sends: totals, and the sessions (and models) that made most."""
         self.con.execute(
-            f"""
-            CREATE TEMP TABLE cold AS
-            SELECT session_id, model, cost_usd,
-                   greatest(prev_input - cached_input_tokens, 0)
-                       * (input_price - cache_read_price) AS extra_usd
-            FROM turns
-            WHERE prev_input > 0
-              AND input_tokens >= prev_input
-              AND model = prev_model
-              AND cached_input_tokens < ? * prev_input
-              AND cache_read_price IS NOT NULL AND input_price > cache_read_price
-              AND (ts IS NULL OR prev_ts IS NULL
-                   OR ts - prev_ts <= INTERVAL '{_interval(self.s.cold_cache_max_gap)}')
-            """,
-            [float(self.s.cold_cache_fraction)],
+            "CREATE TEMP TABLE cold AS SELECT session_id, model, cost_usd, extra_usd "
+            "FROM turns WHERE cold"
         )
         (total,) = self.rows(
             """
