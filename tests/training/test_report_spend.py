@@ -372,3 +372,28 @@ def test_counterfactual_warns_when_the_logs_cannot_support_it(gateway, tiny_bund
     single = estimate_counterfactual(tiny_bundle, one, n_bootstrap=50).to_dict()
     assert single["estimator"] is None and single["calls"] == len(one)
     assert any("one model" in w for w in single["warnings"])
+
+
+def test_events_grade_first_and_retries_count_as_waste(hand_log, tmp_path, capsys):
+    events = tmp_path / "events.jsonl"
+    retry = {"timestamp": "2026-03-01T11:12:00Z", "event": "retry", "request_id": "b4"}
+    events.write_text(json.dumps(retry) + "\n")
+    out = tmp_path / "report"
+    argv = ["report", "spend", "--logs", str(hand_log), "--events", str(events)]
+    assert cli.main([*argv, "--as-of", "2026-04-01T00:00:00Z", "--out", str(out)]) == 0
+    total = json.loads((out / "spend.json").read_text())["total"]
+    # b4 (retry event) and c1 (retried in the log) are graded 0: retried and failed
+    assert total["retried_calls"] == 2
+    assert total["good_outcomes"] == 4  # a1 a2 b1 b2
+    assert total["failed_calls"] == 5  # a3 b3 d1 b4 c1
+    assert total["wasted_usd"] == pytest.approx(0.0085 + 0.0015 + 0.002 + 0.0001)
+    assert total["graded_calls"] == 9
+    assert not (out / "events-quarantine.jsonl").exists()
+
+
+def test_an_unreadable_log_is_one_error_line(tmp_path, capsys):
+    log = tmp_path / "calls.jsonl"
+    log.write_text(json.dumps({"request_id": "r1", "prompt": "hi"}) + "\n")
+    assert cli.main(["report", "spend", "--logs", str(log), "--out", str(tmp_path / "o")]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"error: {log}: ") and "`model`" in last
