@@ -52,4 +52,10 @@ IMPORTERS: dict[str, Importer] = {
         summary="pull requests and reviews from the GitHub REST API (gh api) -> outcome events",
         target="features.importers.github:import_github",
     ),
+    "litellm-spend": Importer(
+        name="litellm-spend",
+        produces="calls",
+        summary="LiteLLM proxy spend logs (LiteLLM_SpendLogs CSV/JSON export) -> call log",
+        target="features.importers.litellm_spend:import_litellm_spend",
+    ),
 }
