@@ -254,7 +254,11 @@ def run_spend(args: argparse.Namespace) -> int:
     prices = PriceCatalog.load(args.prices)
     config = GradingConfig.from_toml(args.config) if args.config else GradingConfig()
     _say(f"reading call logs: {' '.join(args.logs)}")
-    read = read_call_logs(args.logs, prices=prices, quarantine_path=out / QUARANTINE)
+    # Spend logs often keep no prompt (LiteLLM stores none by default): the report needs
+    # none; the --bundle estimate leaves such calls out and says how many.
+    read = read_call_logs(
+        args.logs, prices=prices, quarantine_path=out / QUARANTINE, require_prompt=False
+    )
     if read.n_quarantined:
         _say(f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> {out / QUARANTINE}")
     frame = read.frame

@@ -397,3 +397,29 @@ def test_an_unreadable_log_is_one_error_line(tmp_path, capsys):
     assert cli.main(["report", "spend", "--logs", str(log), "--out", str(tmp_path / "o")]) == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"error: {log}: ") and "`model`" in last
+
+
+def test_a_prompt_less_spend_log_reports_source_cost_and_no_estimate(tiny_bundle, tmp_path, capsys):
+    """LiteLLM spend logs keep no prompt: the report reads them; the estimate says why not."""
+    fixture = ROOT / "tests" / "features" / "fixtures" / "litellm_spend" / "spend_logs.csv"
+    calls = tmp_path / "calls.jsonl"
+    assert cli.main(["import", "litellm-spend", str(fixture), "--out", str(calls)]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    out = tmp_path / "report"
+    argv = ["report", "spend", "--logs", str(calls), "--out", str(out)]
+    assert cli.main([*argv, "--bundle", str(tiny_bundle), "--n-bootstrap", "50"]) == 0
+    spend = json.loads((out / "spend.json").read_text())
+    source = spend["source_cost"]
+    assert source["calls"] == imported["calls_written"]
+    assert source["source_spend_usd"] == pytest.approx(imported["source_spend_usd"])
+    assert source["recomputed_spend_usd"] == pytest.approx(spend["total"]["spend_usd"])
+    # the report's difference is what the source stated minus what the tokens cost
+    assert source["difference_usd"] == pytest.approx(
+        source["source_spend_usd"] - source["recomputed_spend_usd"]
+    )
+    assert source["difference_usd"] > 0  # LiteLLM overstated the cached Anthropic call
+    assert source["by_model"][0]["model"] == "claude-sonnet-4-5"  # the largest difference
+    cf = spend["counterfactual"]
+    assert cf["estimator"] is None and cf["calls"] == 0
+    assert cf["left_out"]["no_prompt"] == imported["calls_written"]
+    assert any("carry no prompt" in w for w in cf["warnings"])

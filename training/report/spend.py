@@ -493,7 +493,10 @@ class _Figures:
         return total
 
     def source_cost(self) -> dict[str, Any]:
-        """The source's own stated spend beside the recomputed one, where it has one."""
+        """The source's own stated spend (``source_cost_usd``, kept by the importers)
+        beside the recomputed one, over the calls that have it. ``difference_usd`` is
+        stated minus recomputed: positive when the source charged more than the tokens
+        cost (LiteLLM with prompt caching, BerriAI/litellm#9812, #11789)."""
         rows = self.rows(
             """
             SELECT model, grouping(model) AS g, count(*) AS calls,
