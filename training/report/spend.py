@@ -398,60 +398,72 @@ class _Figures:
         )
         for row in by_spend:
             row["first"], row["last"] = _iso(row["first"]), _iso(row["last"])
-        # Each call beside the previous call of its session: one sort, kept narrow (the
-        # cold-cache test is made here, so the table needs no model or prices).
+        # Each call beside the previous and next call of its session: ONE window sort.
+        # Only the calls that matter are kept: cold-cache re-sends, and the first and
+        # last call of each run (a run ends where the next call is a fresh start), with
+        # the session's running cost, so a run's figures come from its two ends.
+        fresh = float(self.s.fresh_start_fraction)
+        gap = _interval(self.s.cold_cache_max_gap)
         self.con.execute(
             f"""
             CREATE TEMP TABLE turns AS
-            SELECT session_id, turn, input_tokens, prev_input, cost_usd, model,
-                   coalesce(
-                       prev_input > 0
-                       AND input_tokens >= prev_input
-                       AND model = prev_model
-                       AND cached_input_tokens < ? * prev_input
-                       AND input_price > cache_read_price
-                       AND (ts IS NULL OR prev_ts IS NULL
-                            OR ts - prev_ts <= INTERVAL '{_interval(self.s.cold_cache_max_gap)}'),
-                       false) AS cold,
-                   greatest(prev_input - cached_input_tokens, 0)
-                       * (input_price - cache_read_price) AS extra_usd
-            FROM (
-                SELECT session_id, ts, model, input_tokens, cost_usd, input_price,
-                       cache_read_price,
-                       coalesce(cached_input_tokens, 0) AS cached_input_tokens,
-                       row_number() OVER w AS turn,
-                       lag(input_tokens) OVER w AS prev_input,
-                       lag(model) OVER w AS prev_model,
-                       lag(ts) OVER w AS prev_ts
-                FROM calls
-                WHERE session_id IS NOT NULL AND input_tokens IS NOT NULL
-                WINDOW w AS (PARTITION BY session_id ORDER BY ts NULLS LAST, request_id)
+            SELECT * FROM (
+                SELECT session_id, turn, model, input_tokens, cost_usd, running_cost,
+                       prev_input IS NULL OR input_tokens < {fresh} * prev_input AS run_start,
+                       next_input IS NULL OR next_input < {fresh} * input_tokens AS run_end,
+                       coalesce(
+                           prev_input > 0
+                           AND input_tokens >= prev_input
+                           AND model = prev_model
+                           AND cached_input_tokens < ? * prev_input
+                           AND input_price > cache_read_price
+                           AND (ts IS NULL OR prev_ts IS NULL
+                                OR ts - prev_ts <= INTERVAL '{gap}'),
+                           false) AS cold,
+                       greatest(prev_input - cached_input_tokens, 0)
+                           * (input_price - cache_read_price) AS extra_usd
+                FROM (
+                    SELECT session_id, ts, model, input_tokens, cost_usd, input_price,
+                           cache_read_price,
+                           coalesce(cached_input_tokens, 0) AS cached_input_tokens,
+                           row_number() OVER w AS turn,
+                           lag(input_tokens) OVER w AS prev_input,
+                           lead(input_tokens) OVER w AS next_input,
+                           lag(model) OVER w AS prev_model,
+                           lag(ts) OVER w AS prev_ts,
+                           sum(coalesce(cost_usd, 0)) OVER (
+                               w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+                           ) AS running_cost
+                    FROM calls
+                    WHERE session_id IS NOT NULL AND input_tokens IS NOT NULL
+                    WINDOW w AS (PARTITION BY session_id ORDER BY ts NULLS LAST, request_id)
+                )
             )
+            WHERE cold OR run_start OR run_end
             """,
             [float(self.s.cold_cache_fraction)],
         )
+        # A run's start and end are consecutive among the kept run_start/run_end calls.
         growth = self.rows(
             """
-            WITH marked AS (
-                SELECT *, CASE WHEN prev_input IS NULL OR input_tokens < ? * prev_input
-                               THEN 1 ELSE 0 END AS fresh
-                FROM turns
-            ), runs AS (
-                SELECT *, sum(fresh) OVER (PARTITION BY session_id ORDER BY turn
-                                           ROWS UNBOUNDED PRECEDING) AS run
-                FROM marked
-            ), run_stats AS (
-                SELECT session_id, run, count(*) AS turns,
-                       arg_min(input_tokens, turn) AS start_input_tokens,
-                       arg_max(input_tokens, turn) AS end_input_tokens,
-                       coalesce(sum(cost_usd), 0) AS run_spend_usd
-                FROM runs GROUP BY session_id, run
+            WITH ends AS (
+                SELECT session_id, turn, input_tokens, run_start, run_end,
+                       running_cost - coalesce(cost_usd, 0) AS cost_before,
+                       lead(turn) OVER e AS end_turn,
+                       lead(input_tokens) OVER e AS end_input_tokens,
+                       lead(running_cost) OVER e AS end_running_cost
+                FROM turns WHERE run_start OR run_end
+                WINDOW e AS (PARTITION BY session_id ORDER BY turn)
             ), best AS (
-                SELECT * FROM run_stats
-                WHERE turns >= 2 AND end_input_tokens > start_input_tokens
+                SELECT session_id, turn AS start_turn,
+                       input_tokens AS start_input_tokens, end_input_tokens,
+                       end_turn - turn + 1 AS turns,
+                       end_running_cost - cost_before AS run_spend_usd
+                FROM ends
+                WHERE run_start AND NOT run_end AND end_input_tokens > input_tokens
                 QUALIFY row_number() OVER (
                     PARTITION BY session_id
-                    ORDER BY end_input_tokens - start_input_tokens DESC, turns DESC, run
+                    ORDER BY end_input_tokens - input_tokens DESC, turns DESC, start_turn
                 ) = 1
             )
             SELECT b.session_id, s."user", s.team, s.calls, s.spend_usd,
@@ -464,7 +476,7 @@ class _Figures:
             ORDER BY growth_tokens DESC, turns_without_fresh_start DESC, b.session_id
             LIMIT ?
             """,
-            [float(self.s.fresh_start_fraction), top],
+            [top],
         )
         return {"by_spend": by_spend, "by_context_growth": growth}
 
