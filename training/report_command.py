@@ -249,6 +249,11 @@ def run_spend(args: argparse.Namespace) -> int:
         raise ValueError("--as-of sets the time events are graded at: give --events too.")
     if args.top < 1:
         raise ValueError(f"--top must be at least 1, got {args.top}.")
+    bundle = None
+    if args.bundle:  # a wrong --bundle fails now, not after the aggregation
+        from serving.bundle import load_bundle
+
+        bundle = load_bundle(args.bundle)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     prices = PriceCatalog.load(args.prices)
@@ -284,12 +289,12 @@ def run_spend(args: argparse.Namespace) -> int:
     settings = SpendSettings(top=args.top)
     figures = aggregate_spend(calls_table(frame, retried), prices, settings)
     counterfactual = None
-    if args.bundle:
+    if bundle is not None:
         from training.report.spend_counterfactual import estimate_counterfactual
 
         _say(f"estimating what {args.bundle} would have spent and achieved (off-policy)")
         counterfactual = estimate_counterfactual(
-            args.bundle, frame, n_bootstrap=args.n_bootstrap, random_state=args.seed
+            bundle, frame, n_bootstrap=args.n_bootstrap, random_state=args.seed
         ).to_dict()
         for warning in counterfactual["warnings"]:
             _say(f"warning: {warning}")

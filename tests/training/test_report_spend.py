@@ -423,3 +423,11 @@ def test_a_prompt_less_spend_log_reports_source_cost_and_no_estimate(tiny_bundle
     assert cf["estimator"] is None and cf["calls"] == 0
     assert cf["left_out"]["no_prompt"] == imported["calls_written"]
     assert any("carry no prompt" in w for w in cf["warnings"])
+
+
+def test_a_wrong_bundle_fails_before_the_work(hand_log, tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = ["report", "spend", "--logs", str(hand_log), "--out", str(out)]
+    assert cli.main([*argv, "--bundle", str(tmp_path / "nothing")]) == 2
+    assert "No manifest.json" in capsys.readouterr().err
+    assert not out.exists()

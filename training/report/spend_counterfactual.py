@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.bundle import load_bundle
+from serving.bundle import Bundle, load_bundle
 from training.evaluation.off_policy import is_partial_feedback, off_policy_section
 from training.evaluation.served import ServedPolicy
 
@@ -130,7 +130,7 @@ def _interval(value) -> dict[str, float | None]:
 
 
 def estimate_counterfactual(
-    bundle_path: str | Path,
+    bundle: Bundle | str | Path,
     frame: pd.DataFrame,
     *,
     n_bootstrap: int = 1000,
@@ -141,8 +141,8 @@ def estimate_counterfactual(
 
     Parameters
     ----------
-    bundle_path : str or Path
-        The bundle (verified by :func:`serving.bundle.load_bundle`).
+    bundle : Bundle, str or Path
+        A loaded bundle, or its folder (verified by :func:`serving.bundle.load_bundle`).
     frame : DataFrame, shape (n_calls, n_columns)
         The report's calls (`features.call_log.read_call_logs`, graded or not).
     n_bootstrap : int, default=1000
@@ -155,7 +155,8 @@ def estimate_counterfactual(
     SpendCounterfactual
         With null estimates and a warning where the logs cannot support one.
     """
-    bundle = load_bundle(bundle_path)
+    if not isinstance(bundle, Bundle):
+        bundle = load_bundle(bundle)
     served = ServedPolicy(bundle)
     prompt = _has_prompt(frame)
     graded = frame["outcome"].notna()
@@ -213,14 +214,18 @@ def estimate_counterfactual(
             "than traffic): the estimate treats each call as traffic; `outcome-router "
             "evaluate` scores such a table exactly."
         )
-    section, _, _ = off_policy_section(
-        served,
-        rows,
-        n_bootstrap=n_bootstrap,
-        alpha=alpha,
-        random_state=random_state,
-        curve_points=0,
-    )
+    try:
+        section, _, _ = off_policy_section(
+            served,
+            rows,
+            n_bootstrap=n_bootstrap,
+            alpha=alpha,
+            random_state=random_state,
+            curve_points=0,
+        )
+    except ValueError as exc:  # the logs cannot support it: say so, keep the report
+        warnings.append(f"The off-policy estimate failed on these calls: {exc}")
+        return SpendCounterfactual(estimator=None, warnings=warnings, **base)
     estimate = section.estimators[section.default_estimator]
     return SpendCounterfactual(
         estimator=section.default_estimator,
