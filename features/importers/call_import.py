@@ -38,8 +38,8 @@ def _money(value: float) -> float:
 
 def spend_by_model(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Calls, tokens, the source's spend and the recomputed spend per model, costliest
-    first. ``difference_usd`` is recomputed minus stated (negative: the source
-    over-stated)."""
+    first. ``difference_usd`` is stated minus recomputed (positive: the source
+    over-stated), as in ``report spend``."""
     if frame.empty:
         return []
     grouped = frame.groupby("model", sort=False)
@@ -51,7 +51,7 @@ def spend_by_model(frame: pd.DataFrame) -> list[dict[str, Any]]:
         row.update({name: int(part[name].fillna(0).sum()) for name in _SUMMED if name in part})
         row["source_spend_usd"] = _money(source.sum())
         row["recomputed_spend_usd"] = _money(recomputed.sum())
-        row["difference_usd"] = _money(recomputed.sum() - source.sum())
+        row["difference_usd"] = _money(source.sum() - recomputed.sum())
         rows.append(row)
     return sorted(rows, key=lambda r: -r["recomputed_spend_usd"])
 
@@ -108,7 +108,7 @@ class CallImport:
             **{k: int(v) for k, v in self.counts.items()},
             "source_spend_usd": _money(source.sum()),
             "recomputed_spend_usd": _money(recomputed.sum()),
-            "difference_usd": _money(recomputed.sum() - source.sum()),
+            "difference_usd": _money(source.sum() - recomputed.sum()),
             "models_not_in_catalog": dict(sorted(self.unpriced.items())),
             "calls_not_in_catalog": int(sum(self.unpriced.values())),
             "by_model": spend_by_model(self.frame),

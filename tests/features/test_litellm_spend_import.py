@@ -189,9 +189,9 @@ def test_summary_compares_stated_and_recomputed_spend(from_csv) -> None:
     recomputed = 0.19425 + 0.0178552 + 0 + 0 + 0.0042
     assert summary["source_spend_usd"] == pytest.approx(stated, abs=1e-6)
     assert summary["recomputed_spend_usd"] == pytest.approx(recomputed, abs=1e-6)
-    assert summary["difference_usd"] == pytest.approx(recomputed - stated, abs=1e-6)
+    assert summary["difference_usd"] == pytest.approx(stated - recomputed, abs=1e-6)
     by_model = {m["model"]: m for m in summary["by_model"]}
-    assert by_model["claude-sonnet-4-5"]["difference_usd"] == pytest.approx(-0.13575)
+    assert by_model["claude-sonnet-4-5"]["difference_usd"] == pytest.approx(0.13575)
     assert by_model["claude-sonnet-4-5"]["cached_input_tokens"] == 60_000
     json.dumps(summary)  # printable as is
 
