@@ -118,9 +118,13 @@ def _has_prompt(frame: pd.DataFrame) -> pd.Series:
     return text | chat
 
 
-def _interval(value) -> dict[str, float | None]:
+def _interval(value, bounds: tuple[float, float] = (-np.inf, np.inf)) -> dict[str, float | None]:
+    """An estimate and its interval for spend.json, clipped to ``bounds``: DR and IPS
+    can step outside the range of what they estimate (a quality of 1.07) when the
+    weights are large, and a bill-payer should read the range the number lives in."""
+
     def number(x: float) -> float | None:
-        return float(x) if x is not None and np.isfinite(x) else None
+        return float(np.clip(x, *bounds)) if x is not None and np.isfinite(x) else None
 
     return {
         "estimate": number(value.estimate),
@@ -229,8 +233,8 @@ def estimate_counterfactual(
     estimate = section.estimators[section.default_estimator]
     return SpendCounterfactual(
         estimator=section.default_estimator,
-        quality=_interval(estimate.quality),
-        cost_per_call_usd=_interval(estimate.cost_usd),
+        quality=_interval(estimate.quality, (0.0, 1.0)),
+        cost_per_call_usd=_interval(estimate.cost_usd, (0.0, np.inf)),
         ess=float(section.ess),
         propensity_source=section.propensity_source,
         warnings=[*warnings, *section.warnings],
