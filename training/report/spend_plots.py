@@ -174,7 +174,8 @@ def team_value_png(teams: Sequence[Row], total: Row) -> bytes | None:
     ax.set_ylabel("good outcomes (outcome >= 0.5)")
     ax.set_title("spend and good outcomes per team (marker area = calls)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    if ax.get_legend_handles_labels()[0]:  # no reference lines without a good outcome
+        ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
     return png(fig)
 
 
