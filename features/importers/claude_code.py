@@ -86,6 +86,7 @@ from pathlib import Path
 from typing import Any
 
 from features.importers.imported_calls import CallsImport, checked_calls, price_call
+from features.importers.source_files import source_files
 from features.prices import PriceCatalog
 
 __all__ = ["SYNTHETIC_MODEL", "claude_code_files", "import_claude_code"]
@@ -123,24 +124,12 @@ def claude_code_files(paths: Sequence[str | Path]) -> list[Path]:
     FileNotFoundError
         If a path does not exist or a folder holds no ``.jsonl`` file.
     """
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*.jsonl") if f.is_file())
-            if not found:
-                raise FileNotFoundError(
-                    f"{p}: folder holds no .jsonl transcripts. Point to ~/.claude/projects, "
-                    "a project folder under it, or a copy of them."
-                )
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(
-                f"{p}: no such file or folder. Check the path (a relative path starts "
-                f"from {Path.cwd()})."
-            )
-    return sorted(dict.fromkeys(files), key=str)
+    return source_files(
+        paths,
+        (".jsonl",),
+        ".jsonl transcripts",
+        "Point to ~/.claude/projects, a project folder under it, or a copy of them.",
+    )
 
 
 def _path_parts(path: Path) -> tuple[str | None, str, bool]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.call_log import COLUMNS, validate_call_row
+from features.call_log import COLUMNS, TOKEN_COLUMNS, validate_call_row
 from features.call_log_files import jsonable_row
 from features.importers.call_import import CallImport
 from features.prices import PriceCatalog
@@ -45,14 +45,6 @@ __all__ = [
 CALL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".csv", ".csv.gz", ".parquet")
 #: The catalog key that priced a call: every trace importer writes it.
 PRICED_AS = "priced_as"
-_TOKEN_COLUMNS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-)
 #: A snapshot date ending a model id: Anthropic ``-20250929``, OpenAI ``-2024-08-06``,
 #: Vertex AI ``@20250929``.
 SNAPSHOT_SUFFIX = re.compile(r"[-@](\d{8}|\d{4}-\d{2}-\d{2})$")
@@ -131,7 +123,7 @@ def _json_value(name: str, value: Any) -> Any:
     """Token counts as integers, numpy scalars as Python values."""
     if hasattr(value, "item") and not isinstance(value, list | dict):
         value = value.item()
-    if name in _TOKEN_COLUMNS and isinstance(value, float) and value.is_integer():
+    if name in TOKEN_COLUMNS and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 

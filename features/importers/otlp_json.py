@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from features.importers.source_files import source_files
+
 __all__ = [
     "OTLP_SUFFIXES",
     "LogRecord",
@@ -362,26 +364,12 @@ def otlp_files(paths: list[str | Path]) -> list[Path]:
     FileNotFoundError
         If a path does not exist, or a folder holds no such file.
     """
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.name.endswith(OTLP_SUFFIXES)
-            )
-            if not found:
-                raise FileNotFoundError(
-                    f"{p}: folder holds no OTLP JSON files ({', '.join(OTLP_SUFFIXES)}). Point "
-                    "to the collector's file exporter output or the saved OTLP/HTTP bodies."
-                )
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(
-                f"{p}: no such file or folder. Check the path (a relative path starts "
-                f"from {Path.cwd()})."
-            )
-    return files
+    return source_files(
+        paths,
+        OTLP_SUFFIXES,
+        f"OTLP JSON files ({', '.join(OTLP_SUFFIXES)})",
+        "Point to the collector's file exporter output or the saved OTLP/HTTP bodies.",
+    )
 
 
 def is_finite_number(value: Any) -> bool:
