@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := build/demo
 PORT ?= 8765
+# Debian's chromium, for the browser test of spend.html (tests/training/test_spend_page.py).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lint format notebooks clean
 
@@ -26,7 +28,16 @@ demo: $(STAMP)
 	$(BIN)/outcome-router demo-request --bundle $(DEMO)/bundle --port $(PORT) \
 		--request data/swebench_verified/example_request.json
 
-test: $(STAMP)
+# The browser itself is the stamp: installed once, re-installed if it goes missing. Playwright
+# drives this one; `playwright install` (a browser download of its own) is never run.
+$(CHROMIUM):
+	@echo "installing $(CHROMIUM) (apt-get install chromium) for the browser test"
+	@export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@test -x $@ || { echo "$@ is still missing after apt-get install chromium"; exit 1; }
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -101,6 +101,11 @@ FIGURES = (
     "default_cost_usd",
     "default_quality_gap",
     "default_cost_share",
+    "target_quality",
+    "target_quality_in_sample",
+    "target_error",
+    "target_error_in_sample",
+    "target_covered",
 )
 
 
@@ -178,7 +183,18 @@ def score_bundle(bundle_dir: Path, test: pd.DataFrame) -> dict[str, float | None
     quality = float(log.outcome[rows, chosen].mean())
     cost = float(log.cost_usd[rows, chosen].mean())
     best = summary.best_single
+    fit = served.bundle.manifest["policy"].get("target_fit") or {}
+    low, high = (fit.get("ci95") or {}).get("quality", [None, None])
+    estimate = fit.get("quality")
+    in_sample = (fit.get("in_sample") or {}).get("quality")
     return {
+        # What --target promised (cross-fitted, and read on the curve of all training
+        # calls), against what the default decision then gave on the test prompts.
+        "target_quality": estimate,
+        "target_quality_in_sample": in_sample,
+        "target_error": None if estimate is None else estimate - quality,
+        "target_error_in_sample": None if in_sample is None else in_sample - quality,
+        "target_covered": None if low is None or high is None else float(low <= quality <= high),
         "area": summary.area,
         "savings_at_parity": summary.savings_at_parity,
         "savings_at_95": summary.savings_at_95,
@@ -288,6 +304,23 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_cell(row['savings_at_parity'], '.1%')} | {_cell(row['savings_at_95'], '.1%')} "
                 f"| {_cell(row['default_quality_gap'], '+.3f')} | "
                 f"{_cell(row['default_cost_share'], '.2f')} |"
+            )
+    lines += [
+        "",
+        "Does the --target estimate hold on the test prompts? (estimate - test quality of the "
+        "default decision; covered: share of seeds whose 95% interval holds the test quality)",
+        "",
+        "| data | policy | variant | test quality | estimate (cross-fitted) | error | "
+        "in-sample error | covered |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for (name, policy), block in results.items():
+        for variant, row in block["summary"].items():
+            lines.append(
+                f"| {name} | {policy} | {variant} | {_cell(row['default_quality'], '.3f')} | "
+                f"{_cell(row['target_quality'], '.3f')} | {_cell(row['target_error'], '+.3f')} | "
+                f"{_cell(row['target_error_in_sample'], '+.3f')} | "
+                f"{_cell(row['target_covered'], '.2f')} |"
             )
     return "\n".join(lines)
 

@@ -44,6 +44,7 @@ __all__ = [
     "log_files",
     "prompt_key",
     "read_call_logs",
+    "validate_call_row",
     "write_call_log",
     "write_quarantine",
 ]
@@ -63,14 +64,25 @@ COLUMNS: dict[str, bool] = {
     "input_tokens": False,
     "cached_input_tokens": False,
     "cache_write_tokens": False,
+    "cache_write_1h_tokens": False,
     "output_tokens": False,
+    "reasoning_tokens": False,
     "cost_usd": False,
+    "source_cost_usd": False,
     "latency_ms": False,
     "outcome": False,
     "propensity": False,
     "decision_id": False,
+    "source": False,
 }
-TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 TEXT_COLUMNS = (
     "request_id",
     "model",
@@ -80,6 +92,7 @@ TEXT_COLUMNS = (
     "task",
     "session_id",
     "decision_id",
+    "source",
 )
 
 
@@ -91,8 +104,9 @@ class CallLogRead:
     ----------
     frame : DataFrame
         Valid rows with every column of `COLUMNS` present (missing values as NaN/None),
-        ``prompt_id`` filled (`prompt_key` of the prompt where absent) and ``cost_usd``
-        computed from the price catalog where absent and tokens are known.
+        ``prompt_id`` filled (`prompt_key` of the prompt where absent; None on a
+        prompt-less row read with ``require_prompt=False``) and ``cost_usd`` computed
+        from the price catalog where absent and tokens are known.
     quarantined : DataFrame
         Rejected rows as read, plus ``quarantine_reason`` and ``source``.
     """
@@ -189,7 +203,27 @@ def prompt_key(prompt: str | None, messages: Sequence[dict[str, Any]] | None) ->
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
+def validate_call_row(row: dict[str, Any], *, require_prompt: bool = True) -> dict[str, Any]:
+    """Check one call-log row as `read_call_logs` does and return it cleaned.
+
+    Importers check the rows they build with it, so what they write is what the reader
+    accepts. The result has every column of `COLUMNS` (token counts as floats, NaN when
+    absent; ``timestamp`` as ISO 8601; ``prompt_id`` filled from the prompt).
+
+    Raises
+    ------
+    ValueError
+        Saying which column is wrong and why (the quarantine reason).
+    """
+    return _validate_row(row, require_prompt)
+
+
+def _or_zero(count: float) -> float:
+    """A token count, 0 when absent (NaN); cheaper than numpy on one number."""
+    return 0.0 if math.isnan(count) else count
+
+
+def _validate_row(row: dict[str, Any], require_prompt: bool = True) -> dict[str, Any]:
     """One row, cleaned; raises ValueError saying what is wrong."""
     for name in ("request_id", "model"):
         value = row.get(name)
@@ -208,22 +242,36 @@ def _validate_row(row: dict[str, Any]) -> dict[str, Any]:
             "prompt must be a string (a chat goes in `messages`), got a list or object"
         )
     out["prompt"] = None if _is_missing(prompt) or str(prompt) == "" else str(prompt)
-    if not out["prompt"] and not out["messages"]:
+    has_prompt = bool(out["prompt"] or out["messages"])
+    if not has_prompt and require_prompt:
         raise ValueError("a row needs a non-empty `prompt` or `messages`")
-    if out["prompt_id"] is None:
+    if out["prompt_id"] is None and has_prompt:
         out["prompt_id"] = prompt_key(out["prompt"], out["messages"])
     for name in TOKEN_COLUMNS:
         value = _check_number(row.get(name), name, 0, float("inf"))
         if not math.isnan(value) and value != int(value):
             raise ValueError(f"{name} must be a whole number, got {row.get(name)!r}")
         out[name] = value
-    cached = np.nansum([out["cached_input_tokens"], out["cache_write_tokens"]])
+    cached = _or_zero(out["cached_input_tokens"]) + _or_zero(out["cache_write_tokens"])
     if not math.isnan(out["input_tokens"]) and cached > out["input_tokens"]:
         raise ValueError(
             "cached_input_tokens + cache_write_tokens exceed input_tokens (input_tokens counts "
             "every prompt token, cached ones included)"
         )
+    if out["cache_write_1h_tokens"] > _or_zero(out["cache_write_tokens"]):
+        raise ValueError(
+            "cache_write_1h_tokens exceed cache_write_tokens (the 1-hour writes are a part of "
+            "the cache writes)"
+        )
+    if out["reasoning_tokens"] > _or_zero(out["output_tokens"]):
+        raise ValueError(
+            "reasoning_tokens exceed output_tokens (output_tokens counts every completion "
+            "token, reasoning included)"
+        )
     out["cost_usd"] = _check_number(row.get("cost_usd"), "cost_usd", 0, float("inf"))
+    out["source_cost_usd"] = _check_number(
+        row.get("source_cost_usd"), "source_cost_usd", 0, float("inf")
+    )
     out["latency_ms"] = _check_number(row.get("latency_ms"), "latency_ms", 0, float("inf"))
     out["outcome"] = _check_outcome(row.get("outcome"))
     out["propensity"] = _check_number(row.get("propensity"), "propensity", 0, 1, low_open=True)
@@ -257,6 +305,8 @@ def _fill_costs(frame: pd.DataFrame, prices: PriceCatalog) -> None:
             output_tokens=0 if math.isnan(row["output_tokens"]) else row["output_tokens"],
             cached_input_tokens=np.nan_to_num(row["cached_input_tokens"]),
             cache_write_tokens=np.nan_to_num(row["cache_write_tokens"]),
+            cache_write_1h_tokens=np.nan_to_num(row["cache_write_1h_tokens"]),
+            reasoning_tokens=np.nan_to_num(row["reasoning_tokens"]),
         )
         if cost is not None:
             frame.iat[i, frame.columns.get_loc("cost_usd")] = cost
@@ -268,6 +318,7 @@ def read_call_logs(
     prices: PriceCatalog | None = None,
     quarantine_path: str | Path | None = None,
     compute_costs: bool = True,
+    require_prompt: bool = True,
 ) -> CallLogRead:
     """Read, validate and normalise call logs.
 
@@ -286,6 +337,12 @@ def read_call_logs(
         Fill a missing ``cost_usd`` from ``prices``. ``split`` turns it off so that the
         rows it writes keep only logged costs, and ``train``/``evaluate`` price the rest
         with their own ``--prices``.
+    require_prompt : bool, default=True
+        Refuse a row without ``prompt`` or ``messages``, as training and evaluation
+        must (they learn from the prompt). False accepts prompt-less rows, for spend
+        reporting on a gateway's usage log (LiteLLM's spend logs keep no prompt text
+        by default): such a row keeps ``prompt``, ``messages`` and ``prompt_id`` None,
+        and a file with no prompt column at all is read too.
 
     Raises
     ------
@@ -311,12 +368,12 @@ def read_call_logs(
             for b in unparsed
         )
         if not frame.empty:
-            _check_columns(path, frame)
+            _check_columns(path, frame, require_prompt)
         n_rejected = 0
         for row in frame.to_dict(orient="records"):
             line = row.pop("_line", None)
             try:
-                clean = _validate_row(row)
+                clean = _validate_row(row, require_prompt)
             except (ValueError, TypeError) as exc:
                 reason, n_rejected = str(exc), n_rejected + 1
             else:
@@ -350,7 +407,7 @@ def read_call_logs(
     return CallLogRead(frame=frame, quarantined=quarantined)
 
 
-def _check_columns(path: Path, frame: pd.DataFrame) -> None:
+def _check_columns(path: Path, frame: pd.DataFrame, require_prompt: bool = True) -> None:
     """A required column absent from every row is the file's problem, not each row's."""
 
     def present(name: str) -> bool:
@@ -365,7 +422,7 @@ def _check_columns(path: Path, frame: pd.DataFrame) -> None:
                 f"no row has the required column `{name}` ({meaning}); columns found: {shown}",
                 f"Add it, or rename the column that holds it to `{name}` (format: {FORMAT_DOC}).",
             )
-    if not present("prompt") and not present("messages"):
+    if require_prompt and not present("prompt") and not present("messages"):
         raise CallLogError(
             path,
             f"no row has a `prompt` or `messages` column (what was asked); columns found: {shown}",
@@ -373,19 +430,62 @@ def _check_columns(path: Path, frame: pd.DataFrame) -> None:
         )
 
 
-def write_call_log(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write validated rows (a `CallLogRead.frame`) as Parquet that `read_call_logs`
-    reads back unchanged.
+#: Extensions `write_call_log` writes (each one `read_call_logs` reads back).
+WRITE_SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet")
 
-    ``messages`` is stored as JSON text: Parquet would force every row's messages into
-    one struct type, adding null keys and refusing content that is a string in one
-    message and a list of parts in another.
+
+def write_call_log(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write call-log rows (a `CallLogRead.frame`, or an importer's frame with any
+    subset of `COLUMNS`) by the file's extension, so that `read_call_logs` reads them
+    back unchanged: ``.parquet``, ``.jsonl[.gz]`` or ``.csv[.gz]``.
+
+    ``messages`` is stored as JSON text in Parquet and CSV: Parquet would force every
+    row's messages into one struct type, adding null keys and refusing content that is
+    a string in one message and a list of parts in another. JSONL leaves a row's
+    missing values out, so an importer's log carries only what its source had.
+    Columns outside `COLUMNS` are not written.
+
+    Raises
+    ------
+    ValueError
+        If the extension is none of `WRITE_SUFFIXES`.
     """
     path = Path(path)
+    if not path.name.endswith(WRITE_SUFFIXES):
+        raise ValueError(
+            f"{path}: a call log is written as {', '.join(WRITE_SUFFIXES)}; name the output "
+            f"with one of these extensions (format: {FORMAT_DOC})."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    out = frame.loc[:, list(COLUMNS)].copy()
+    out = frame.reindex(columns=list(COLUMNS)).copy()
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        import gzip
+
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "wt", encoding="utf-8") as fh:
+            for row in out.to_dict(orient="records"):
+                kept = {k: _json_value(k, v) for k, v in row.items() if not _is_missing_cell(v)}
+                fh.write(json.dumps(kept, ensure_ascii=False) + "\n")
+        return path
     out["messages"] = out["messages"].map(
-        lambda m: None if m is None else json.dumps(m, ensure_ascii=False)
+        lambda m: None if _is_missing_cell(m) else json.dumps(_plain(m), ensure_ascii=False)
     )
-    out.to_parquet(path, index=False)
+    if path.name.endswith(".parquet"):
+        out.to_parquet(path, index=False)
+    else:
+        out.to_csv(path, index=False)
     return path
+
+
+def _is_missing_cell(value: Any) -> bool:
+    return not isinstance(value, list | dict | np.ndarray) and _is_missing(value)
+
+
+def _json_value(name: str, value: Any) -> Any:
+    """A JSON-ready value: numpy scalars as Python ones, token counts as integers."""
+    value = _plain(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if name in TOKEN_COLUMNS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

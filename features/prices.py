@@ -1,28 +1,63 @@
 """Model prices in LiteLLM's catalog format, and the cost of one call.
 
 The catalog is LiteLLM's ``model_prices_and_context_window.json``: a JSON object from
-model name to an entry. Four fields of an entry are read, all in USD per token:
-``input_cost_per_token``, ``output_cost_per_token``, ``cache_read_input_token_cost``
-and ``cache_creation_input_token_cost``; every other field is ignored. LiteLLM's whole
-file loads as-is: its ``sample_spec`` key is skipped, and so is every entry without
-both token prices (image, audio, search and rerank models priced per image, second or
-query). Skipped entries are kept in `PriceCatalog.skipped` with the reason, so a caller
-can say what was left out instead of pricing it at zero.
+model name to an entry. These fields of an entry are read, all in USD per token, with
+LiteLLM's names and meanings (``litellm/litellm_core_utils/llm_cost_calc/utils.py``,
+``generic_cost_per_token`` and ``_get_token_base_cost``):
+
+- ``input_cost_per_token`` and ``output_cost_per_token`` (required);
+- ``cache_read_input_token_cost``: a prompt token read from the provider's cache;
+- ``cache_creation_input_token_cost``: a prompt token written to the cache with the
+  default (Anthropic: 5-minute) lifetime;
+- ``cache_creation_input_token_cost_above_1hr``: a prompt token written with a 1-hour
+  lifetime (Anthropic's ``ephemeral_1h_input_tokens``);
+- ``output_cost_per_reasoning_token``: a reasoning (thinking) token, where the catalog
+  prices it apart from the other output tokens;
+- long-context tiers: any of the fields above with ``_above_<N>k_tokens`` appended
+  (``input_cost_per_token_above_200k_tokens``, ``cache_read_input_token_cost_above_200k_tokens``,
+  ``cache_creation_input_token_cost_above_1hr_above_200k_tokens``...), see below.
+
+Every other field (batch, flex and priority rates, images, audio, search) is ignored.
+LiteLLM's whole file loads as-is: its ``sample_spec`` key is skipped, and so is every
+entry without both token prices (image, audio, search and rerank models priced per
+image, second or query). Skipped entries are kept in `PriceCatalog.skipped` with the
+reason, so a caller can say what was left out instead of pricing it at zero.
 
 Token convention (OpenAI's and LiteLLM's usage convention)
 ----------------------------------------------------------
 ``input_tokens`` counts *all* prompt tokens, including the ones read from the prompt
-cache (``cached_input_tokens``) and the ones written to it (``cache_write_tokens``).
+cache (``cached_input_tokens``) and the ones written to it (``cache_write_tokens``, of
+which ``cache_write_1h_tokens`` were written with a 1-hour lifetime).
+``output_tokens`` counts all completion tokens, including ``reasoning_tokens``, as
+OpenAI counts them. Anthropic's own usage reports ``input_tokens`` *without* the cache
+reads and writes: add them up before calling (LiteLLM's ``prompt_tokens`` already does).
 The cost of a call is therefore::
 
-    uncached = input_tokens - cached_input_tokens - cache_write_tokens
-    cost = uncached            * input_cost_per_token
-         + cached_input_tokens * cache_read_input_token_cost      (else input price)
-         + cache_write_tokens  * cache_creation_input_token_cost  (else input price)
-         + output_tokens       * output_cost_per_token
+    uncached  = input_tokens - cached_input_tokens - cache_write_tokens
+    write_5m  = cache_write_tokens - cache_write_1h_tokens
+    visible   = output_tokens - reasoning_tokens
+    cost = uncached              * input_cost_per_token
+         + cached_input_tokens   * cache_read_input_token_cost               (else input price)
+         + write_5m              * cache_creation_input_token_cost           (else input price)
+         + cache_write_1h_tokens * cache_creation_input_token_cost_above_1hr (else 5-minute price)
+         + visible               * output_cost_per_token
+         + reasoning_tokens      * output_cost_per_reasoning_token           (else output price)
 
 A model without a cache price is charged its input price for those tokens: it is the
 price the provider charges when it offers no discount, and it never under-states cost.
+
+Long-context tiers follow LiteLLM: when ``input_tokens`` is *above* N (strictly; the
+highest such N of the entry wins), every token of the call is priced at that tier's
+rates, and a rate the tier does not list keeps the entry's base rate (Gemini 2.5 Pro
+and Claude Sonnet 4 on Bedrock charge more for the whole call above 200k prompt tokens).
+
+What this does not repeat of LiteLLM's cost bugs (tests/features/test_prices.py
+reproduces each scenario): cache writes are a part of ``input_tokens`` and are charged
+once, at the write price (BerriAI/litellm#9812 charged them at the input price and
+again at the write price); cache reads are charged at the read price whatever the
+source's cache-hit flag says (#11364) and whichever usage field reported them
+(#11789: a streamed Anthropic response put them in ``cache_read_input_tokens`` with
+``prompt_tokens_details.cached_tokens`` = 0; see `features.importers.litellm_spend`).
 
 This module is imported by serving at run time, so it uses the standard library only.
 """
@@ -31,7 +66,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,7 +76,17 @@ INPUT_FIELD = "input_cost_per_token"
 OUTPUT_FIELD = "output_cost_per_token"
 CACHE_READ_FIELD = "cache_read_input_token_cost"
 CACHE_WRITE_FIELD = "cache_creation_input_token_cost"
+CACHE_WRITE_1H_FIELD = "cache_creation_input_token_cost_above_1hr"
+REASONING_FIELD = "output_cost_per_reasoning_token"
+#: The fields of `ModelPrice.cost_usd`'s first releases (required first).
 PRICE_FIELDS = (INPUT_FIELD, OUTPUT_FIELD, CACHE_READ_FIELD, CACHE_WRITE_FIELD)
+#: Every per-token rate read from an entry, and from each long-context tier.
+RATE_FIELDS = (*PRICE_FIELDS, CACHE_WRITE_1H_FIELD, REASONING_FIELD)
+OPTIONAL_FIELDS = RATE_FIELDS[2:]
+#: ``<rate field>_above_<N>[k]_tokens``: the rate for calls whose prompt exceeds N tokens.
+TIER_KEY = re.compile(
+    r"^(" + "|".join(sorted(RATE_FIELDS, key=len, reverse=True)) + r")_above_(\d+)(k?)_tokens$"
+)
 
 #: Keys of LiteLLM's file that describe the format rather than a model.
 NON_MODEL_KEYS = frozenset({"sample_spec"})
@@ -65,6 +111,72 @@ def _count(value: float, name: str) -> float:
     return value
 
 
+def _tier_suffix(above_input_tokens: int) -> str:
+    """LiteLLM's spelling of a threshold: ``_above_200k_tokens``, or ``_above_N_tokens``."""
+    if above_input_tokens % 1000 == 0:
+        return f"_above_{above_input_tokens // 1000}k_tokens"
+    return f"_above_{above_input_tokens}_tokens"
+
+
+@dataclass(frozen=True)
+class LongContextTier:
+    """The rates of a model for calls whose prompt exceeds ``above_input_tokens``.
+
+    Parameters
+    ----------
+    above_input_tokens : int
+        The tier applies when a call's ``input_tokens`` (every prompt token, cached ones
+        included) is strictly greater than this (LiteLLM compares ``prompt_tokens``).
+    input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, \
+cache_creation_input_token_cost, cache_creation_input_token_cost_above_1hr, \
+output_cost_per_reasoning_token : float or None, default=None
+        The tier's rates; None keeps the model's base rate for that kind of token.
+    """
+
+    above_input_tokens: int
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    cache_read_input_token_cost: float | None = None
+    cache_creation_input_token_cost: float | None = None
+    cache_creation_input_token_cost_above_1hr: float | None = None
+    output_cost_per_reasoning_token: float | None = None
+
+    def __post_init__(self) -> None:
+        threshold = self.above_input_tokens
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+            raise ValueError(
+                f"above_input_tokens must be a whole number of tokens >= 0, got {threshold!r}."
+            )
+        for name in RATE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _price(value, name + _tier_suffix(threshold)))
+
+    def to_dict(self) -> dict[str, float]:
+        """LiteLLM-named fields (``input_cost_per_token_above_200k_tokens``...)."""
+        suffix = _tier_suffix(self.above_input_tokens)
+        return {f + suffix: getattr(self, f) for f in RATE_FIELDS if getattr(self, f) is not None}
+
+
+@dataclass(frozen=True)
+class TokenRates:
+    """The USD-per-token rates that price one call, every fallback resolved.
+
+    `ModelPrice.rates` returns them for a prompt size; `ModelPrice.cost_usd` multiplies
+    them out. A cache-aware router can read the same numbers for its expected cost.
+    """
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write_5m: float
+    cache_write_1h: float
+    reasoning: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class ModelPrice:
     """The token prices of one model, in USD per token.
@@ -74,31 +186,65 @@ class ModelPrice:
     input_cost_per_token : float
         Price of an uncached prompt token.
     output_cost_per_token : float
-        Price of a completion token (reasoning tokens included, as providers bill them).
+        Price of a completion token (reasoning tokens included unless
+        ``output_cost_per_reasoning_token`` prices them apart).
     cache_read_input_token_cost : float or None, default=None
         Price of a prompt token read from the provider's cache; None means the
         provider lists no discount, and cached tokens cost the input price.
     cache_creation_input_token_cost : float or None, default=None
-        Price of a prompt token written to the cache; None means the input price.
+        Price of a prompt token written to the cache with the default lifetime
+        (Anthropic: 5 minutes, 1.25x the input price); None means the input price.
+    cache_creation_input_token_cost_above_1hr : float or None, default=None
+        Price of a prompt token written with a 1-hour lifetime (Anthropic: 2x the input
+        price); None means the 5-minute write price.
+    output_cost_per_reasoning_token : float or None, default=None
+        Price of a reasoning token; None means the output price (OpenAI, Anthropic and
+        Gemini bill thinking as output).
+    long_context_tiers : tuple of LongContextTier, default=()
+        Rates for calls with more prompt tokens than a threshold, lowest first.
 
     Field names are LiteLLM's, so `to_dict` output is itself a valid catalog entry.
+
+    Examples
+    --------
+    Claude Sonnet 4.5, 10,000 prompt tokens of which 6,000 read from the cache and
+    1,000 written to it for an hour, 500 output tokens:
+
+    >>> sonnet = ModelPrice(3e-06, 1.5e-05, 3e-07, 3.75e-06,
+    ...                     cache_creation_input_token_cost_above_1hr=6e-06)
+    >>> round(sonnet.cost_usd(10_000, 500, 6_000, 1_000, cache_write_1h_tokens=1_000), 6)
+    0.0243
     """
 
     input_cost_per_token: float
     output_cost_per_token: float
     cache_read_input_token_cost: float | None = None
     cache_creation_input_token_cost: float | None = None
+    cache_creation_input_token_cost_above_1hr: float | None = None
+    output_cost_per_reasoning_token: float | None = None
+    long_context_tiers: tuple[LongContextTier, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        for field in PRICE_FIELDS:
-            value = getattr(self, field)
-            if value is None and field in (CACHE_READ_FIELD, CACHE_WRITE_FIELD):
+        for name in RATE_FIELDS:
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL_FIELDS:
                 continue
-            object.__setattr__(self, field, _price(value, field))
+            object.__setattr__(self, name, _price(value, name))
+        tiers = tuple(self.long_context_tiers)
+        if not all(isinstance(t, LongContextTier) for t in tiers):
+            raise ValueError("long_context_tiers must be LongContextTier objects.")
+        thresholds = [t.above_input_tokens for t in tiers]
+        if len(set(thresholds)) != len(thresholds):
+            raise ValueError(f"long_context_tiers repeat a threshold: {sorted(thresholds)}.")
+        tiers = tuple(sorted(tiers, key=lambda t: t.above_input_tokens))
+        object.__setattr__(self, "long_context_tiers", tiers)
 
     def to_dict(self) -> dict[str, float]:
-        """LiteLLM-named fields (cache prices only when known), for a bundle manifest."""
-        return {f: getattr(self, f) for f in PRICE_FIELDS if getattr(self, f) is not None}
+        """LiteLLM-named fields (optional ones only when known), for a bundle manifest."""
+        out = {f: getattr(self, f) for f in RATE_FIELDS if getattr(self, f) is not None}
+        for tier in self.long_context_tiers:
+            out.update(tier.to_dict())
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelPrice:
@@ -114,7 +260,54 @@ class ModelPrice:
             raise ValueError(
                 f"A price entry needs {INPUT_FIELD} and {OUTPUT_FIELD}; missing {missing}."
             )
-        return cls(**{f: d.get(f) for f in PRICE_FIELDS})
+        tiers: dict[int, dict[str, Any]] = {}
+        for key, value in d.items():
+            match = TIER_KEY.match(key) if isinstance(key, str) else None
+            if match is None or value is None:
+                continue
+            rate, number, thousand = match.groups()
+            threshold = int(number) * (1000 if thousand else 1)
+            tiers.setdefault(threshold, {})[rate] = value
+        return cls(
+            **{f: d.get(f) for f in RATE_FIELDS},
+            long_context_tiers=tuple(
+                LongContextTier(threshold, **rates) for threshold, rates in tiers.items()
+            ),
+        )
+
+    def tier_for(self, input_tokens: float) -> LongContextTier | None:
+        """The long-context tier that prices a call of ``input_tokens``, or None."""
+        crossed = [t for t in self.long_context_tiers if input_tokens > t.above_input_tokens]
+        return crossed[-1] if crossed else None
+
+    def rates(self, input_tokens: float = 0) -> TokenRates:
+        """The rates of a call with ``input_tokens`` prompt tokens, fallbacks resolved.
+
+        A rate the long-context tier leaves out is the base rate; a cache read or
+        5-minute write price the entry leaves out is the (tier's) input price, a 1-hour
+        write price the 5-minute write price, a reasoning price the output price.
+        """
+        tier = self.tier_for(input_tokens)
+
+        def pick(name: str) -> float | None:
+            value = None if tier is None else getattr(tier, name)
+            return getattr(self, name) if value is None else value
+
+        input_rate = pick(INPUT_FIELD)
+        output_rate = pick(OUTPUT_FIELD)
+        read = pick(CACHE_READ_FIELD)
+        write_5m = pick(CACHE_WRITE_FIELD)
+        write_5m = input_rate if write_5m is None else write_5m
+        write_1h = pick(CACHE_WRITE_1H_FIELD)
+        reasoning = pick(REASONING_FIELD)
+        return TokenRates(
+            input=input_rate,
+            output=output_rate,
+            cache_read=input_rate if read is None else read,
+            cache_write_5m=write_5m,
+            cache_write_1h=write_5m if write_1h is None else write_1h,
+            reasoning=output_rate if reasoning is None else reasoning,
+        )
 
     def cost_usd(
         self,
@@ -122,6 +315,9 @@ class ModelPrice:
         output_tokens: float,
         cached_input_tokens: float = 0,
         cache_write_tokens: float = 0,
+        *,
+        cache_write_1h_tokens: float = 0,
+        reasoning_tokens: float = 0,
     ) -> float:
         """Cost of one call in USD, under the module's token convention.
 
@@ -130,38 +326,56 @@ class ModelPrice:
         input_tokens : float
             All prompt tokens, cache reads and cache writes included.
         output_tokens : float
-            Completion tokens.
+            All completion tokens, reasoning tokens included.
         cached_input_tokens : float, default=0
             Prompt tokens read from the cache (part of ``input_tokens``).
         cache_write_tokens : float, default=0
-            Prompt tokens written to the cache (part of ``input_tokens``).
+            Prompt tokens written to the cache (part of ``input_tokens``), whatever
+            their lifetime.
+        cache_write_1h_tokens : float, default=0
+            The part of ``cache_write_tokens`` written with a 1-hour lifetime; the rest
+            was written for 5 minutes.
+        reasoning_tokens : float, default=0
+            The part of ``output_tokens`` that was reasoning (thinking).
 
         Raises
         ------
         ValueError
-            If a count is negative or not finite, or if cache reads plus cache writes
-            exceed ``input_tokens`` (they are a part of it, not an addition to it).
+            If a count is negative or not finite, if cache reads plus cache writes
+            exceed ``input_tokens`` (they are a part of it, not an addition to it), if
+            1-hour writes exceed the cache writes, or reasoning tokens the output tokens.
         """
         _count(input_tokens, "input_tokens")
         _count(output_tokens, "output_tokens")
         _count(cached_input_tokens, "cached_input_tokens")
         _count(cache_write_tokens, "cache_write_tokens")
+        _count(cache_write_1h_tokens, "cache_write_1h_tokens")
+        _count(reasoning_tokens, "reasoning_tokens")
         if cached_input_tokens + cache_write_tokens > input_tokens:
             raise ValueError(
                 "cached_input_tokens + cache_write_tokens must be <= input_tokens, because "
                 "input_tokens counts all prompt tokens, cache reads and writes included; got "
                 f"{cached_input_tokens} + {cache_write_tokens} > {input_tokens}."
             )
-        read_price = self.cache_read_input_token_cost
-        write_price = self.cache_creation_input_token_cost
+        if cache_write_1h_tokens > cache_write_tokens:
+            raise ValueError(
+                "cache_write_1h_tokens must be <= cache_write_tokens (the 1-hour writes are a "
+                f"part of the cache writes); got {cache_write_1h_tokens} > {cache_write_tokens}."
+            )
+        if reasoning_tokens > output_tokens:
+            raise ValueError(
+                "reasoning_tokens must be <= output_tokens (output_tokens counts reasoning "
+                f"tokens too, as OpenAI reports them); got {reasoning_tokens} > {output_tokens}."
+            )
+        r = self.rates(input_tokens)
         uncached = input_tokens - cached_input_tokens - cache_write_tokens
         return (
-            uncached * self.input_cost_per_token
-            + cached_input_tokens
-            * (self.input_cost_per_token if read_price is None else read_price)
-            + cache_write_tokens
-            * (self.input_cost_per_token if write_price is None else write_price)
-            + output_tokens * self.output_cost_per_token
+            uncached * r.input
+            + cached_input_tokens * r.cache_read
+            + (cache_write_tokens - cache_write_1h_tokens) * r.cache_write_5m
+            + cache_write_1h_tokens * r.cache_write_1h
+            + (output_tokens - reasoning_tokens) * r.output
+            + reasoning_tokens * r.reasoning
         )
 
 
@@ -298,6 +512,9 @@ class PriceCatalog:
         output_tokens: float,
         cached_input_tokens: float = 0,
         cache_write_tokens: float = 0,
+        *,
+        cache_write_1h_tokens: float = 0,
+        reasoning_tokens: float = 0,
     ) -> float | None:
         """Cost of one call of ``model`` in USD, or None if the model has no price.
 
@@ -306,4 +523,11 @@ class PriceCatalog:
         price = self.get(model)
         if price is None:
             return None
-        return price.cost_usd(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+        return price.cost_usd(
+            input_tokens,
+            output_tokens,
+            cached_input_tokens,
+            cache_write_tokens,
+            cache_write_1h_tokens=cache_write_1h_tokens,
+            reasoning_tokens=reasoning_tokens,
+        )

@@ -428,6 +428,7 @@ def _add_train_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from serving.commands import add_route_parser, add_serve_parser
+    from training.report_command import add_report_parser
     from training.simulate_command import add_simulate_parser
 
     parser = CommandParser(
@@ -601,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_promote_parser(sub)
     add_grading_parsers(sub)
     add_simulate_parser(sub)
+    add_report_parser(sub)
     _link_log_format(sub)
     return parser
 

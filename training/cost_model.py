@@ -73,7 +73,7 @@ class LogLinearCostModel(BaseEstimator):
         self.alphas = alphas
         self.min_rows = min_rows
 
-    def fit(self, X, units, *, components: list[CostComponent], candidate):
+    def fit(self, X, units, *, components: list[CostComponent], candidate, sample_weight=None):
         """Fit every component on the rows of its candidate.
 
         Parameters
@@ -83,9 +83,18 @@ class LogLinearCostModel(BaseEstimator):
             Logged units per component name (NaN where unknown).
         components : list of CostComponent
         candidate : ndarray of int, shape (n_rows,)
+        sample_weight : ndarray of shape (n_rows,), optional
+            Row weights, as the learners take them. `train` leaves the cost model
+            unweighted on bandit logs: `benchmarks/bandit_cost.py` measured no gain
+            from inverse-propensity weights.
         """
         X = np.asarray(X, dtype=np.float64)
         candidate = np.asarray(candidate)
+        weight = (
+            np.ones(len(candidate))
+            if sample_weight is None
+            else np.asarray(sample_weight, dtype=np.float64)
+        )
         self.components_ = list(components)
         self.n_features_in_ = X.shape[1]
         self.coef_ = np.zeros((len(components), X.shape[1]))
@@ -101,30 +110,35 @@ class LogLinearCostModel(BaseEstimator):
             values = np.asarray(units[comp.name], dtype=np.float64)
             rows = (candidate == comp.candidate) & np.isfinite(values)
             if rows.sum() < self.min_rows:
-                mean = np.mean(values[rows]) if rows.any() else 0.0
+                mean = np.average(values[rows], weights=weight[rows]) if rows.any() else 0.0
                 self.intercept_[j] = np.log(mean + comp.offset)
                 continue
             targets[j] = np.log(values[rows] + comp.offset)
             key = hashlib.sha256(np.ascontiguousarray(X[rows]).tobytes()).digest()
             by_prompts.setdefault(key, (rows, []))[1].append(j)
         for rows, group in by_prompts.values():
-            self._fit_group(X[rows], np.column_stack([targets[j] for j in group]), group)
+            target = np.column_stack([targets[j] for j in group])
+            self._fit_group(X[rows], target, group, weight[rows])
         return self
 
-    def _fit_group(self, X: np.ndarray, target: np.ndarray, group: list[int]) -> None:
+    def _fit_group(
+        self, X: np.ndarray, target: np.ndarray, group: list[int], weight: np.ndarray
+    ) -> None:
         from sklearn.linear_model import RidgeCV
 
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
         scale[scale < 1e-6] = 1.0
-        ridge = RidgeCV(alphas=self.alphas, alpha_per_target=True).fit((X - mean) / scale, target)
+        ridge = RidgeCV(alphas=self.alphas, alpha_per_target=True).fit(
+            (X - mean) / scale, target, sample_weight=weight
+        )
         coef = np.atleast_2d(ridge.coef_) / scale
         intercept = np.atleast_1d(ridge.intercept_) - coef @ mean
         for i, j in enumerate(group):
             self.coef_[j] = coef[i]
             self.intercept_[j] = intercept[i]
             residual = target[:, i] - (X @ coef[i] + intercept[i])
-            self.smearing_[j] = float(np.mean(np.exp(residual)))
+            self.smearing_[j] = float(np.average(np.exp(residual), weights=weight))
 
     def predict_log_units(self, X) -> np.ndarray:
         """Log-scale predictions, shape ``(n_prompts, n_components)``."""

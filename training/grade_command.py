@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from training import import_calls_command, import_traces_command
+
 GRADING_DOC = "docs/grading.md"
 
 
@@ -204,4 +206,9 @@ def _run_github(args: argparse.Namespace) -> int:
 
 
 #: How each import source adds its command-line arguments (keys: `IMPORTERS`).
-SOURCE_PARSERS = {"github": _add_github_parser}
+SOURCE_PARSERS = {
+    "github": _add_github_parser,
+    "litellm-spend": import_calls_command.add_litellm_spend_parser,
+    "otel": import_traces_command.add_otel_parser,
+    "claude-code": import_traces_command.add_claude_code_parser,
+}

@@ -86,6 +86,27 @@ class PolicyTarget:
         return self.kind if self.amount is None else f"{self.kind}:{self.amount:g}"
 
 
+#: Below this many prompts (or calls) per half, the target is chosen and estimated on
+#: the same rows: a half this small cannot choose a ``value_usd`` worth estimating.
+MIN_HALF = 20
+
+
+def selection_halves(n: int, seed: int) -> np.ndarray | None:
+    """A random half/half split of ``n`` rows (fold 0 or 1 per row), or None if a half
+    would have fewer than `MIN_HALF` rows.
+
+    The target chooses ``value_usd`` as the best point of a noisy curve, so the curve's
+    value at that point is biased upwards (the winner's curse). Choosing on one half
+    and estimating on the other, both ways round, estimates what the choice will give
+    on prompts it has not seen: the honest figure quoted beside the served value.
+    """
+    if n < 2 * MIN_HALF:
+        return None
+    fold = np.zeros(n, dtype=np.int64)
+    fold[np.random.default_rng(seed).permutation(n)[: n // 2]] = 1
+    return fold
+
+
 def fit_policy_target(
     target: PolicyTarget,
     log: FullInfoLog,
@@ -95,7 +116,14 @@ def fit_policy_target(
     n_bootstrap: int = 500,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Find the default ``value_usd`` for ``target`` and its bootstrap interval.
+    """Find the default ``value_usd`` for ``target`` and an honest estimate of it.
+
+    The served ``value_usd`` is chosen on all prompts. The quoted quality, cost and
+    savings are cross-fitted (`selection_halves`): the value chosen on one half is
+    applied to the other half, against the single model that the first half calls
+    best, both ways round. That is what the choice will give on unseen prompts (if
+    anything, a little less than the value chosen on all prompts will), where the
+    in-sample figures, kept under ``in_sample``, are optimistic.
 
     Parameters
     ----------
@@ -106,54 +134,141 @@ def fit_policy_target(
         Out-of-fold predictions.
     n_bootstrap : int
         Prompt resamples for the 95% intervals.
+    seed : int, default=0
+        Seeds the halves and the bootstrap.
 
     Returns
     -------
     dict
-        ``value_usd``, ``met`` (whether the target was reached), the point's
-        ``quality`` and ``cost_usd``, the best single model, and ``ci95`` of quality,
-        cost, savings against the best single model's cost and the quality gap to it.
-        The interval holds ``value_usd`` fixed (it is what will be served) and
-        resamples prompts; it does not include the optimism of choosing the value on
-        these same prompts.
+        ``value_usd``, ``met`` (whether the target was reached on all prompts), the
+        cross-fitted ``quality``, ``cost_usd`` and ``savings_vs_best_single``, the best
+        single model, ``ci95`` of quality, cost, savings against the best single
+        model's cost and the quality gap to it (paired prompt resamples of the
+        cross-fitted choices), ``selection`` ("cross_fitted", or "in_sample" when the
+        log is too small to halve) and ``in_sample`` (the same figures read at the
+        chosen point of the curve of all prompts).
     """
     values = value_grid(log)
+    chosen = _choose_on_table(target, log, p_success, expected_cost_usd, values)
+    rows = np.arange(log.n_prompts)
+    fold = selection_halves(log.n_prompts, seed)
+    if fold is None:
+        action = router_choice(log, p_success, expected_cost_usd, chosen["value_usd"])
+        best_action = np.full(log.n_prompts, log.candidates.index(chosen["best"].name))
+    else:
+        action = np.empty(log.n_prompts, dtype=np.int64)
+        best_action = np.empty(log.n_prompts, dtype=np.int64)
+        for held_out in (0, 1):
+            held, rest = fold == held_out, fold != held_out
+            other = _choose_on_table(
+                target, log.subset(rest), p_success[rest], expected_cost_usd[rest], values
+            )
+            action[held] = router_choice(
+                log.subset(held), p_success[held], expected_cost_usd[held], other["value_usd"]
+            )
+            best_action[held] = log.candidates.index(other["best"].name)
+    outcome, cost = log.outcome[rows, action], log.cost_usd[rows, action]
+    best_outcome, best_cost = log.outcome[rows, best_action], log.cost_usd[rows, best_action]
+    rng = np.random.default_rng(seed)
+    draws = {"quality": [], "cost_usd": [], "savings_vs_best_single": [], "quality_gap": []}
+    for _ in range(n_bootstrap):
+        idx = rng.integers(0, log.n_prompts, size=log.n_prompts)
+        q, c = outcome[idx].mean(), cost[idx].mean()
+        bq, bc = best_outcome[idx].mean(), best_cost[idx].mean()
+        draws["quality"].append(q)
+        draws["cost_usd"].append(c)
+        draws["savings_vs_best_single"].append(1 - c / bc if bc > 0 else 0.0)
+        draws["quality_gap"].append(q - bq)
+    best = chosen["best"]
+    ci95 = {
+        name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+        for name, v in draws.items()
+    }
+    warnings = [] if fold is not None else [_IN_SAMPLE_WARNING]
+    warnings += _held_out_shortfall(target, chosen["met"], ci95)
+    return {
+        "target": str(target),
+        "value_usd": chosen["value_usd"],
+        "met": chosen["met"],
+        "selection": "in_sample" if fold is None else "cross_fitted",
+        "quality": float(outcome.mean()),
+        "cost_usd": float(cost.mean()),
+        "savings_vs_best_single": _savings(cost.mean(), best_cost.mean()),
+        "best_single": {"name": best.name, "quality": best.quality, "cost_usd": best.cost_usd},
+        "share": chosen["share"],
+        "n_prompts": log.n_prompts,
+        "ci95": ci95,
+        "in_sample": {
+            "quality": chosen["quality"],
+            "cost_usd": chosen["cost_usd"],
+            "savings_vs_best_single": _savings(chosen["cost_usd"], best.cost_usd),
+        },
+        "warnings": warnings,
+    }
+
+
+_IN_SAMPLE_WARNING = (
+    "the target's value_usd is chosen and estimated on the same prompts (too few to halve, "
+    "or a half of them cannot estimate every candidate): the estimate leans high."
+)
+
+
+def _held_out_shortfall(
+    target: PolicyTarget, met: bool, ci95: dict[str, list[float | None]]
+) -> list[str]:
+    """A warning when the target is met on all prompts but the held-out interval says
+    the choice misses it on prompts it was not chosen on (the winner's curse)."""
+    if not met:
+        return []
+    if target.kind == "budget":
+        low = ci95["cost_usd"][0]
+        missed = low is not None and low > target.amount
+        what = f"its cost interval starts at ${low:.4g}, above the budget" if missed else ""
+    elif target.kind == "floor":
+        high = ci95["quality"][1]
+        missed = high is not None and high < target.amount
+        what = f"its quality interval ends at {high:.3f}, below the floor" if missed else ""
+    else:
+        high = ci95["quality_gap"][1]
+        missed = high is not None and high < 0
+        what = (
+            f"its quality gap to the best single model is below 0 (interval ends at {high:.3f})"
+            if missed
+            else ""
+        )
+    if not missed:
+        return []
+    return [
+        f"target {target} is met on all prompts, but not on held-out halves: {what}. "
+        "Expect less than the target on new traffic; set a stricter target or log more."
+    ]
+
+
+def _choose_on_table(
+    target: PolicyTarget,
+    log: FullInfoLog,
+    p_success: np.ndarray,
+    expected_cost_usd: np.ndarray,
+    values: np.ndarray,
+) -> dict[str, Any]:
+    """The grid point of ``values`` that meets ``target`` on ``log``'s prompts."""
     curve = router_curve(log, p_success, expected_cost_usd, values)
     best = best_single(log)
     quality = np.array([pt.quality for pt in curve])
     cost = np.array([pt.cost_usd for pt in curve])
     pick, met = _pick(target, quality, cost, best.quality)
-    value = float(values[pick])
-    action = router_choice(log, p_success, expected_cost_usd, value)
-    rows = np.arange(log.n_prompts)
-    chosen_outcome = log.outcome[rows, action]
-    chosen_cost = log.cost_usd[rows, action]
-    best_k = log.candidates.index(best.name)
-    rng = np.random.default_rng(seed)
-    draws = {"quality": [], "cost_usd": [], "savings_vs_best_single": [], "quality_gap": []}
-    for _ in range(n_bootstrap):
-        idx = rng.integers(0, log.n_prompts, size=log.n_prompts)
-        q, c = chosen_outcome[idx].mean(), chosen_cost[idx].mean()
-        bq, bc = log.outcome[idx, best_k].mean(), log.cost_usd[idx, best_k].mean()
-        draws["quality"].append(q)
-        draws["cost_usd"].append(c)
-        draws["savings_vs_best_single"].append(1 - c / bc if bc > 0 else 0.0)
-        draws["quality_gap"].append(q - bq)
     return {
-        "target": str(target),
-        "value_usd": value,
+        "value_usd": float(values[pick]),
         "met": met,
         "quality": float(quality[pick]),
         "cost_usd": float(cost[pick]),
-        "savings_vs_best_single": float(1 - cost[pick] / best.cost_usd) if best.cost_usd else 0.0,
-        "best_single": {"name": best.name, "quality": best.quality, "cost_usd": best.cost_usd},
         "share": curve[pick].share,
-        "n_prompts": log.n_prompts,
-        "ci95": {
-            name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
-            for name, v in draws.items()
-        },
+        "best": best,
     }
+
+
+def _savings(cost: float, best_cost: float) -> float:
+    return float(1 - cost / best_cost) if best_cost > 0 else 0.0
 
 
 def fit_policy_target_off_policy(
@@ -175,7 +290,10 @@ def fit_policy_target_off_policy(
     estimated the same way as a constant policy, and the best of them (highest
     estimated quality, ties to the cheaper) is the parity level and the savings
     baseline. The target picks ``value_usd`` on the point estimates as
-    :func:`fit_policy_target` does on the table.
+    :func:`fit_policy_target` does on the table, on all calls: that is the served
+    value. The quoted estimates are cross-fitted as there (`selection_halves`): each
+    half of the calls estimates the policy, and the best single model, that the other
+    half chose, because estimates read at the point chosen on the same calls lean high.
 
     Parameters
     ----------
@@ -191,22 +309,21 @@ def fit_policy_target_off_policy(
         Resamples of the rounds for the intervals.
     alpha : float, default=0.05
     seed : int, default=0
+        Seeds the halves and the bootstrap.
     grid_points : int, default=64
         Geometric steps of the ``value_usd`` grid (`value_sweep`).
 
     Returns
     -------
     dict
-        As :func:`fit_policy_target` (``value_usd``, ``met``, ``quality``,
-        ``cost_usd``, ``savings_vs_best_single``, ``best_single``, ``share``,
-        ``ci95``), plus ``method`` ("off_policy"), ``estimator``,
-        ``propensity_source``, ``n_rounds``, ``ess``, ``conclusive`` and
+        As :func:`fit_policy_target` (``value_usd``, ``met``, ``selection``,
+        ``quality``, ``cost_usd``, ``savings_vs_best_single``, ``best_single``,
+        ``share``, ``ci95``, ``in_sample``), plus ``method`` ("off_policy"),
+        ``estimator``, ``propensity_source``, ``n_rounds``, ``ess``, ``conclusive`` and
         ``warnings`` (target not met; interval too wide or ESS too small to say).
-        ``best_single`` carries its own ``quality_ci`` and ``cost_usd_ci``. The
-        savings and quality-gap intervals resample the same rounds for the policy
-        and the best single model (paired). As on the table, they hold
-        ``value_usd`` fixed and do not include the optimism of choosing it on these
-        same calls.
+        ``best_single`` (chosen on all calls) carries its own ``quality_ci`` and
+        ``cost_usd_ci``. The savings and quality-gap intervals resample the same rounds
+        for the policy and the best single model (paired).
     """
     if feedback.estimated_reward is None or feedback.estimated_cost_usd is None:
         raise ValueError("feedback needs the predictions: estimated_reward and estimated_cost_usd.")
@@ -219,47 +336,31 @@ def fit_policy_target_off_policy(
     estimator = make_estimator(name)
     p, c = feedback.estimated_reward, feedback.estimated_cost_usd
     n, k = feedback.n_rounds, feedback.n_actions
-
-    def point(dist: np.ndarray) -> tuple[float, float]:
-        return (
-            estimator.estimate_policy_value(dist, **feedback.quality_inputs()),
-            estimator.estimate_policy_value(dist, **feedback.cost_inputs()),
-        )
-
-    singles = []
-    for a in range(k):
-        dist = np.zeros((n, k))
-        dist[:, a] = 1.0
-        singles.append((a, dist, *point(dist)))
-    finite = [s for s in singles if np.isfinite(s[2]) and np.isfinite(s[3])]
-    if not finite:
-        raise ValueError("No candidate was logged often enough to estimate it as a single model.")
-    top = max(s[2] for s in finite)
-    best_a, best_dist, best_q, best_c = min(
-        (s for s in finite if s[2] >= top - QUALITY_TOL), key=lambda s: s[3]
-    )
-
     values = value_sweep(feedback.cost_usd, grid_points)
-    dists = [action_distribution(p, c, PolicyParams(float(v))) for v in values]
-    estimates = np.array([point(d) for d in dists])
-    quality = np.where(np.isfinite(estimates[:, 0]), estimates[:, 0], -np.inf)
-    cost = np.where(np.isfinite(estimates[:, 1]), estimates[:, 1], np.inf)
-    pick, met = _pick(target, quality, cost, best_q)
-    dist = dists[pick]
+    chosen = _choose_off_policy(target, feedback, estimator, values)
+    if chosen is None:
+        raise ValueError("No candidate was logged often enough to estimate it as a single model.")
 
+    warnings = []
+    dist, best_dist = _crossed_policies(target, feedback, estimator, values, seed)
+    selection = "cross_fitted"
+    if dist is None:
+        selection = "in_sample"
+        dist = action_distribution(p, c, PolicyParams(chosen["value_usd"]))
+        best_dist = _constant_policy(n, k, chosen["best_action"])
+        warnings.append(_IN_SAMPLE_WARNING)
     ope = OffPolicyEvaluation(
         feedback, (name,), n_bootstrap=n_bootstrap, alpha=alpha, random_state=seed
     )
-    chosen = ope.estimate(dist)
-    single = ope.estimate(best_dist).estimators[name]
-    result = chosen.estimators[name]
+    crossed = ope.estimate(dist)
+    result = crossed.estimators[name]
+    crossed_best = ope.estimate(best_dist).estimators[name]
+    single = ope.estimate(_constant_policy(n, k, chosen["best_action"])).estimators[name]
     savings, gap = _paired_intervals(
         estimator, feedback, dist, best_dist, n_bootstrap=n_bootstrap, alpha=alpha, seed=seed
     )
     q_ci = [result.quality.low, result.quality.high]
-    best_name = _action_name(feedback, best_a)
-    warnings = []
-    if not met:
+    if not chosen["met"]:
         warnings.append(
             f"target {target} cannot be met on the off-policy estimates: the closest "
             "point is used ("
@@ -267,11 +368,11 @@ def fit_policy_target_off_policy(
             + " estimated policy)."
         )
     min_ess = max(MIN_ESS, 0.1 * n)
-    few_calls = chosen.ess < min_ess
+    few_calls = crossed.ess < min_ess
     too_wide = not np.all(np.isfinite(q_ci)) or q_ci[1] - q_ci[0] > MAX_QUALITY_CI_WIDTH
     if few_calls:
         warnings.append(
-            f"effective sample size {chosen.ess:.1f} of {n} logged calls (< {min_ess:.0f}): "
+            f"effective sample size {crossed.ess:.1f} of {n} logged calls (< {min_ess:.0f}): "
             "the logs rarely made this policy's choices, so the estimate rests on few calls."
         )
     if too_wide:
@@ -280,36 +381,112 @@ def fit_policy_target_off_policy(
             f"{MAX_QUALITY_CI_WIDTH:g}: too wide to say whether the target is met; log more "
             "calls (or more exploration)."
         )
-    share = dist.mean(axis=0)
+    ci95 = {
+        "quality": _interval(*q_ci),
+        "cost_usd": _interval(result.cost_usd.low, result.cost_usd.high),
+        "savings_vs_best_single": _interval(*savings),
+        "quality_gap": _interval(*gap),
+    }
+    warnings += _held_out_shortfall(target, chosen["met"], ci95)
+    share = chosen["dist"].mean(axis=0)
     return {
         "target": str(target),
         "method": "off_policy",
         "estimator": name,
         "propensity_source": propensity_source,
-        "value_usd": float(values[pick]),
-        "met": met,
+        "value_usd": chosen["value_usd"],
+        "met": chosen["met"],
+        "selection": selection,
         "conclusive": not (few_calls or too_wide),
-        "quality": float(quality[pick]),
-        "cost_usd": float(cost[pick]),
-        "savings_vs_best_single": float(1 - cost[pick] / best_c) if best_c > 0 else 0.0,
+        "quality": float(result.quality.estimate),
+        "cost_usd": float(result.cost_usd.estimate),
+        "savings_vs_best_single": _savings(
+            result.cost_usd.estimate, crossed_best.cost_usd.estimate
+        ),
         "best_single": {
-            "name": best_name,
-            "quality": float(best_q),
-            "cost_usd": float(best_c),
+            "name": _action_name(feedback, chosen["best_action"]),
+            "quality": chosen["best_quality"],
+            "cost_usd": chosen["best_cost_usd"],
             "quality_ci": _interval(single.quality.low, single.quality.high),
             "cost_usd_ci": _interval(single.cost_usd.low, single.cost_usd.high),
         },
         "share": {_action_name(feedback, a): float(share[a]) for a in range(k)},
         "n_rounds": n,
-        "ess": float(chosen.ess),
-        "ci95": {
-            "quality": _interval(*q_ci),
-            "cost_usd": _interval(result.cost_usd.low, result.cost_usd.high),
-            "savings_vs_best_single": _interval(*savings),
-            "quality_gap": _interval(*gap),
+        "ess": float(crossed.ess),
+        "ci95": ci95,
+        "in_sample": {
+            "quality": chosen["quality"],
+            "cost_usd": chosen["cost_usd"],
+            "savings_vs_best_single": _savings(chosen["cost_usd"], chosen["best_cost_usd"]),
         },
         "warnings": warnings,
     }
+
+
+def _constant_policy(n: int, k: int, action: int) -> np.ndarray:
+    dist = np.zeros((n, k))
+    dist[:, action] = 1.0
+    return dist
+
+
+def _choose_off_policy(
+    target: PolicyTarget, feedback: BanditFeedback, estimator, values: np.ndarray
+) -> dict[str, Any] | None:
+    """The grid point of ``values`` that meets ``target`` on ``feedback``'s estimates,
+    and the best single model there; None if no single model can be estimated."""
+    n, k = feedback.n_rounds, feedback.n_actions
+    p, c = feedback.estimated_reward, feedback.estimated_cost_usd
+
+    def point(dist: np.ndarray) -> tuple[float, float]:
+        return (
+            estimator.estimate_policy_value(dist, **feedback.quality_inputs()),
+            estimator.estimate_policy_value(dist, **feedback.cost_inputs()),
+        )
+
+    singles = [(a, *point(_constant_policy(n, k, a))) for a in range(k)]
+    finite = [s for s in singles if np.isfinite(s[1]) and np.isfinite(s[2])]
+    if not finite:
+        return None
+    top = max(s[1] for s in finite)
+    best_a, best_q, best_c = min(
+        (s for s in finite if s[1] >= top - QUALITY_TOL), key=lambda s: s[2]
+    )
+    dists = [action_distribution(p, c, PolicyParams(float(v))) for v in values]
+    estimates = np.array([point(d) for d in dists])
+    quality = np.where(np.isfinite(estimates[:, 0]), estimates[:, 0], -np.inf)
+    cost = np.where(np.isfinite(estimates[:, 1]), estimates[:, 1], np.inf)
+    pick, met = _pick(target, quality, cost, best_q)
+    return {
+        "value_usd": float(values[pick]),
+        "met": met,
+        "quality": float(quality[pick]),
+        "cost_usd": float(cost[pick]),
+        "dist": dists[pick],
+        "best_action": int(best_a),
+        "best_quality": float(best_q),
+        "best_cost_usd": float(best_c),
+    }
+
+
+def _crossed_policies(
+    target: PolicyTarget, feedback: BanditFeedback, estimator, values: np.ndarray, seed: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per round, the policy and the best single model chosen on the other half of the
+    calls (`selection_halves`); (None, None) if the log cannot be halved."""
+    n, k = feedback.n_rounds, feedback.n_actions
+    fold = selection_halves(n, seed)
+    if fold is None:
+        return None, None
+    p, c = feedback.estimated_reward, feedback.estimated_cost_usd
+    dist, best_dist = np.zeros((n, k)), np.zeros((n, k))
+    for held_out in (0, 1):
+        held = fold == held_out
+        other = _choose_off_policy(target, feedback.take(fold != held_out), estimator, values)
+        if other is None:
+            return None, None
+        dist[held] = action_distribution(p[held], c[held], PolicyParams(other["value_usd"]))
+        best_dist[held, other["best_action"]] = 1.0
+    return dist, best_dist
 
 
 def _interval(low: float, high: float) -> list[float | None]:

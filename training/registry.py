@@ -454,9 +454,10 @@ def check_promotion(
     """The evidence for promoting ``target`` over ``champion`` in an evaluation.
 
     The evaluation must be of ``target``'s bundle (same ``router_version``) and, when a
-    champion exists and differs, hold a paired off-policy comparison with it
-    (``off_policy.comparisons`` entry of the champion's ``router_version``, written by
-    ``evaluate --compare CHAMPION`` on gateway logs).
+    champion exists and differs, hold a paired comparison with it, written by
+    ``evaluate --compare CHAMPION``: off-policy on gateway logs (an
+    ``off_policy.comparisons`` entry of the champion's ``router_version``), or read off
+    the table on full-information logs (a ``comparisons`` entry).
 
     Returns
     -------
@@ -483,7 +484,16 @@ def check_promotion(
     if champion is None or champion.router_version == target.router_version:
         evidence["reason"] = "no other champion to compare with"
         return evidence
-    comparisons = (evaluation.get("off_policy") or {}).get("comparisons") or []
+    # Gateway logs: the off-policy paired comparison; full-information logs: the
+    # comparison read off the table (both carry net_value_diff_ci).
+    comparisons = [
+        c
+        for c in [
+            *((evaluation.get("off_policy") or {}).get("comparisons") or []),
+            *(evaluation.get("comparisons") or []),
+        ]
+        if "net_value_diff_ci" in c
+    ]
     found = [c for c in comparisons if c.get("router_version") == champion.router_version]
     if not found:
         compared = [c.get("router_version") for c in comparisons] or "nothing"
@@ -492,7 +502,8 @@ def check_promotion(
             reason=f"the evaluation {source} holds no paired comparison with the champion, "
             f"version {champion.version} (router_version {champion.router_version}); it "
             f"compares with {compared}. Run `outcome-router evaluate --bundle CHALLENGER "
-            "--compare CHAMPION --logs CHAMPION_LOGS` on the champion's gateway logs",
+            "--compare CHAMPION --logs LOGS` on the champion's gateway logs (or on a "
+            "full-information benchmark)",
         )
         return evidence
     entry = found[0]

@@ -405,12 +405,20 @@ class OutcomeRouterHook(CustomLogger):
         usage = _get(response_obj, "usage") or slo_meta.get("usage_object")
         prompt_tokens = _count(_get(usage, "prompt_tokens"))
         details = _get(usage, "prompt_tokens_details")
-        cached = _count(_get(details, "cached_tokens")) or 0
+        # A streamed Anthropic call reports its cache reads only in cache_read_input_tokens,
+        # with cached_tokens 0 (BerriAI/litellm#11789): the larger count is the reads.
+        cached = max(
+            _count(_get(details, "cached_tokens")) or 0,
+            _count(_get(usage, "cache_read_input_tokens")) or 0,
+        )
         written = (
             _count(_get(details, "cache_write_tokens"))
             or _count(_get(details, "cache_creation_tokens"))
             or _count(_get(usage, "cache_creation_input_tokens"))
             or 0
+        )
+        written_1h = _count(
+            _get(_get(details, "cache_creation_token_details"), "ephemeral_1h_input_tokens")
         )
         if prompt_tokens is not None:
             if cached + written > prompt_tokens:
@@ -418,9 +426,14 @@ class OutcomeRouterHook(CustomLogger):
             row["input_tokens"] = prompt_tokens
             row["cached_input_tokens"] = cached
             row["cache_write_tokens"] = written
+            if written_1h is not None:  # Anthropic's 1-hour writes (the rest are 5-minute)
+                row["cache_write_1h_tokens"] = min(written_1h, written)
         output_tokens = _count(_get(usage, "completion_tokens"))
         if output_tokens is not None:
             row["output_tokens"] = output_tokens
+            reasoning = _count(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens"))
+            if reasoning is not None:
+                row["reasoning_tokens"] = min(reasoning, output_tokens)
 
         cost = slo.get("response_cost", kwargs.get("response_cost"))
         if (

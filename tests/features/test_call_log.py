@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.call_log import COLUMNS, CallLogError, prompt_key, read_call_logs
+from features.call_log import (
+    COLUMNS,
+    CallLogError,
+    prompt_key,
+    read_call_logs,
+    write_call_log,
+)
 from features.prices import PriceCatalog
 
 
@@ -52,6 +58,13 @@ BAD_ROWS = [
     ({"propensity": 0.0}, "propensity must be in (0"),
     ({"cached_input_tokens": 10**9}, "exceed input_tokens"),
     ({"messages": "not json"}, "Expecting value"),
+    ({"cache_write_1h_tokens": -1}, "cache_write_1h_tokens must be in"),
+    ({"cache_write_1h_tokens": 1.5}, "cache_write_1h_tokens must be a whole number"),
+    ({"cache_write_tokens": 10, "cache_write_1h_tokens": 11}, "cache_write_1h_tokens exceed"),
+    ({"reasoning_tokens": "many"}, "reasoning_tokens must be a number"),
+    ({"reasoning_tokens": 10**9}, "reasoning_tokens exceed output_tokens"),
+    ({"source_cost_usd": -0.5}, "source_cost_usd must be in"),
+    ({"source": ["litellm-spend"]}, "source must be a string"),
 ]
 
 
@@ -257,3 +270,89 @@ def test_the_format_page_example_reads_as_it_says(tmp_path):
     frame = read.frame
     assert frame.loc[0, "prompt_id"] == frame.loc[1, "prompt_id"] != frame.loc[2, "prompt_id"]
     assert np.isnan(frame.loc[2, "outcome"]) and frame.loc[2, "cost_usd"] > 0
+
+
+def test_one_hour_writes_and_reasoning_are_priced_when_cost_is_absent(tmp_path):
+    # claude-sonnet-4-5: input 3e-06, read 3e-07, 5-minute write 3.75e-06, 1-hour write
+    # 6e-06, output 1.5e-05. gpt-5: reasoning is output (no price of its own).
+    rows = [
+        {
+            "request_id": "a",
+            "model": "claude-sonnet-4-5",
+            "prompt": "p",
+            "input_tokens": 10_000,
+            "cached_input_tokens": 6_000,
+            "cache_write_tokens": 1_000,
+            "cache_write_1h_tokens": 400,
+            "output_tokens": 500,
+        },
+        {
+            "request_id": "b",
+            "model": "gpt-5",
+            "prompt": "p",
+            "input_tokens": 1_000,
+            "output_tokens": 300,
+            "reasoning_tokens": 200,
+            "source_cost_usd": 0.5,
+            "source": "litellm-spend",
+        },
+    ]
+    path = tmp_path / "calls.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    frame = read_call_logs(path).frame.set_index("request_id")
+    expected_a = 3_000 * 3e-06 + 6_000 * 3e-07 + 600 * 3.75e-06 + 400 * 6e-06 + 500 * 1.5e-05
+    assert frame.loc["a", "cost_usd"] == pytest.approx(expected_a)
+    assert frame.loc["a", "cost_usd"] == pytest.approx(0.02295)
+    assert frame.loc["b", "cost_usd"] == pytest.approx(1_000 * 1.25e-06 + 300 * 1e-05)
+    assert frame.loc["b", "reasoning_tokens"] == 200
+    assert frame.loc["b", "source_cost_usd"] == 0.5
+    assert frame.loc["b", "source"] == "litellm-spend"
+
+
+def test_prompt_less_rows_are_read_only_when_asked(tmp_path):
+    rows = [
+        {"request_id": "a", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10},
+        {"request_id": "b", "model": "gpt-4o", "prompt": "hi", "input_tokens": 5},
+    ]
+    path = tmp_path / "spend.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    read = read_call_logs(path, require_prompt=False)
+    assert read.n_quarantined == 0
+    frame = read.frame.set_index("request_id")
+    assert pd.isna(frame.loc["a", "prompt_id"]) and pd.isna(frame.loc["a", "prompt"])
+    assert frame.loc["b", "prompt_id"] == prompt_key("hi", None)
+    assert frame.loc["a", "cost_usd"] == pytest.approx(100 * 2.5e-06 + 10 * 1e-05)
+    # The default (train, evaluate) still refuses the prompt-less row.
+    strict = read_call_logs(path)
+    assert strict.n_quarantined == 1
+    assert "non-empty `prompt` or `messages`" in strict.quarantined["quarantine_reason"][0]
+    # A file without any prompt column is read too, and refused by default.
+    only_usage = tmp_path / "usage.jsonl"
+    only_usage.write_text(json.dumps(rows[0]) + "\n")
+    assert len(read_call_logs(only_usage, require_prompt=False).frame) == 1
+    with pytest.raises(CallLogError, match="no row has a `prompt` or `messages` column"):
+        read_call_logs(only_usage)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".parquet"])
+def test_write_call_log_reads_back_unchanged(sample, tmp_path, suffix):
+    sample.to_parquet(tmp_path / "in.parquet")
+    frame = read_call_logs(tmp_path / "in.parquet").frame
+    frame.loc[0, "cache_write_tokens"] = 0
+    frame.loc[0, "reasoning_tokens"] = 3
+    frame.loc[0, "source_cost_usd"] = 0.25
+    frame.loc[0, "source"] = "litellm-spend"
+    frame.loc[1, "messages"] = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
+    out = write_call_log(frame, tmp_path / f"out{suffix}")
+    back = read_call_logs(out).frame
+    assert list(back.columns) == list(COLUMNS)
+
+    def cells(f: pd.DataFrame) -> pd.DataFrame:  # None and NaN alike: "missing"
+        return f.astype(object).where(f.notna(), None)
+
+    pd.testing.assert_frame_equal(cells(back), cells(frame), check_dtype=False)
+
+
+def test_write_call_log_refuses_an_unknown_extension(sample, tmp_path):
+    with pytest.raises(ValueError, match=r"out.txt: a call log is written as \.jsonl"):
+        write_call_log(sample, tmp_path / "out.txt")

@@ -346,6 +346,16 @@ def test_only_listed_models_are_routed(router_server, candidates):
             (70, 60, 0, 5),
         ),
         (Usage(prompt_tokens=7, completion_tokens=3), (7, 0, 0, 3)),
+        # A streamed Anthropic call's reads sit in cache_read_input_tokens only (#11789).
+        (
+            {
+                "prompt_tokens": 2459,
+                "completion_tokens": 23,
+                "cache_read_input_tokens": 2455,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            },
+            (2459, 2455, 0, 23),
+        ),
     ],
 )
 def test_call_rows_count_cached_tokens_in_input_tokens(usage, expected, tmp_path):
@@ -360,6 +370,35 @@ def test_call_rows_count_cached_tokens_in_input_tokens(usage, expected, tmp_path
     row = hook.call_log_row(kwargs, response, None, None)
     got = tuple(row[k] for k in ("input_tokens", "cached_input_tokens", "cache_write_tokens"))
     assert (*got, row["output_tokens"]) == expected
+    asyncio.run(hook.async_log_success_event(kwargs, response, None, None))
+    assert read_call_logs(tmp_path / "calls.jsonl").n_quarantined == 0
+
+
+def test_call_rows_keep_one_hour_writes_and_reasoning(tmp_path):
+    usage = Usage(
+        prompt_tokens=1_000,
+        completion_tokens=300,
+        prompt_tokens_details={
+            "cached_tokens": 200,
+            "cache_creation_tokens": 500,
+            "cache_creation_token_details": {
+                "ephemeral_5m_input_tokens": 100,
+                "ephemeral_1h_input_tokens": 400,
+            },
+        },
+        completion_tokens_details={"reasoning_tokens": 120},
+    )
+    response = litellm.ModelResponse(model="m", usage=usage)
+    hook = OutcomeRouterHook(HookSettings(call_log=tmp_path / "calls.jsonl"))
+    kwargs = {
+        "litellm_call_id": "call-1h",
+        "model": "m",
+        "call_type": "acompletion",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    row = hook.call_log_row(kwargs, response, None, None)
+    assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (500, 400)
+    assert (row["output_tokens"], row["reasoning_tokens"]) == (300, 120)
     asyncio.run(hook.async_log_success_event(kwargs, response, None, None))
     assert read_call_logs(tmp_path / "calls.jsonl").n_quarantined == 0
 

@@ -228,3 +228,26 @@ def test_an_undefined_interval_is_no_evidence(runs, store, tmp_path):
     path.write_text(json.dumps(metrics))
     with pytest.raises(PromotionRefused, match=r"interval \[n/a, n/a\].*undefined"):
         promote("2", name=NAME, root=store, evaluation=tmp_path)
+
+
+def test_full_information_compare_is_paired_evidence_promote_reads(runs, bundle_dir, store):
+    """On a full-information table both decisions are known on every prompt: the
+    difference is read off it, with a paired interval, and promote weighs it as it
+    weighs the off-policy one."""
+    out = runs["base"] / "full"
+    result = evaluate(runs["bad"], [str(SHIPPED_CALLS)], out, compare=[bundle_dir], n_bootstrap=300)
+    (entry,) = json.loads((out / "metrics.json").read_text())["comparisons"]
+    assert entry == result.comparisons[0].to_dict()
+    assert DIFF_KEYS - {"note"} <= set(entry)
+    assert entry["estimator"] == "full_information" and entry["n_bootstrap"] == 300
+    assert entry["value_usd"] == pytest.approx(runs["champion_value"])
+    # The differences are the two default decisions' rows of the table, exactly.
+    challenger, champion = result.summary.default_point, result.comparisons[0].row
+    assert entry["quality_diff"] == pytest.approx(challenger.quality - champion.quality)
+    assert entry["cost_usd_diff"] == pytest.approx(challenger.cost_usd - champion.cost_usd)
+    for key in ("quality", "cost_usd", "net_value"):
+        low, high = entry[f"{key}_diff_ci"]
+        assert low <= entry[f"{key}_diff"] <= high, key
+    assert entry["net_value_diff_ci"][1] < 0  # value_usd 0 is worse here too
+    with pytest.raises(PromotionRefused, match=r"version 1: net value per call .*below 0"):
+        promote("2", name=NAME, root=store, evaluation=out)

@@ -42,3 +42,28 @@ def test_thin_components_are_predicted_by_their_mean():
     )
     assert not model.coef_.any()
     np.testing.assert_allclose(model.predict_cost(X[:2], 2), [[2.0, 0.0], [2.0, 0.0]])
+
+
+def test_unit_weights_equal_the_unweighted_fit_and_other_weights_move_it(training_set):
+    data = training_set
+    X = data.features[data.prompt]
+    components = [CostComponent(0, "output_tokens", 1.0, 1.0)]
+    plain = LogLinearCostModel().fit(
+        X, units(data), components=components, candidate=data.candidate
+    )
+    ones = LogLinearCostModel().fit(
+        X,
+        units(data),
+        components=components,
+        candidate=data.candidate,
+        sample_weight=np.ones(len(data.candidate)),
+    )
+    np.testing.assert_allclose(ones.coef_, plain.coef_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(ones.smearing_, plain.smearing_, rtol=1e-10)
+    # Weighting the long prompts up moves the fit towards them.
+    length = np.log1p(np.array([len(t) for t in data.texts]))[data.prompt]
+    heavy = np.where(length > np.median(length), 10.0, 1.0)
+    weighted = LogLinearCostModel().fit(
+        X, units(data), components=components, candidate=data.candidate, sample_weight=heavy
+    )
+    assert not np.allclose(weighted.intercept_, plain.intercept_)

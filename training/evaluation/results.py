@@ -84,6 +84,10 @@ class Comparison:
         against the main log's best single model and cost range, so rows compare.
     summary : Summary
         Its own summary on the candidates it shares with the log.
+    difference : PolicyDifference, optional
+        The evaluated bundle's default decisions minus this one's, prompt by prompt,
+        with paired intervals (`training.evaluation.run.table_difference`): the
+        evidence ``promote --evaluation`` reads.
     """
 
     label: str
@@ -92,6 +96,7 @@ class Comparison:
     note: str
     row: TableRow
     summary: Summary
+    difference: PolicyDifference | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As in ``metrics.json``'s ``comparisons``."""
@@ -110,6 +115,7 @@ class Comparison:
             "calibration": {"ece": pooled.ece, "brier": pooled.brier, "n": pooled.n}
             if pooled
             else None,
+            **(self.difference.to_dict() if self.difference else {}),
         }
 
 

@@ -29,7 +29,13 @@ from features.prices import PriceCatalog
 from features.routing_text import routing_text
 from serving.bundle import Bundle, load_bundle
 from serving.policy import Exploration
-from training.evaluation.curves import best_single, curve_figures, router_curve, value_grid
+from training.evaluation.curves import (
+    best_single,
+    curve_figures,
+    router_choice,
+    router_curve,
+    value_grid,
+)
 from training.evaluation.log import FullInfoLog
 from training.evaluation.off_policy import is_partial_feedback, off_policy_section
 from training.evaluation.results import (
@@ -40,6 +46,7 @@ from training.evaluation.results import (
 )
 from training.evaluation.served import ServedPolicy, bundle_label
 from training.evaluation.summary import Summary, TableRow, summarize
+from training.off_policy import PolicyDifference, PolicyValueInterval
 from training.report import write_report
 
 #: Rejected rows of the logs, written beside the report.
@@ -95,15 +102,16 @@ def evaluate(
         Partial-feedback logs only: evaluate the exploring policy `/route` serves with
         these settings (its ``action_distribution``) instead of the greedy one.
     n_bootstrap : int, default=1000
-        Partial-feedback logs only: bootstrap resamples of the 95% intervals.
+        Bootstrap resamples of the 95% intervals (off-policy estimates, and paired
+        differences with ``compare``).
     clip : float, optional
         Partial-feedback logs only: clip importance weights at this value.
     seed : int, default=0
-        Partial-feedback logs only: seed of the bootstrap.
+        Seed of the bootstrap.
     value_usd : float, optional
-        Partial-feedback logs with ``compare`` only: value in USD of one good outcome
-        for the net value ``value_usd * quality - cost``. Default: each compared
-        bundle's manifest ``value_usd`` (the champion's).
+        With ``compare``: value in USD of one good outcome for the net value
+        ``value_usd * quality - cost`` of the paired difference. Default: each
+        compared bundle's manifest ``value_usd`` (the champion's).
 
     Returns
     -------
@@ -182,8 +190,26 @@ def evaluate(
     )
     comparisons: list[Comparison] = []
     used = {label}
+    action = router_choice(
+        log,
+        p,
+        c,
+        served.params.value_usd,
+        min_success=served.params.min_success,
+        max_cost_usd=served.params.max_cost_usd,
+    )
     for other in compare:
-        entry = _compare(load_bundle(other), log, texts, features, summary)
+        entry = _compare(
+            load_bundle(other),
+            log,
+            texts,
+            features,
+            summary,
+            action=action,
+            value_usd=value_usd,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+        )
         if entry.label in used:  # e.g. two folders of one name: tell them apart
             new = f"{entry.label} [{entry.router_version}]"
             entry = dataclasses.replace(
@@ -299,13 +325,19 @@ def _compare(
     texts: list[str],
     features: dict[tuple[str, ...], np.ndarray],
     main: Summary,
+    *,
+    action: np.ndarray,
+    value_usd: float | None,
+    n_bootstrap: int,
+    seed: int,
 ) -> Comparison:
     """One compared bundle on the main log's prompts.
 
     It is served restricted to the candidates it shares with the log. With fewer
     candidates than the main bundle, its own curve and figures use that subset, but
     savings and area stay measured against the main log's best single model and cost
-    range, so rows compare.
+    range, so rows compare. ``action`` is the evaluated bundle's default decision on
+    every prompt: the paired difference (`table_difference`) is read against it.
     """
     label = bundle_label(other)
     shared = [name for name in other.candidate_names if name in set(log.candidates)]
@@ -354,6 +386,24 @@ def _compare(
         figures=figures,
         apgr=s.apgr,
     )
+    other_action = np.asarray(cols)[
+        router_choice(
+            sub,
+            p,
+            c,
+            served.params.value_usd,
+            min_success=served.params.min_success,
+            max_cost_usd=served.params.max_cost_usd,
+        )
+    ]
+    rows = np.arange(log.n_prompts)
+    difference = table_difference(
+        (log.outcome[rows, action], log.cost_usd[rows, action]),
+        (log.outcome[rows, other_action], log.cost_usd[rows, other_action]),
+        value_usd=served.params.value_usd if value_usd is None else float(value_usd),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
     return Comparison(
         label=label,
         bundle=str(other.path),
@@ -361,4 +411,50 @@ def _compare(
         note=note,
         row=row,
         summary=s,
+        difference=difference,
+    )
+
+
+#: The name a difference read off a full-information table goes by, where an
+#: off-policy one names its estimator.
+TABLE_ESTIMATOR = "full_information"
+
+
+def table_difference(
+    policy: tuple[np.ndarray, np.ndarray],
+    baseline: tuple[np.ndarray, np.ndarray],
+    *,
+    value_usd: float,
+    n_bootstrap: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> PolicyDifference:
+    """``policy - baseline`` on the same prompts of a full-information table, with
+    paired bootstrap intervals.
+
+    Each is ``(outcome, cost_usd)`` per prompt of its decision. Both decisions are
+    known on every prompt, so the difference is exact on these prompts; the interval
+    says how much it would move on other prompts like them. Resampling the prompts
+    once for both keeps the pairing (the interval of a difference of two independent
+    means would be far wider). The result has the shape `evaluate --compare` writes
+    on gateway logs, so `promote --evaluation` reads either.
+    """
+    q = np.asarray(policy[0], dtype=np.float64) - np.asarray(baseline[0], dtype=np.float64)
+    c = np.asarray(policy[1], dtype=np.float64) - np.asarray(baseline[1], dtype=np.float64)
+    net = value_usd * q - c
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(q), size=(n_bootstrap, len(q)))
+    bounds = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+
+    def interval(values: np.ndarray) -> PolicyValueInterval:
+        low, high = np.percentile(values[idx].mean(axis=1), bounds)
+        return PolicyValueInterval(float(values.mean()), float(low), float(high), alpha)
+
+    return PolicyDifference(
+        quality=interval(q),
+        cost_usd=interval(c),
+        net_value=interval(net),
+        value_usd=float(value_usd),
+        estimator_name=TABLE_ESTIMATOR,
+        n_bootstrap=n_bootstrap,
     )

@@ -118,6 +118,25 @@ class BanditFeedback:
         for name, arr in arrays.items():
             object.__setattr__(self, name, arr)
 
+    def take(self, rounds: np.ndarray) -> BanditFeedback:
+        """The log restricted to ``rounds`` (indices or a boolean mask), e.g. one half
+        of it to choose a policy on while the other half estimates it."""
+        optional = {
+            name: None if getattr(self, name) is None else getattr(self, name)[rounds]
+            for name in ("estimated_reward", "estimated_cost_usd")
+        }
+        action = self.action[rounds]
+        return BanditFeedback(
+            n_rounds=len(action),
+            n_actions=self.n_actions,
+            action=action,
+            reward=self.reward[rounds],
+            cost_usd=self.cost_usd[rounds],
+            pscore=self.pscore[rounds],
+            action_names=self.action_names,
+            **optional,
+        )
+
     def quality_inputs(self) -> dict[str, Any]:
         """Keyword arguments of an estimator for the outcome (the policy's quality)."""
         return {
