@@ -46,7 +46,16 @@ from features.grading import GRADED_SUFFIXES, GradingConfig, grade, write_graded
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
-__all__ = ["ClusterGradeResult", "grade_on_cluster", "shard_of"]
+__all__ = [
+    "ClusterGradeResult",
+    "combine_grade_counts",
+    "event_fates",
+    "events_for",
+    "grade_on_cluster",
+    "in_dataset_order",
+    "session_shards",
+    "shard_of",
+]
 
 #: Counts that are sums over shards.
 _SUMMED = ("n_calls", "graded", "pending", "no_event", "expired", "logged", "retries_found_in_logs")
@@ -105,7 +114,34 @@ def _tag(frame: pd.DataFrame, n_shards: int, partition_info: dict | None = None)
     )
 
 
-def _events_for(calls: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+def session_shards(
+    dataset: CallLogDataset, n_shards: int, *, quarantine_dir: str | Path, **read_options: Any
+) -> list[Any]:
+    """The dataset's calls repartitioned by session key: one Dask delayed frame per shard.
+
+    Each frame has the call-log columns plus ``_shard`` and the row's place in the
+    dataset (``_part``, ``_row``: sort by them for the dataset's order). The workers
+    read the partitions (rejected rows to ``quarantine_dir``), and exchange rows in a
+    task-based shuffle (object columns such as ``messages`` travel as they are).
+    ``read_options`` as `features.call_log_dataset.CallLogDataset.to_dask`.
+    """
+    calls = dataset.to_dask(quarantine_dir=quarantine_dir, **read_options)
+    meta = calls._meta.assign(_shard=np.int64(0), _part=np.int64(0), _row=np.int64(0))
+    calls = calls.map_partitions(_tag, n_shards, partition_info=True, meta=meta)
+    shuffled = calls.shuffle("_shard", npartitions=n_shards, shuffle_method="tasks")
+    return list(shuffled.to_delayed())
+
+
+def in_dataset_order(shard: pd.DataFrame) -> pd.DataFrame:
+    """A shard's calls in the dataset's order, without the shuffle's columns."""
+    return (
+        shard.sort_values(["_part", "_row"], kind="stable")
+        .drop(columns=["_shard", "_part", "_row"])
+        .reset_index(drop=True)
+    )
+
+
+def events_for(calls: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """The events that name one of these calls, directly or through a PR link."""
     sessions = set(calls["session_id"].dropna())
     hit = (
@@ -129,13 +165,9 @@ def _grade_shard(
 ) -> dict[str, Any]:
     """Grade one shard (runs on a worker)."""
     order = shard[["_part", "_row"]].reset_index(drop=True)
-    calls = (
-        shard.sort_values(["_part", "_row"], kind="stable")
-        .drop(columns=["_shard", "_part", "_row"])
-        .reset_index(drop=True)
-    )
+    calls = in_dataset_order(shard)
     order = order.sort_values(["_part", "_row"], kind="stable").reset_index(drop=True)
-    mine = _events_for(calls, events)
+    mine = events_for(calls, events)
     result = grade(calls, mine, config, as_of=as_of)
     written = None
     graded = result.graded
@@ -216,10 +248,7 @@ def grade_on_cluster(
     events = events[~late.to_numpy()].reset_index(drop=True)
 
     quarantine_dir = Path(str(calls_quarantine) + ".parts")
-    calls = dataset.to_dask(quarantine_dir=quarantine_dir, compute_costs=False)
-    meta = calls._meta.assign(_shard=np.int64(0), _part=np.int64(0), _row=np.int64(0))
-    calls = calls.map_partitions(_tag, n_shards, partition_info=True, meta=meta)
-    shards = calls.shuffle("_shard", npartitions=n_shards, shuffle_method="tasks")
+    shards = session_shards(dataset, n_shards, quarantine_dir=quarantine_dir, compute_costs=False)
     [events_future] = client.scatter([events], broadcast=True)
     if to_folder:
         out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +256,7 @@ def grade_on_cluster(
         dask.delayed(_grade_shard)(
             part, events_future, config, as_of, str(out) if to_folder else None, k
         )
-        for k, part in enumerate(shards.to_delayed())
+        for k, part in enumerate(shards)
     ]
     print(
         f"grading {dataset.n_partitions} partitions in {n_shards} session shards on "
@@ -239,10 +268,10 @@ def grade_on_cluster(
     if quarantine_dir.is_dir() and not any(quarantine_dir.iterdir()):
         quarantine_dir.rmdir()
 
-    quarantined = _event_fates(events, results, config, as_of)
+    quarantined = event_fates(events, results, config, as_of)
     counts = {
         "as_of": as_of.isoformat(),
-        **_combine_counts(results, n_events=len(events) + n_late, n_late=n_late),
+        **combine_grade_counts(results, n_events=len(events) + n_late, n_late=n_late),
     }
     counts["events"]["quarantined"] = len(quarantined)
     counts["events"]["used"] = len(events) - len(quarantined)
@@ -263,7 +292,7 @@ def grade_on_cluster(
     )
 
 
-def _event_fates(
+def event_fates(
     events: pd.DataFrame, results: tuple[dict[str, Any], ...], config, as_of
 ) -> pd.DataFrame:
     """Events no shard used, with the reason one process would give (module doc)."""
@@ -290,7 +319,7 @@ def _event_fates(
     return pd.DataFrame.from_records(rows, columns=columns)
 
 
-def _combine_counts(
+def combine_grade_counts(
     results: tuple[dict[str, Any], ...], *, n_events: int, n_late: int
 ) -> dict[str, Any]:
     counts: dict[str, Any] = {name: 0 for name in _SUMMED}
