@@ -264,6 +264,8 @@ def _spend_on_cluster(args, out: Path, prices, settings, config):
             events=None if events is None else events.frame,
             as_of=args.as_of,
             calls_quarantine=out / QUARANTINE,
+            table_of=calls_table,
+            retried_of=_retried,
         )
     if result.calls_quarantined:
         _say(

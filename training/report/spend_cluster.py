@@ -15,6 +15,7 @@ prompts never leave the workers.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,10 +77,10 @@ def _spend_shard(
     as_of: pd.Timestamp | None,
     prices: PriceCatalog,
     settings: SpendSettings,
+    table_of: Callable[[pd.DataFrame, np.ndarray], Any],
+    retried_of: Callable[[pd.DataFrame, GradingConfig, bool], np.ndarray],
 ) -> dict[str, Any]:
     """Grade (with events) and aggregate one shard (runs on a worker)."""
-    from training.report_command import _retried, calls_table
-
     frame = in_dataset_order(shard)
     out: dict[str, Any] = {"parts": None}
     if events is not None:
@@ -95,8 +96,8 @@ def _spend_shard(
             outcome_n=int(np.sum(~np.isnan(outcomes))),
         )
     if len(frame):
-        retried = _retried(frame, config, graded=events is not None)
-        out["parts"] = spend_parts(calls_table(frame, retried), prices, settings)
+        retried = retried_of(frame, config, events is not None)
+        out["parts"] = spend_parts(table_of(frame, retried), prices, settings)
     return out
 
 
@@ -110,13 +111,17 @@ def spend_on_cluster(
     events: pd.DataFrame | None,
     as_of: Any,
     calls_quarantine: str | Path,
+    table_of: Callable[[pd.DataFrame, np.ndarray], Any],
+    retried_of: Callable[[pd.DataFrame, GradingConfig, bool], np.ndarray],
     n_shards: int | None = None,
 ) -> ClusterSpend:
     """Aggregate the spend of a partitioned call log on the client's workers.
 
     Parameters as ``report spend``'s; ``events`` (valid outcome events) grades the
     calls first, as `features.grading.grade` does; ``calls_quarantine`` receives the
-    rejected call rows of every partition.
+    rejected call rows of every partition. ``table_of`` (frame, retried flags -> the
+    Arrow table `spend_parts` reads) and ``retried_of`` (frame, config, graded -> retried
+    flags) are the command's own, so a shard is prepared exactly as one process does.
     """
     import dask
 
@@ -138,7 +143,9 @@ def spend_on_cluster(
     if events is not None:
         [events_arg] = client.scatter([events], broadcast=True)
     tasks = [
-        dask.delayed(_spend_shard)(part, events_arg, config, as_of, prices, settings)
+        dask.delayed(_spend_shard)(
+            part, events_arg, config, as_of, prices, settings, table_of, retried_of
+        )
         for part in shards
     ]
     print(
