@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features.call_log import COLUMNS
+from features.call_log import COLUMNS, TEXT_COLUMNS
 from features.call_log_dataset import CallLogDataset, collect_quarantine
 from features.grading import GRADED_SUFFIXES, GradingConfig, grade, write_graded
 
@@ -49,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ClusterGradeResult",
     "combine_grade_counts",
+    "default_shards",
     "event_fates",
     "events_for",
     "grade_on_cluster",
@@ -114,6 +115,14 @@ def _tag(frame: pd.DataFrame, n_shards: int, partition_info: dict | None = None)
     )
 
 
+def default_shards(dataset: CallLogDataset, n_workers: int) -> int:
+    """Shards of the session repartition: two per worker (one working, one arriving),
+    more for a long dataset (one per four day partitions) so a shard stays about four
+    days of calls. Every shard costs a task per partition in the shuffle, so more is
+    slower on a small log."""
+    return max(2 * n_workers, -(-dataset.n_partitions // 4))
+
+
 def session_shards(
     dataset: CallLogDataset, n_shards: int, *, quarantine_dir: str | Path, **read_options: Any
 ) -> list[Any]:
@@ -133,12 +142,22 @@ def session_shards(
 
 
 def in_dataset_order(shard: pd.DataFrame) -> pd.DataFrame:
-    """A shard's calls in the dataset's order, without the shuffle's columns."""
-    return (
+    """A shard's calls in the dataset's order, without the shuffle's columns.
+
+    Missing values of the text and ``messages`` columns are None again, as the reader
+    gives them (a shuffle may turn them into NaN).
+    """
+    calls = (
         shard.sort_values(["_part", "_row"], kind="stable")
         .drop(columns=["_shard", "_part", "_row"])
         .reset_index(drop=True)
     )
+    for name in calls.columns:
+        if name == "messages":
+            calls[name] = calls[name].map(lambda m: m if isinstance(m, list) else None)
+        elif calls[name].dtype == object or name in TEXT_COLUMNS:
+            calls[name] = calls[name].astype(object).where(calls[name].notna(), None)
+    return calls
 
 
 def events_for(calls: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
@@ -230,8 +249,7 @@ def grade_on_cluster(
     calls_quarantine : path
         Rejected call rows of every partition, gathered into this one file.
     n_shards : int, optional
-        Shards of the session repartition; default: the dataset's partitions, at least
-        twice the workers.
+        Shards of the session repartition; default: `default_shards`.
     """
     import dask
 
@@ -242,7 +260,7 @@ def grade_on_cluster(
     out = Path(out)
     to_folder = not out.name.endswith(GRADED_SUFFIXES)
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    n_shards = n_shards or max(dataset.n_partitions, 2 * n_workers)
+    n_shards = n_shards or default_shards(dataset, n_workers)
     late = events["timestamp"] > as_of
     n_late = int(late.sum())
     events = events[~late.to_numpy()].reset_index(drop=True)

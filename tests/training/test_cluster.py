@@ -56,3 +56,12 @@ def test_the_argument_defaults_to_one_process_and_refuses_bad_values(capsys) -> 
 def test_no_cluster_is_no_client() -> None:
     with connect(None) as client:
         assert client is None
+
+
+def test_a_local_cluster_runs_work_in_worker_processes_and_shuts_down() -> None:
+    pytest.importorskip("distributed")
+    with connect("local:1") as client:
+        workers = client.scheduler_info()["workers"]
+        assert [w["nthreads"] for w in workers.values()] == [1]
+        assert client.submit(os.getpid).result() != os.getpid()
+    assert client.status == "closed"

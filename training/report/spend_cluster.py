@@ -28,6 +28,7 @@ from features.grading import GradingConfig, grade
 from features.prices import PriceCatalog
 from training.grade_cluster import (
     combine_grade_counts,
+    default_shards,
     event_fates,
     events_for,
     in_dataset_order,
@@ -134,7 +135,7 @@ def spend_on_cluster(
         n_late = int(late.sum())
         events = events[~late.to_numpy()].reset_index(drop=True)
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    n_shards = n_shards or max(dataset.n_partitions, 2 * n_workers)
+    n_shards = n_shards or default_shards(dataset, n_workers)
     quarantine_dir = Path(str(calls_quarantine) + ".parts")
     shards = session_shards(
         dataset, n_shards, quarantine_dir=quarantine_dir, prices=prices, require_prompt=False
