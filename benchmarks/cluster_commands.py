@@ -87,11 +87,15 @@ def build_log(n_calls: int, out: Path, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
-#: Runs the command line in a child and prints its own peak RSS when it exits.
+#: Runs the command line in a child and prints its own peak RSS when it exits: VmHWM,
+#: not ru_maxrss, which Linux carries over from the forking parent across exec.
 _LAUNCHER = (
-    "import atexit, resource, sys\n"
-    "atexit.register(lambda: print('PEAK_RSS_KIB', "
-    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+    "import atexit, sys\n"
+    "def peak():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            print('PEAK_RSS_KIB', line.split()[1], file=sys.stderr)\n"
+    "atexit.register(peak)\n"
     "from training.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
@@ -122,10 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", help="also time `evaluate` with this bundle")
     parser.add_argument("--out", default="benchmarks/results/cluster", help="work folder")
     parser.add_argument("--as-of", default="2026-03-31T00:00:00Z", help="grading time")
+    parser.add_argument(
+        "--reuse", action="store_true", help="use the log already built in --out (default: build)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
-    print(f"building a log of {args.calls} calls in {out}", file=sys.stderr)
-    paths = build_log(args.calls, out)
+    if args.reuse and (out / "events.jsonl").exists():
+        paths = {"flat": out / "calls.jsonl", "days": out / "calls", "events": out / "events.jsonl"}
+    else:
+        print(f"building a log of {args.calls} calls in {out}", file=sys.stderr)
+        paths = build_log(args.calls, out)
     cluster = f"local:{args.workers}"
     events = ["--events", str(paths["events"]), "--as-of", args.as_of]
     jobs = {
