@@ -268,7 +268,9 @@ def grade_on_cluster(
     quarantine_dir = Path(str(calls_quarantine) + ".parts")
     shards = session_shards(dataset, n_shards, quarantine_dir=quarantine_dir, compute_costs=False)
     [events_future] = client.scatter([events], broadcast=True)
-    if to_folder:
+    if to_folder:  # replaced, as a file is: a previous run's shards would be read too
+        for old in [*out.glob("day=*/shard-*.parquet"), *out.glob("no-timestamp/shard-*.parquet")]:
+            old.unlink()
         out.mkdir(parents=True, exist_ok=True)
     tasks = [
         dask.delayed(_grade_shard)(
