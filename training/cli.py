@@ -64,6 +64,7 @@ def _train(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             head_tokens=min(args.head_tokens, args.max_tokens - 2),
         ),
+        context=tuple(k for k in args.context.split(",") if k),
         track=not args.no_mlflow,
         register_as=args.register_as or None,
         mlruns=args.mlruns,
@@ -411,6 +412,14 @@ def _add_train_parser(sub) -> None:
         default="minilm",
         help="sentence encoder: int8 MiniLM, or its static token vectors distilled offline "
         "(about 50x faster on a long prompt, see README 'Speed')",
+    )
+    train.add_argument(
+        "--context",
+        default="",
+        help="request context appended to the features, comma-separated from task, team, "
+        "depth: one-hot of the frequent task/team tags (others -> '(other)') and log(1 + "
+        "number of messages); the same columns are built from /route's task, team and "
+        "messages ('' for none; see README 'Request context')",
     )
     train.add_argument(
         "--no-mlflow", action="store_true", help="do not log the run to MLflow (nor register)"

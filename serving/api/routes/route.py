@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
 
+from features.context import RequestContext
 from features.routing_text import routing_text
 from serving.api.deps import MetricsDep, ServiceDep, SettingsDep
 from serving.config import Settings
@@ -107,12 +108,18 @@ async def route(
     params = service.policy(body.value_usd, body.min_success, body.max_cost_usd)
     prompt, messages = body.routing_input()
     cache, excluded = _cache_hint(body, candidates, allowed)
+    context = None
+    if service.feature_spec.context_names:
+        context = RequestContext.of(task=body.task, team=body.team, messages=messages)
 
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
         decided, cache_effect = await _run_within_budget(
-            service, lambda: _decide(service, text, cache, params, allowed), settings, start
+            service,
+            lambda: _decide(service, text, cache, params, allowed, context),
+            settings,
+            start,
         )
     except TimeoutError:
         logger.warning(
@@ -170,9 +177,17 @@ def _decide(
     cache: CacheHint | None,
     params: PolicyParams,
     allowed: np.ndarray,
+    context: RequestContext | None = None,
 ) -> tuple[RoutingDecision, CacheHintEffect | None]:
-    """The CPU-bound part of a decision: encode, score, check, decide."""
-    scores = service.scorer.score_text(text, cache)
+    """The CPU-bound part of a decision: encode, score, check, decide.
+
+    ``context`` is None unless the bundle's spec has context columns, so a scorer
+    without them (and test doubles) keep the ``score_text(text, cache)`` signature.
+    """
+    if context is not None:
+        scores = service.scorer.score_text(text, cache, context)
+    else:
+        scores = service.scorer.score_text(text, cache)
     scores.check_one(len(service.bundle.candidate_names))
     [decided] = routing_decisions(
         scores.p_success,
