@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from features.context import RequestContext
 from serving.bundle import load_bundle
 from serving.decision import routing_decisions
 from serving.schemas import RouteRequest
@@ -28,8 +29,12 @@ def _describe(error: Any) -> str:
     return f"{path}: {message}" if path else message
 
 
-def read_prompts(path: Path) -> Iterator[tuple[int, Any, str | None, list | None]]:
-    """``(line number, prompt_id, prompt, messages)`` per non-blank line, validated.
+def read_prompts(
+    path: Path,
+) -> Iterator[tuple[int, Any, str | None, list | None, RequestContext]]:
+    """``(line number, prompt_id, prompt, messages, context)`` per non-blank line,
+    validated. ``context`` holds the line's optional ``task`` and ``team`` and its number
+    of messages, as `/route` reads them (`features.context`).
 
     Raises
     ------
@@ -64,13 +69,14 @@ def read_prompts(path: Path) -> Iterator[tuple[int, Any, str | None, list | None
             seen[prompt_id] = lineno
             try:
                 request = RouteRequest.model_validate(
-                    {"prompt": row.get("prompt"), "messages": row.get("messages")}
+                    {key: row.get(key) for key in ("prompt", "messages", "task", "team")}
                 )
             except ValidationError as exc:
                 problems = "; ".join(_describe(e) for e in exc.errors())
                 raise ValueError(f"{where}: {problems}.") from None
             prompt, messages = request.routing_input()
-            yield lineno, prompt_id, prompt, messages
+            context = RequestContext.of(task=request.task, team=request.team, messages=messages)
+            yield lineno, prompt_id, prompt, messages, context
 
 
 def route_file(
@@ -128,8 +134,8 @@ def route_file(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = out_path.with_name(out_path.name + ".tmp")
 
-    def flush(ids: list[Any], texts: list[str], out: Any) -> None:
-        scores = scorer.score_texts(texts)
+    def flush(ids: list[Any], texts: list[str], contexts: list[RequestContext], out: Any) -> None:
+        scores = scorer.score_texts(texts, contexts)
         decisions = routing_decisions(scores.p_success, scores.expected_cost_usd, names, params)
         for prompt_id, decided in zip(ids, decisions, strict=True):
             counts[decided.model] += 1
@@ -148,14 +154,16 @@ def route_file(
         with open(tmp_path, "w", encoding="utf-8") as out:
             ids: list[Any] = []
             texts: list[str] = []
-            for _, prompt_id, prompt, messages in read_prompts(Path(input_path)):
+            contexts: list[RequestContext] = []
+            for _, prompt_id, prompt, messages, context in read_prompts(Path(input_path)):
                 ids.append(prompt_id)
                 texts.append(scorer.featurizer.text_of(prompt, messages))
+                contexts.append(context)
                 if len(ids) == batch_size:
-                    flush(ids, texts, out)
-                    ids, texts = [], []
+                    flush(ids, texts, contexts, out)
+                    ids, texts, contexts = [], [], []
             if ids:
-                flush(ids, texts, out)
+                flush(ids, texts, contexts, out)
         os.replace(tmp_path, out_path)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ columns from a /route body as training built from the call log (train/serve pari
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -107,3 +108,33 @@ def test_depth_column_counts_the_request_messages(context_bundle):
     contexts = [RequestContext.of(messages=[{}] * n) for n in (1, 3)]
     features = featurizer.transform_texts(["What is 2 + 2?"] * 2, contexts)
     np.testing.assert_allclose(features[:, -1], [math.log1p(1), math.log1p(3)])
+
+
+def test_route_command_reads_the_same_context_from_its_input_lines(
+    context_bundle, context_logs, tmp_path
+):
+    from serving.batch_routing import route_file
+
+    bundle = load_bundle(context_bundle)
+    firsts = read_call_logs(context_logs["test"]).frame.drop_duplicates("prompt_id").head(5)
+    features = featurize(
+        Featurizer(bundle.feature_spec, context_bundle),
+        firsts["prompt"].tolist(),
+        contexts=request_contexts(firsts),
+    )
+    expected = BundleScorer(bundle).score_features(features).p_success
+    lines = [
+        {
+            "prompt_id": row["prompt_id"],
+            "prompt": row["prompt"],
+            "task": row["task"],
+            "team": row["team"],
+        }
+        for _, row in firsts.iterrows()
+    ]
+    src, out = tmp_path / "prompts.jsonl", tmp_path / "decisions.jsonl"
+    src.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    route_file(context_bundle, src, out)
+    decided = [json.loads(line) for line in out.read_text().splitlines()]
+    got = [[s["p_success"] for s in d["scores"]] for d in decided]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
