@@ -4,11 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := build/demo
+DEMO_SWEBENCH := build/demo-swebench
+ROUTEPROFILE := data/routeprofile
 PORT ?= 8765
 # Debian's chromium, for the browser test of spend.html (tests/training/test_spend_page.py).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint format notebooks clean
+.PHONY: demo demo-swebench test lint format notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +20,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	touch $@
 
+# The demo: routeprofile (8 open-weight models, 12 task families, MIT; data/routeprofile),
+# where the best model differs by task and routing pays.
 demo: $(STAMP)
-	$(BIN)/outcome-router split --logs data/swebench_verified/calls.parquet \
+	$(BIN)/outcome-router split --logs $(ROUTEPROFILE)/calls.jsonl.gz \
 		--out $(DEMO)/split --train-fraction 0.7
-	$(BIN)/outcome-router train --logs $(DEMO)/split/train.parquet --out $(DEMO)/bundle
+	$(BIN)/outcome-router train --logs $(DEMO)/split/train.parquet \
+		--prices $(ROUTEPROFILE)/prices.json --out $(DEMO)/bundle
 	$(BIN)/outcome-router evaluate --bundle $(DEMO)/bundle --logs $(DEMO)/split/test.parquet \
-		--out $(DEMO)/report
+		--prices $(ROUTEPROFILE)/prices.json --out $(DEMO)/report
 	@echo "report: $(DEMO)/report/report.html"
 	$(BIN)/outcome-router demo-request --bundle $(DEMO)/bundle --port $(PORT) \
+		--request $(ROUTEPROFILE)/example_request.json
+
+# The agent example: SWE-bench Verified, 5 agent runs. An honest negative: the issue text
+# does not say which run resolves an issue, and the router sends every issue to one model
+# (README 'The agent example').
+demo-swebench: $(STAMP)
+	$(BIN)/outcome-router split --logs data/swebench_verified/calls.parquet \
+		--out $(DEMO_SWEBENCH)/split --train-fraction 0.7
+	$(BIN)/outcome-router train --logs $(DEMO_SWEBENCH)/split/train.parquet \
+		--out $(DEMO_SWEBENCH)/bundle
+	$(BIN)/outcome-router evaluate --bundle $(DEMO_SWEBENCH)/bundle \
+		--logs $(DEMO_SWEBENCH)/split/test.parquet --out $(DEMO_SWEBENCH)/report
+	@echo "report: $(DEMO_SWEBENCH)/report/report.html"
+	$(BIN)/outcome-router demo-request --bundle $(DEMO_SWEBENCH)/bundle --port $(PORT) \
 		--request data/swebench_verified/example_request.json
 
 # The browser itself is the stamp: installed once, re-installed if it goes missing. Playwright

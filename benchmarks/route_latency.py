@@ -543,9 +543,11 @@ def main() -> None:
             "short": in_process(bundle, short, args.in_process),
             "long": in_process(bundle, long, max(args.in_process // 3, 50)),
         }
+        # The tags a gateway sends: a bundle with request-context columns builds them.
+        tags = {"task": "gsm8k", "team": "demo-team"}
         bodies = {
-            "short": [{"prompt": t} for t in short],
-            "long": [{"messages": [{"role": "user", "content": t}]} for t in long],
+            "short": [{"prompt": t, **tags} for t in short],
+            "long": [{"messages": [{"role": "user", "content": t}], **tags} for t in long],
         }
         if args.sessions:
             for items in bodies.values():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,8 @@ def ensure_encoder(cache_dir: str | Path | None = None, *, kind: str = "minilm")
     if all((cache_dir / name).exists() for name in ENCODER_FILES[kind]):
         return cache_dir
     tmp = cache_dir.with_name(cache_dir.name + f".tmp{os.getpid()}")
+    # Minutes, once per machine: say so, or a first `train` looks hung.
+    print(f"building the {kind} encoder into {cache_dir} (first use only)", file=sys.stderr)
     (export_encoder if kind == "minilm" else export_static_encoder)(tmp)
     tmp.replace(cache_dir) if not cache_dir.exists() else shutil.rmtree(tmp)
     return cache_dir

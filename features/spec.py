@@ -5,14 +5,18 @@ back by serving, so training and serving build the same vector from the same tex
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
+from features.context import context_feature_names
 from features.routing_text import TEXT_SOURCES
 from features.text_stats import TEXT_STATS
 
 #: Version 2 added ``encoder``; version-1 specs (older bundles) still load, as MiniLM.
-FEATURE_SPEC_VERSION = 2
-SUPPORTED_FEATURE_SPEC_VERSIONS = (1, 2)
+#: Version 3 added the request context (``context_tasks``, ``context_teams``,
+#: ``conversation_depth``); older specs load with none.
+FEATURE_SPEC_VERSION = 3
+SUPPORTED_FEATURE_SPEC_VERSIONS = (1, 2, 3)
 #: Sentence encoders a spec can name, with the width of their embeddings:
 #: ``minilm`` is all-MiniLM-L6-v2 as int8 ONNX; ``static`` its distilled static token
 #: vectors (`features.encoder.StaticEncoder`), about 50x faster on a long prompt.
@@ -38,8 +42,14 @@ class FeatureSpec:
         Width of the sentence embedding.
     encoder : {"minilm", "static"}
         Which sentence encoder embeds the text (see `ENCODER_DIMS`).
+    context_tasks, context_teams : tuple of str
+        Task (team) tags one-hot encoded, plus an ``(other)`` column; empty: no
+        task (team) columns. Chosen from the training log (`features.context`).
+    conversation_depth : bool
+        Append ``log(1 + number of messages)``.
 
-    The vector is ``[embedding (embedding_dim), text statistics (len(text_stats))]``.
+    The vector is ``[embedding (embedding_dim), text statistics (len(text_stats)),
+    context (features.context)]``.
     """
 
     text_source: str = "last_user"
@@ -49,6 +59,9 @@ class FeatureSpec:
     embedding_dim: int = 384
     version: int = FEATURE_SPEC_VERSION
     encoder: str = "minilm"
+    context_tasks: tuple[str, ...] = ()
+    context_teams: tuple[str, ...] = ()
+    conversation_depth: bool = False
 
     def __post_init__(self) -> None:
         if self.text_source not in TEXT_SOURCES:
@@ -79,18 +92,33 @@ class FeatureSpec:
                 f"Feature spec version {self.version} predates the `encoder` field and "
                 f"only knows MiniLM, got encoder={self.encoder!r}; write version 2."
             )
+        has_context = self.context_tasks or self.context_teams or self.conversation_depth
+        if self.version < 3 and has_context:
+            raise ValueError(
+                f"Feature spec version {self.version} predates the request context; "
+                "write version 3."
+            )
+
+    @cached_property
+    def context_names(self) -> list[str]:
+        """Names of the request-context columns (`features.context`)."""
+        return context_feature_names(
+            self.context_tasks, self.context_teams, self.conversation_depth
+        )
 
     @property
     def n_features(self) -> int:
-        return self.embedding_dim + len(self.text_stats)
+        return self.embedding_dim + len(self.text_stats) + len(self.context_names)
 
     @property
     def feature_names(self) -> list[str]:
-        return [f"emb_{i}" for i in range(self.embedding_dim)] + list(self.text_stats)
+        embedding = [f"emb_{i}" for i in range(self.embedding_dim)]
+        return embedding + list(self.text_stats) + self.context_names
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["text_stats"] = list(self.text_stats)
+        for key in ("text_stats", "context_tasks", "context_teams"):
+            d[key] = list(getattr(self, key))
         return d
 
     @classmethod
@@ -98,6 +126,8 @@ class FeatureSpec:
         """Parse a manifest's spec; a version-1 spec (no ``encoder``) is MiniLM."""
         d = dict(d)
         d["text_stats"] = tuple(d.get("text_stats", TEXT_STATS))
+        for key in ("context_tasks", "context_teams"):
+            d[key] = tuple(d.get(key, ()))
         return cls(**d)
 
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
+from features.context import RequestContext
 from serving.bundle import load_bundle
 from serving.decision import routing_decisions
 from serving.schemas import RouteRequest
@@ -45,6 +46,9 @@ class PromptLine(NamedTuple):
     messages: list | None
     session_id: str | None = None
     timestamp: float | None = None
+    #: The line's optional ``task`` and ``team`` and its number of messages, as `/route`
+    #: reads them (`features.context`).
+    context: RequestContext | None = None
 
 
 def _timestamp(value: Any, where: str) -> float | None:
@@ -95,7 +99,7 @@ def read_prompts(path: Path) -> Iterator[PromptLine]:
             seen[prompt_id] = lineno
             try:
                 request = RouteRequest.model_validate(
-                    {"prompt": row.get("prompt"), "messages": row.get("messages")}
+                    {key: row.get(key) for key in ("prompt", "messages", "task", "team")}
                 )
             except ValidationError as exc:
                 problems = "; ".join(_describe(e) for e in exc.errors())
@@ -105,7 +109,8 @@ def read_prompts(path: Path) -> Iterator[PromptLine]:
             if session_id is not None and not isinstance(session_id, str):
                 raise ValueError(f"{where}: `session_id` must be a string, got {session_id!r}.")
             timestamp = _timestamp(row.get("timestamp"), where)
-            yield PromptLine(lineno, prompt_id, prompt, messages, session_id, timestamp)
+            context = RequestContext.of(task=request.task, team=request.team, messages=messages)
+            yield PromptLine(lineno, prompt_id, prompt, messages, session_id, timestamp, context)
 
 
 def route_file(
@@ -170,8 +175,8 @@ def route_file(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = out_path.with_name(out_path.name + ".tmp")
 
-    def flush(ids: list[Any], texts: list[str], out: Any) -> None:
-        scores = scorer.score_texts(texts)
+    def flush(ids: list[Any], texts: list[str], contexts: list[RequestContext], out: Any) -> None:
+        scores = scorer.score_texts(texts, contexts)
         decisions = routing_decisions(scores.p_success, scores.expected_cost_usd, names, params)
         for prompt_id, decided in zip(ids, decisions, strict=True):
             counts[decided.model] += 1
@@ -192,7 +197,7 @@ def route_file(
             now[0] = line.timestamp
         chars = prompt_chars(line.prompt, line.messages)
         prefix = sessions.lookup(line.session_id, names, chars)
-        scores = scorer.score_text(text, None, prefix)
+        scores = scorer.score_text(text, None, prefix, context=line.context)
         [decided] = routing_decisions(scores.p_success, scores.expected_cost_usd, names, params)
         sessions.remember(
             line.session_id, decided.model, scores.prompt_tokens_of(names.index(decided.model))
@@ -215,21 +220,23 @@ def route_file(
         with open(tmp_path, "w", encoding="utf-8") as out:
             ids: list[Any] = []
             texts: list[str] = []
+            contexts: list[RequestContext] = []
             for line in read_prompts(Path(input_path)):
                 text = scorer.featurizer.text_of(line.prompt, line.messages)
                 if line.session_id is not None:
                     if ids:  # keep the output in input order
-                        flush(ids, texts, out)
-                        ids, texts = [], []
+                        flush(ids, texts, contexts, out)
+                        ids, texts, contexts = [], [], []
                     route_in_session(line, text, out)
                     continue
                 ids.append(line.prompt_id)
                 texts.append(text)
+                contexts.append(line.context)
                 if len(ids) == batch_size:
-                    flush(ids, texts, out)
-                    ids, texts = [], []
+                    flush(ids, texts, contexts, out)
+                    ids, texts, contexts = [], [], []
             if ids:
-                flush(ids, texts, out)
+                flush(ids, texts, contexts, out)
         os.replace(tmp_path, out_path)
     finally:
         tmp_path.unlink(missing_ok=True)

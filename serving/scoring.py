@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from features.context import RequestContext
 from features.featurizer import Featurizer
 from serving.bundle import Bundle, BundleError, check_graph_signature
 from serving.calibration import apply_calibration
@@ -286,23 +287,33 @@ class BundleScorer:
         p = apply_calibration(p.astype(np.float64), self._calibration)
         return Scores(p_success=np.clip(p, 0.0, 1.0), expected_cost_usd=cost), units
 
-    def score_texts(self, texts: list[str]) -> Scores:
-        """Scores of routing texts, one row per text."""
-        return self.score_features(self.featurizer.transform_texts(texts))
+    def score_texts(
+        self, texts: list[str], contexts: Sequence[RequestContext] | None = None
+    ) -> Scores:
+        """Scores of routing texts (with their request contexts), one row per text."""
+        return self.score_features(self.featurizer.transform_texts(texts, contexts))
 
     def score_request(
         self,
         prompt: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
         cache: CacheHint | None = None,
+        context: RequestContext | None = None,
     ) -> Scores:
         """Scores of one request, shape ``(1, n_candidates)``, cache-aware."""
-        return self.score_text(self.featurizer.text_of(prompt, messages), cache)
+        return self.score_text(self.featurizer.text_of(prompt, messages), cache, context=context)
 
     def score_text(
-        self, text: str, cache: CacheHint | None = None, session: SessionPrefix | None = None
+        self,
+        text: str,
+        cache: CacheHint | None = None,
+        session: SessionPrefix | None = None,
+        context: RequestContext | None = None,
     ) -> Scores:
         """Scores of one routing text, shape ``(1, n_candidates)``.
+
+        ``context`` (task, team, conversation depth) feeds the bundle's request-context
+        columns, if its feature spec has any (`features.context`).
 
         A cache hint re-prices the hinted model's cached prompt tokens at its
         cache-read price instead of its input price, for at most the prompt tokens
@@ -311,7 +322,8 @@ class BundleScorer:
         premium (`serving.session_cache`). ``Scores.cache_assumed`` says what was
         assumed either way.
         """
-        scores, units = self._score(self.featurizer.transform_texts([text]))
+        contexts = None if context is None else [context]
+        scores, units = self._score(self.featurizer.transform_texts([text], contexts))
         prompt_tokens = units[:, self._prompt_columns]
         if self._some_without_prompt:
             prompt_tokens[:, ~self._has_prompt] = np.nan

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from features.context import RequestContext
 from features.spec import FeatureSpec
 from serving.bundle import Bundle, BundleError, FallbackModelError, load_bundle
 from serving.config import Settings
@@ -218,6 +219,7 @@ class RouterService:
         cache: CacheHint | None = None,
         session: SessionPrefix | None = None,
         allowed: np.ndarray | None = None,
+        context: RequestContext | None = None,
     ) -> tuple[RoutingDecision, Scores]:
         """Score one routing text and decide: the CPU-bound part of ``POST /route``,
         also run in process by `benchmarks/cache.py`.
@@ -227,11 +229,14 @@ class RouterService:
         ValueError
             If the scores are not finite scores of every candidate.
         """
-        scores = (
-            self.scorer.score_text(text, cache, session)
-            if session is not None
-            else self.scorer.score_text(text, cache)
-        )
+        # Only what the request has is passed: a scorer without sessions or request
+        # context (a test double) keeps the ``score_text(text, cache)`` signature.
+        extra: dict[str, Any] = {}
+        if session is not None:
+            extra["session"] = session
+        if context is not None:
+            extra["context"] = context
+        scores = self.scorer.score_text(text, cache, **extra)
         scores.check_one(len(self.bundle.candidate_names))
         [decided] = routing_decisions(
             scores.p_success,

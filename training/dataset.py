@@ -15,10 +15,12 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features.context import RequestContext
 from features.featurizer import Featurizer
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
@@ -248,7 +250,12 @@ def success_lower_bound(outcomes: np.ndarray, z: float = _Z95) -> float:
     return (centre - spread) / (1 + z * z / n)
 
 
-def featurize(featurizer: Featurizer, texts: list[str], chunk: int = 256) -> np.ndarray:
+def featurize(
+    featurizer: Featurizer,
+    texts: list[str],
+    chunk: int = 256,
+    contexts: Sequence[RequestContext] | None = None,
+) -> np.ndarray:
     """Feature matrix of many texts, with progress on stderr.
 
     Plain-text progress, also in notebooks: ``tqdm.auto``'s widget needs ipywidgets,
@@ -259,11 +266,29 @@ def featurize(featurizer: Featurizer, texts: list[str], chunk: int = 256) -> np.
     parts = []
     with tqdm(total=len(texts), desc="featurizing", unit="prompt", file=sys.stderr) as bar:
         for start in range(0, len(texts), chunk):
-            parts.append(featurizer.transform_texts(texts[start : start + chunk]))
+            part = None if contexts is None else contexts[start : start + chunk]
+            parts.append(featurizer.transform_texts(texts[start : start + chunk], part))
             bar.update(min(chunk, len(texts) - start))
     if not parts:
         return np.zeros((0, featurizer.spec.n_features), dtype=np.float32)
     return np.vstack(parts)
+
+
+def request_contexts(rows: pd.DataFrame) -> list[RequestContext]:
+    """The request context of every row of a call-log frame (`features.context`):
+    its ``task`` and ``team`` columns and its number of ``messages``, as `/route`
+    reads them from a request."""
+    n = len(rows)
+
+    def column(name: str) -> list[Any]:
+        return rows[name].tolist() if name in rows else [None] * n
+
+    return [
+        RequestContext.of(task=task, team=team, messages=messages)
+        for task, team, messages in zip(
+            column("task"), column("team"), column("messages"), strict=True
+        )
+    ]
 
 
 def build_training_set(
@@ -290,6 +315,7 @@ def build_training_set(
         routing_text(p if isinstance(p, str) else None, m, source=source)
         for p, m in zip(firsts["prompt"], firsts["messages"], strict=True)
     ]
+    contexts = request_contexts(firsts)
     index = {pid: i for i, pid in enumerate(prompt_ids)}
     segments = {
         key: firsts[key].fillna("(none)").astype(str).to_numpy()
@@ -300,7 +326,7 @@ def build_training_set(
         candidates=tuple(candidates),
         prompt_ids=prompt_ids,
         texts=texts,
-        features=featurize(featurizer, texts),
+        features=featurize(featurizer, texts, contexts=contexts),
         prompt=frame["prompt_id"].map(index).to_numpy(dtype=np.int64),
         candidate=frame["model"].map({c: i for i, c in enumerate(candidates)}).to_numpy(np.int64),
         outcome=frame["outcome"].to_numpy(dtype=np.float64),

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from features.call_log import read_call_logs
+from features.context import CONTEXT_KINDS, frequent_values
 from features.encoder_export import ensure_encoder
 from features.featurizer import Featurizer
 from features.prices import ModelPrice, PriceCatalog
@@ -37,6 +40,7 @@ from training.dataset import (
     TrainingSet,
     build_training_set,
     log_kind,
+    request_contexts,
     screen_candidates,
     success_lower_bound,
 )
@@ -112,6 +116,7 @@ class TrainConfig:
     max_weight: float = DEFAULT_MAX_WEIGHT
     calibrate: bool = True
     spec: FeatureSpec = field(default_factory=FeatureSpec)
+    context: tuple[str, ...] = ()
     track: bool = True
     register_as: str | None = "outcome-router"
     tracking_uri: str | None = None
@@ -380,6 +385,34 @@ def off_policy_target(
     return fit
 
 
+def with_request_context(
+    spec: FeatureSpec, frame: pd.DataFrame, kinds: Sequence[str]
+) -> FeatureSpec:
+    """``spec`` with the request-context columns ``kinds`` (`features.context`) on.
+
+    The task and team values given a column are the frequent ones of the training
+    log, counted once per prompt (`features.context.frequent_values`); they are
+    stored in the spec, so serving builds the same columns.
+    """
+    unknown = sorted(set(kinds) - set(CONTEXT_KINDS))
+    if unknown:
+        raise ValueError(f"Unknown context {unknown}; choose from {list(CONTEXT_KINDS)}.")
+    if not kinds:
+        return spec
+    firsts = frame.drop_duplicates("prompt_id")
+    values = {
+        key: frequent_values(c.task if key == "task" else c.team for c in request_contexts(firsts))
+        for key in ("task", "team")
+        if key in kinds
+    }
+    return replace(
+        spec,
+        context_tasks=values.get("task", ()),
+        context_teams=values.get("team", ()),
+        conversation_depth="depth" in kinds,
+    )
+
+
 def _span(interval: list[float | None], spec: str) -> str:
     """``low to high`` for printing; an undefined bound prints as ``?``."""
     return " to ".join("?" if v is None else format(v, spec) for v in interval)
@@ -396,8 +429,11 @@ def train(config: TrainConfig) -> TrainResult:
         f"read {len(read.frame)} calls; quarantined {read.n_quarantined}"
         + (f" -> {quarantine}" if read.n_quarantined else "")
     )
-    encoder_dir = ensure_encoder(kind=config.spec.encoder)
-    featurizer = Featurizer(config.spec, encoder_dir, workers=2)
+    spec = with_request_context(config.spec, read.frame, config.context)
+    if spec.context_names:
+        _say(f"request context: {len(spec.context_names)} columns ({', '.join(config.context)})")
+    encoder_dir = ensure_encoder(kind=spec.encoder)
+    featurizer = Featurizer(spec, encoder_dir, workers=2)
     candidates, excluded = screen_candidates(
         read.frame, catalog, min_calls=config.min_calls, requested=config.candidates
     )
@@ -437,7 +473,7 @@ def train(config: TrainConfig) -> TrainResult:
             )
         _say(f"cross-validating on a sample of {config.cv_max_prompts} of {data.n_prompts} prompts")
     n_folds = min(config.n_folds, cv_data.n_prompts)
-    learners = learners_for_spec(config.learners, config.spec)
+    learners = learners_for_spec(config.learners, spec)
     if (len(learners) > 1 or config.calibrate) and n_folds >= 2:
         cv = cross_validate(
             cv_data,
@@ -509,7 +545,7 @@ def train(config: TrainConfig) -> TrainResult:
     bundle = write_bundle(
         out,
         encoder_dir=encoder_dir,
-        spec=config.spec,
+        spec=spec,
         candidates=list(data.candidates),
         families=families,
         prices=prices,

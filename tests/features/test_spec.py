@@ -40,7 +40,7 @@ def test_version_1_cannot_name_another_encoder():
 
 def test_spec_for_encoder():
     spec = FeatureSpec.for_encoder("static", max_tokens=128, head_tokens=32)
-    assert (spec.encoder, spec.embedding_dim, spec.version) == ("static", 256, 2)
+    assert (spec.encoder, spec.embedding_dim, spec.version) == ("static", 256, 3)
     assert FeatureSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match="encoder must be one of"):
         FeatureSpec.for_encoder("word2vec")

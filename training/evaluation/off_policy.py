@@ -29,9 +29,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from features.context import RequestContext
 from features.routing_text import routing_text
 from serving.bundle import Bundle
 from serving.policy import Exploration, PolicyParams, action_distribution
+from training.dataset import request_contexts
 from training.evaluation.results import OffPolicyComparison, OffPolicyPoint, OffPolicySection
 from training.evaluation.served import ServedPolicy, bundle_label
 from training.off_policy import (
@@ -88,6 +90,13 @@ def routing_texts(frame: pd.DataFrame, prompt_ids: Sequence[str], source: str) -
         prompt = prompt if isinstance(prompt, str) else None
         texts.append(routing_text(prompt, row.get("messages"), source=source))
     return texts
+
+
+def _request_contexts(frame: pd.DataFrame, prompt_ids: Sequence[str]) -> list[RequestContext]:
+    """Each prompt id's request context (task, team, depth), from its first row."""
+    return request_contexts(
+        frame.drop_duplicates("prompt_id").set_index("prompt_id").loc[prompt_ids]
+    )
 
 
 def value_sweep(cost_usd: np.ndarray, n: int = CURVE_POINTS) -> np.ndarray:
@@ -184,7 +193,7 @@ def off_policy_section(
     key = served.feature_key
     cache = features_cache if features_cache is not None else {}
     if key not in cache:
-        cache[key] = served.featurize(texts)
+        cache[key] = served.featurize(texts, _request_contexts(rows, unique_ids))
     position = {pid: i for i, pid in enumerate(unique_ids)}
     features = cache[key][prompt_ids.map(position).to_numpy()]
     p, c = served.score(features)
@@ -363,7 +372,8 @@ def _paired_comparison(
     key = served.feature_key
     if key not in cache:
         cache[key] = served.featurize(
-            routing_texts(rows, unique_ids, other.feature_spec.text_source)
+            routing_texts(rows, unique_ids, other.feature_spec.text_source),
+            _request_contexts(rows, unique_ids),
         )
     position = {pid: i for i, pid in enumerate(unique_ids)}
     p, c = served.score(cache[key][prompt_ids.map(position).to_numpy()])

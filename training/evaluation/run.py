@@ -25,10 +25,12 @@ import numpy as np
 import pandas as pd
 
 from features.call_log import read_call_logs
+from features.context import RequestContext
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
 from serving.bundle import Bundle, load_bundle
 from serving.policy import Exploration
+from training.dataset import request_contexts
 from training.evaluation.curves import (
     best_single,
     curve_figures,
@@ -179,8 +181,9 @@ def evaluate(
         f"({n_dropped} prompts lacked some candidate)"
     )
     texts = _routing_texts(frame, log, bundle)
+    contexts = _request_contexts(frame, log)
     features: dict[tuple[str, ...], np.ndarray] = {}
-    p, c = _scores(served, texts, features)
+    p, c = _scores(served, texts, features, contexts)
     label = bundle_label(bundle)
     summary = summarize(
         log,
@@ -215,6 +218,7 @@ def evaluate(
             texts,
             features,
             summary,
+            contexts=contexts,
             action=action,
             value_usd=value_usd,
             n_bootstrap=n_bootstrap,
@@ -338,8 +342,17 @@ def _routing_texts(frame: pd.DataFrame, log: FullInfoLog, bundle: Bundle) -> lis
     return texts
 
 
+def _request_contexts(frame: pd.DataFrame, log: FullInfoLog) -> list[RequestContext]:
+    """Each prompt's request context (task, team, depth), in ``log.prompt_ids`` order."""
+    firsts = frame.drop_duplicates("prompt_id").set_index("prompt_id")
+    return request_contexts(firsts.loc[list(log.prompt_ids)])
+
+
 def _scores(
-    served: ServedPolicy, texts: list[str], features: dict[tuple[str, ...], np.ndarray]
+    served: ServedPolicy,
+    texts: list[str],
+    features: dict[tuple[str, ...], np.ndarray],
+    contexts: list[RequestContext] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``p_success`` and ``expected_cost_usd`` of ``served.candidates``, shape (n, k).
 
@@ -348,7 +361,7 @@ def _scores(
     """
     key = served.feature_key
     if key not in features:
-        features[key] = served.featurize(texts)
+        features[key] = served.featurize(texts, contexts)
     return served.score(features[key])
 
 
@@ -363,6 +376,7 @@ def _compare(
     value_usd: float | None,
     n_bootstrap: int,
     seed: int,
+    contexts: list[RequestContext] | None = None,
 ) -> Comparison:
     """One compared bundle on the main log's prompts.
 
@@ -391,7 +405,7 @@ def _compare(
     if len(shared) < log.n_candidates:
         note = f"routes between {len(shared)} of the {log.n_candidates} candidates"
     _say(f"comparing {label}")
-    p, c = _scores(served, texts, features)
+    p, c = _scores(served, texts, features, contexts)
     curve = router_curve(
         sub,
         p,

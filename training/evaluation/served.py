@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from features.context import RequestContext
 from serving.bundle import Bundle
 from serving.scoring import BundleScorer
 from serving.service import policy_params
@@ -76,9 +77,12 @@ class ServedPolicy:
         spec = repr(sorted(self.bundle.manifest["feature_spec"].items()))
         return (spec, files.get("tokenizer.json", ""), *encoder_files)
 
-    def featurize(self, texts: list[str]) -> np.ndarray:
-        """Feature matrix of routing texts, shape (n_texts, n_features)."""
-        return self._scorer.featurizer.transform_texts(texts)
+    def featurize(
+        self, texts: list[str], contexts: Sequence[RequestContext] | None = None
+    ) -> np.ndarray:
+        """Feature matrix of routing texts and their request contexts (task, team,
+        depth: `features.context`), shape (n_texts, n_features)."""
+        return self._scorer.featurizer.transform_texts(texts, contexts)
 
     def score(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``p_success`` and ``expected_cost_usd`` of the allowed candidates.

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import numpy as np
 from fastapi import APIRouter, HTTPException, status
 
+from features.context import RequestContext
 from features.routing_text import routing_text
 from serving.api.deps import MetricsDep, ServiceDep, SettingsDep
 from serving.config import Settings
@@ -119,13 +120,16 @@ async def route(
         prompt_chars=prompt_chars(prompt, messages) if body.session_id is not None else None,
         hinted=body.cache is not None,
     )
+    context = None
+    if service.feature_spec.context_names:
+        context = RequestContext.of(task=body.task, team=body.team, messages=messages)
 
     text: str | None = None
     try:
         text = routing_text(prompt, messages, source=service.feature_spec.text_source)
         decided, scores = await _run_within_budget(
             service,
-            lambda: _decide(service, text, cache, session, params, allowed),
+            lambda: _decide(service, text, cache, session, params, allowed, context),
             settings,
             start,
         )
@@ -192,9 +196,12 @@ def _decide(
     session: SessionPrefix | None,
     params: PolicyParams,
     allowed: np.ndarray,
+    context: RequestContext | None = None,
 ) -> tuple[RoutingDecision, Scores]:
     """The CPU-bound part of a decision: encode, score, check, decide."""
-    return service.decide_text(text, params, cache=cache, session=session, allowed=allowed)
+    return service.decide_text(
+        text, params, cache=cache, session=session, allowed=allowed, context=context
+    )
 
 
 async def _run_within_budget(
