@@ -116,9 +116,14 @@ class FeatureSpec:
         return embedding + list(self.text_stats) + self.context_names
 
     def to_dict(self) -> dict[str, Any]:
+        """The manifest's form. A spec older than version 3 has no context fields, and
+        writes none: the manifest it came from must hash to its router version."""
         d = asdict(self)
         for key in ("text_stats", "context_tasks", "context_teams"):
             d[key] = list(getattr(self, key))
+        if self.version < 3:
+            for key in ("context_tasks", "context_teams", "conversation_depth"):
+                del d[key]
         return d
 
     @classmethod
