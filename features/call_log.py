@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ __all__ = [
     "SUFFIXES",
     "CallLogError",
     "CallLogRead",
+    "LogSource",
     "log_files",
     "prompt_key",
+    "read_call_log_sources",
     "read_call_logs",
     "validate_call_row",
     "write_call_log",
@@ -351,12 +354,40 @@ def read_call_logs(
         Parquet...), a required column is absent from every row of a file, or no row
         of a file is valid. The message names the file and what to do.
     """
+    sources = log_sources(paths)
+    return read_call_log_sources(
+        [(path, named, partial(read_log_file, path)) for path, named in sources],
+        prices=prices,
+        quarantine_path=quarantine_path,
+        compute_costs=compute_costs,
+        require_prompt=require_prompt,
+    )
+
+
+#: One file to read: its name (a path or URL, as messages and quarantine sources show
+#: it), whether it was named itself (an empty named file is an error, an empty file found
+#: in a folder is skipped) and a function returning its rows as read (``_line`` numbers
+#: them) with its unparseable lines, as `features.call_log_files.read_log_file` does.
+LogSource = tuple["str | Path", bool, Callable[[], tuple[pd.DataFrame, list[dict[str, Any]]]]]
+
+
+def read_call_log_sources(
+    sources: Sequence[LogSource],
+    *,
+    prices: PriceCatalog | None = None,
+    quarantine_path: str | Path | None = None,
+    compute_costs: bool = True,
+    require_prompt: bool = True,
+) -> CallLogRead:
+    """`read_call_logs` on files that someone else opens: the rows of one partition of a
+    dataset (`features.call_log_dataset`), local or behind an fsspec URL, are checked by
+    exactly the same rules. Parameters and errors as `read_call_logs`.
+    """
     good: list[dict[str, Any]] = []
     bad: list[dict[str, Any]] = []
     seen: set[str] = set()
-    sources = log_sources(paths)
-    for path, named in sources:
-        frame, unparsed = read_log_file(path)
+    for path, named, read in sources:
+        frame, unparsed = read()
         if frame.empty and not unparsed:
             if not named:
                 continue  # e.g. a rotated log's fresh, empty file
@@ -390,7 +421,7 @@ def read_call_logs(
             raise reject_file(path, mine, bad, quarantine_path)
     if not good and not bad:
         raise CallLogError(
-            ", ".join(str(p) for p, _ in sources),
+            ", ".join(str(p) for p, _, _ in sources),
             "no call-log rows: every file is empty",
             "Check the paths.",
         )
