@@ -87,11 +87,12 @@ def templates() -> pd.DataFrame:
 def build_calls(n_calls: int, root: Path, seed: int = 0) -> Path:
     """Write ``n_calls`` distinct-prompt calls as a day-partitioned dataset under ``root``.
 
-    Kept when ``root`` already holds a finished dataset of that size (``DONE`` marker).
+    Kept when ``root`` already holds a finished dataset of that size (marked by a
+    ``<root>.done`` file next to it, so the folder holds Parquet files only).
     """
     from features.call_log_dataset import write_partitioned_call_log
 
-    done = root / "DONE"
+    done = root.with_name(root.name + ".done")
     if done.exists() and done.read_text().strip() == str(n_calls):
         return root
     base = templates()
