@@ -300,14 +300,26 @@ def fit_lightgbm_on_cluster(
     """A `LightGBMLearner` on every graded call, each candidate's trees grown by
     ``lightgbm.dask.DaskLGBMClassifier`` on the workers.
 
-    The driver expands ``features[prompt]`` one block of `BLOCK_ROWS` calls at a
+    The driver expands ``features[prompt]`` one block of ``block_rows`` calls at a
     time, splits soft labels as `LightGBMLearner` does
     (`training.learners.soft_label_rows`) and scatters the block; the workers
     build their histograms on their blocks (LightGBM's data-parallel mode), and
     the booster comes back as a plain ``LGBMClassifier`` (``to_local``), so the
-    bundle exports exactly as a single-process one. The trees differ a little
-    from a single-process fit (bins are found per worker), hence the tolerance in
-    `tests/training/test_train_cluster.py`.
+    bundle exports exactly as a single-process one. With a candidate's rows in
+    one block (one worker) the trees are the single-process ones; spread over
+    workers they differ a little (bins are found per worker), hence the
+    tolerance in `tests/training/test_train_cluster.py`.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    params : dict
+        `LightGBMLearner` hyperparameters (``n_jobs`` is left to lightgbm.dask).
+    data : TrainingSet
+    sample_weight : ndarray of shape (n_rows,), optional
+        Importance weights of every row of ``data`` (None: unweighted).
+    block_rows : int, default=BLOCK_ROWS
+        Calls per scattered block.
     """
     from lightgbm import DaskLGBMClassifier
 
