@@ -17,8 +17,10 @@ day-partitioned Parquet dataset):
    session of MiniLM takes seconds to open. Only ``(prompt_ids, features)`` come
    back; a prompt seen in two partitions keeps its first one, as
    `training.dataset.build_training_set` keeps its first row.
-3. The driver holds a `training.dataset.TrainingSet` whose ``texts`` are left
-   empty (they stay on the workers; nothing in `train` reads them).
+3. The driver fills the feature matrix one partition result at a time
+   (`_fill_features`: the matrix plus one partition in memory) and holds a
+   `training.dataset.TrainingSet` whose ``texts`` are left empty (they stay on
+   the workers; nothing in `train` reads them).
 
 What must fit in the driver's memory, per million calls (n_prompts distinct
 prompts, d features: 264 for the static encoder, 392 for MiniLM):
@@ -233,30 +235,15 @@ def read_training_set(
     calls = calls[calls["model"].isin(candidates)].reset_index(drop=True)
     firsts = calls.drop_duplicates("prompt_id")
     prompt_ids = firsts["prompt_id"].to_numpy(dtype=object)
-    featurized = _gather_in_order(
-        client,
-        client.compute(
-            [
-                delayed(featurize_partition)(p, tuple(candidates), spec, str(encoder_dir))
-                for p in dataset.to_dask(
-                    prices=catalog, columns=["prompt_id", "model", "prompt", "messages"]
-                ).to_delayed()
-            ]
-        ),
-        "featurizing",
+    futures = client.compute(
+        [
+            delayed(featurize_partition)(p, tuple(candidates), spec, str(encoder_dir))
+            for p in dataset.to_dask(
+                prices=catalog, columns=["prompt_id", "model", "prompt", "messages"]
+            ).to_delayed()
+        ]
     )
-    ids = np.concatenate([i for i, _ in featurized]) if featurized else np.zeros(0, object)
-    first = ~pd.Index(ids).duplicated()
-    where = pd.Index(ids[first]).get_indexer(prompt_ids)
-    if (where < 0).any():
-        raise RuntimeError(
-            f"{int((where < 0).sum())} prompts came back from no partition; the partitions "
-            "changed between the two passes (was the dataset written to meanwhile?)."
-        )
-    stacked = np.vstack([f for _, f in featurized])
-    del featurized
-    features = stacked[np.flatnonzero(first)[where]]
-    del stacked
+    features = _fill_features(futures, prompt_ids, spec.n_features)
     index = pd.Index(prompt_ids)
     segments = {
         key: firsts[key].fillna("(none)").astype(str).to_numpy()
@@ -287,6 +274,36 @@ def read_training_set(
         n_partitions=dataset.n_partitions,
         n_workers=n_workers,
     )
+
+
+def _fill_features(futures: list, prompt_ids: np.ndarray, n_features: int) -> np.ndarray:
+    """The feature matrix in ``prompt_ids`` order, filled one partition at a time.
+
+    Partitions are taken in order and a prompt keeps the features of the first
+    partition that holds it; each partition's result is dropped (here and on its
+    worker) once copied, so this process holds the matrix plus one partition.
+    """
+    from tqdm import tqdm
+
+    index = pd.Index(prompt_ids)
+    features = np.empty((len(prompt_ids), n_features), dtype=np.float32)
+    filled = np.zeros(len(prompt_ids), dtype=bool)
+    with tqdm(total=len(futures), desc="featurizing", unit="partition", file=sys.stderr) as bar:
+        for future in futures:
+            ids, part = future.result()
+            future.release()
+            where = index.get_indexer(ids)
+            new = where >= 0
+            new[new] = ~filled[where[new]]
+            features[where[new]] = part[new]
+            filled[where[new]] = True
+            bar.update(1)
+    if not filled.all():
+        raise RuntimeError(
+            f"{int((~filled).sum())} prompts came back from no partition; the partitions "
+            "changed between the two passes (was the dataset written to meanwhile?)."
+        )
+    return features
 
 
 def fit_lightgbm_on_cluster(
