@@ -137,6 +137,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         clip=args.clip_weights,
         seed=args.seed,
         value_usd=args.value_usd,
+        cluster=args.cluster,
     )
     if isinstance(result, BanditEvaluation):
         section = result.off_policy.to_dict()
@@ -556,6 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cost) of the --compare differences (default: each compared bundle's manifest "
         "value_usd, i.e. the champion's)",
     )
+    from training.cluster import add_cluster_argument
+
+    add_cluster_argument(evaluate)
     # --- end evaluate options ---
     evaluate.set_defaults(func=_evaluate)
 

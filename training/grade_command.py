@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from training import import_calls_command, import_traces_command
+from training.cluster import add_cluster_argument
 
 GRADING_DOC = "docs/grading.md"
 
@@ -65,8 +66,10 @@ def add_grade_parser(sub: argparse._SubParsersAction) -> None:
         "--out",
         required=True,
         metavar="GRADED",
-        help="graded call log to write: .jsonl, .csv or .parquet (replaced)",
+        help="graded call log to write: .jsonl, .csv or .parquet (replaced); with --cluster "
+        "also a folder, which the workers fill with a Parquet dataset partitioned by day",
     )
+    add_cluster_argument(grade)
     grade.set_defaults(func=run_grade)
 
 
@@ -84,6 +87,8 @@ def run_grade(args: argparse.Namespace) -> int:
     from features.grading import GRADED_SUFFIXES, GradingConfig, grade, write_graded
 
     out = Path(args.out)
+    if getattr(args, "cluster", None):
+        return _run_grade_on_cluster(args, out)
     if not out.name.endswith(GRADED_SUFFIXES):
         raise ValueError(
             f"--out {out}: name the graded log .jsonl, .csv or .parquet (read by `train`)."
@@ -119,6 +124,65 @@ def run_grade(args: argparse.Namespace) -> int:
         "calls_quarantined": calls.n_quarantined,
         "quarantine": {
             "calls": str(calls_quarantine) if calls.n_quarantined else None,
+            "events": str(events_quarantine) if rejected else None,
+        },
+    }
+    print(json.dumps(printed, indent=2))
+    return 0
+
+
+def _run_grade_on_cluster(args: argparse.Namespace, out: Path) -> int:
+    """``grade --cluster``: the calls are read and graded by the workers, one session
+    shard at a time (`training.grade_cluster`); the printed summary is the same."""
+    from features.call_log import write_quarantine
+    from features.call_log_dataset import open_call_log_dataset
+    from features.events import read_events
+    from features.grading import GradingConfig, write_graded
+    from training.cluster import connect
+    from training.grade_cluster import grade_on_cluster
+
+    config = GradingConfig.from_toml(args.config) if args.config else GradingConfig()
+    if out.suffix and not out.name.endswith((".jsonl", ".csv", ".parquet")):
+        raise ValueError(
+            f"--out {out}: name the graded log .jsonl, .csv or .parquet, or give a folder."
+        )
+    calls_quarantine = _beside(out, ".quarantine.jsonl")
+    events_quarantine = _beside(out, ".events-quarantine.jsonl")
+    dataset = open_call_log_dataset(args.logs)
+    print(f"reading events: {' '.join(args.events)}", file=sys.stderr)
+    events = read_events(args.events)
+    with connect(args.cluster) as client:
+        result = grade_on_cluster(
+            client,
+            dataset,
+            events.frame,
+            config=config,
+            as_of=args.as_of,
+            out=out,
+            calls_quarantine=calls_quarantine,
+        )
+    if result.graded is not None:
+        write_graded(result.graded, out)
+    rejected = []
+    if events.n_quarantined:
+        rejected.extend(events.quarantined.to_dict(orient="records"))
+    rejected.extend(result.quarantined.to_dict(orient="records"))
+    if rejected:
+        write_quarantine(rejected, events_quarantine)
+    else:
+        events_quarantine.unlink(missing_ok=True)
+    counts = result.to_dict()
+    counts["events"] = {
+        **counts["events"],
+        "invalid": events.n_quarantined,
+        "quarantined": len(rejected),
+    }
+    printed = {
+        "out": str(out),
+        **counts,
+        "calls_quarantined": result.calls_quarantined,
+        "quarantine": {
+            "calls": str(calls_quarantine) if result.calls_quarantined else None,
             "events": str(events_quarantine) if rejected else None,
         },
     }

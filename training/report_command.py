@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from training.cluster import add_cluster_argument
+
 #: Files written in --out besides the CSVs.
 SPEND_JSON = "spend.json"
 QUARANTINE = "quarantine.jsonl"
@@ -123,6 +125,7 @@ def add_spend_parser(reports: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="folder for spend.json, spend.html and the CSVs (created; files replaced)",
     )
+    add_cluster_argument(spend)
     spend.set_defaults(func=run_spend)
 
 
@@ -237,6 +240,50 @@ def write_spend_csvs(spend: dict[str, Any], out: Path) -> list[Path]:
     return paths
 
 
+def _spend_on_cluster(args, out: Path, prices, settings, config):
+    """``report spend --cluster``: read, grade and aggregate on the workers
+    (`training.report.spend_cluster`); returns the figures, grading and rejected rows."""
+    from features.call_log import write_quarantine
+    from features.call_log_dataset import open_call_log_dataset
+    from features.events import read_events
+    from training.cluster import connect
+    from training.report.spend_cluster import spend_on_cluster
+
+    dataset = open_call_log_dataset(args.logs)
+    events = None
+    if args.events:
+        _say(f"reading events: {' '.join(args.events)}")
+        events = read_events(args.events)
+    with connect(args.cluster) as client:
+        result = spend_on_cluster(
+            client,
+            dataset,
+            prices=prices,
+            settings=settings,
+            config=config,
+            events=None if events is None else events.frame,
+            as_of=args.as_of,
+            calls_quarantine=out / QUARANTINE,
+            table_of=calls_table,
+            retried_of=_retried,
+        )
+    if result.calls_quarantined:
+        _say(
+            f"{result.calls_quarantined} rows quarantined (bad rows of the logs) -> "
+            f"{out / QUARANTINE}"
+        )
+    events_quarantine = out / EVENTS_QUARANTINE
+    rejected = []
+    if events is not None:
+        rejected = events.quarantined.to_dict(orient="records") if events.n_quarantined else []
+        rejected += result.events_quarantined.to_dict(orient="records")
+    if rejected:
+        write_quarantine(rejected, events_quarantine)
+    else:
+        events_quarantine.unlink(missing_ok=True)
+    return result.figures, result.grading, result.calls_quarantined
+
+
 def run_spend(args: argparse.Namespace) -> int:
     from features.call_log import read_call_logs, write_quarantine
     from features.events import read_events
@@ -258,36 +305,49 @@ def run_spend(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     prices = PriceCatalog.load(args.prices)
     config = GradingConfig.from_toml(args.config) if args.config else GradingConfig()
-    _say(f"reading call logs: {' '.join(args.logs)}")
-    # Spend logs often keep no prompt (LiteLLM stores none by default): the report needs
-    # none; the --bundle estimate leaves such calls out and says how many.
-    read = read_call_logs(
-        args.logs, prices=prices, quarantine_path=out / QUARANTINE, require_prompt=False
-    )
-    if read.n_quarantined:
-        _say(f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> {out / QUARANTINE}")
-    frame = read.frame
-    grading = None
-    events_quarantine = out / EVENTS_QUARANTINE
-    if args.events:
-        _say(f"reading events: {' '.join(args.events)}")
-        events = read_events(args.events)
-        _say(f"grading {len(frame)} calls with {len(events.frame)} events")
-        result = grade(frame, events.frame, config, as_of=args.as_of)
-        frame = result.graded
-        grading = result.to_dict()
-        rejected = events.quarantined.to_dict(orient="records") if events.n_quarantined else []
-        rejected += result.quarantined.to_dict(orient="records")
-        if rejected:
-            write_quarantine(rejected, events_quarantine)
+    settings = SpendSettings(top=args.top)
+    if getattr(args, "cluster", None):
+        if bundle is not None:
+            raise ValueError(
+                "--bundle with --cluster: the off-policy estimate needs the prompts in one "
+                "process; run it without --cluster (on a sample of days), or leave --bundle out."
+            )
+        figures, grading, n_quarantined = _spend_on_cluster(args, out, prices, settings, config)
+        frame = None
+    else:
+        _say(f"reading call logs: {' '.join(args.logs)}")
+        # Spend logs often keep no prompt (LiteLLM stores none by default): the report needs
+        # none; the --bundle estimate leaves such calls out and says how many.
+        read = read_call_logs(
+            args.logs, prices=prices, quarantine_path=out / QUARANTINE, require_prompt=False
+        )
+        if read.n_quarantined:
+            _say(
+                f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> "
+                f"{out / QUARANTINE}"
+            )
+        frame = read.frame
+        grading = None
+        events_quarantine = out / EVENTS_QUARANTINE
+        if args.events:
+            _say(f"reading events: {' '.join(args.events)}")
+            events = read_events(args.events)
+            _say(f"grading {len(frame)} calls with {len(events.frame)} events")
+            result = grade(frame, events.frame, config, as_of=args.as_of)
+            frame = result.graded
+            grading = result.to_dict()
+            rejected = events.quarantined.to_dict(orient="records") if events.n_quarantined else []
+            rejected += result.quarantined.to_dict(orient="records")
+            if rejected:
+                write_quarantine(rejected, events_quarantine)
+            else:
+                events_quarantine.unlink(missing_ok=True)
         else:
             events_quarantine.unlink(missing_ok=True)
-    else:
-        events_quarantine.unlink(missing_ok=True)
-    retried = _retried(frame, config, graded=args.events is not None)
-    _say(f"aggregating {len(frame)} calls")
-    settings = SpendSettings(top=args.top)
-    figures = aggregate_spend(calls_table(frame, retried), prices, settings)
+        retried = _retried(frame, config, graded=args.events is not None)
+        _say(f"aggregating {len(frame)} calls")
+        figures = aggregate_spend(calls_table(frame, retried), prices, settings)
+        n_quarantined = read.n_quarantined
     counterfactual = None
     if bundle is not None:
         from training.report.spend_counterfactual import estimate_counterfactual
@@ -310,7 +370,7 @@ def run_spend(args: argparse.Namespace) -> int:
         "model_mix": figures["model_mix"],
         "source_cost": figures["source_cost"],
         "counterfactual": counterfactual,
-        "calls_quarantined": read.n_quarantined,
+        "calls_quarantined": n_quarantined,
         "grading": grading,
         "settings": {
             "good_outcome_at_least": 0.5,
@@ -345,7 +405,7 @@ def run_spend(args: argparse.Namespace) -> int:
             )
         },
         "cold_cache_extra_usd": spend["cold_cache"]["extra_usd"],
-        "calls_quarantined": read.n_quarantined,
+        "calls_quarantined": n_quarantined,
     }
     if counterfactual is not None:
         printed["counterfactual"] = {

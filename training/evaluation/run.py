@@ -67,6 +67,7 @@ def evaluate(
     clip: float | None = None,
     seed: int = 0,
     value_usd: float | None = None,
+    cluster: str | None = None,
 ) -> Evaluation | BanditEvaluation:
     """Evaluate a bundle on logs; write the report and return it.
 
@@ -112,6 +113,10 @@ def evaluate(
         With ``compare``: value in USD of one good outcome for the net value
         ``value_usd * quality - cost`` of the paired difference. Default: each
         compared bundle's manifest ``value_usd`` (the champion's).
+    cluster : str, optional
+        ``local[:N]`` or ``tcp://HOST:PORT``: read, featurize and score the logs per
+        partition on Dask workers (`training.evaluation.cluster_scoring`). Default: in
+        this process.
 
     Returns
     -------
@@ -124,13 +129,18 @@ def evaluate(
         call of an evaluated candidate (the message says which and how to restrict).
     """
     bundle = load_bundle(bundle_path)
-    served = ServedPolicy(bundle, candidates)
     out_dir = Path(out_dir)
     quarantine = out_dir / QUARANTINE_FILE
-    read = read_call_logs(logs, prices=PriceCatalog.load(prices), quarantine_path=quarantine)
-    if read.n_quarantined:
-        _say(f"{read.n_quarantined} rows quarantined (bad rows of the logs) -> {quarantine}")
-    frame = read.frame
+    if cluster is None:
+        served = ServedPolicy(bundle, candidates)
+        read = read_call_logs(logs, prices=PriceCatalog.load(prices), quarantine_path=quarantine)
+        frame, n_quarantined = read.frame, read.n_quarantined
+    else:
+        frame, n_quarantined, served = _score_on_cluster(
+            cluster, bundle, candidates, logs, prices, quarantine, compare
+        )
+    if n_quarantined:
+        _say(f"{n_quarantined} rows quarantined (bad rows of the logs) -> {quarantine}")
     if is_partial_feedback(frame, served.candidates):
         if pairs:
             _say(
@@ -141,7 +151,7 @@ def evaluate(
             served,
             frame,
             out_dir,
-            n_quarantined=read.n_quarantined,
+            n_quarantined=n_quarantined,
             exploration=exploration,
             n_bootstrap=n_bootstrap,
             clip=clip,
@@ -224,7 +234,7 @@ def evaluate(
         bundle=str(bundle.path),
         bundle_candidates=bundle.candidate_names,
         n_prompts_dropped=n_dropped,
-        n_quarantined=read.n_quarantined,
+        n_quarantined=n_quarantined,
         prediction_quality=prediction_quality(log, p, c),
         comparisons=tuple(comparisons),
     )
@@ -288,6 +298,29 @@ def _evaluate_partial_feedback(
     )
     write_report(evaluation, out_dir, title=f"outcome-router off-policy evaluation: {label}")
     return evaluation
+
+
+def _score_on_cluster(cluster, bundle, candidates, logs, prices, quarantine, compare):
+    """``evaluate --cluster``: the workers read, featurize and score the logs."""
+    from training.cluster import connect
+    from training.evaluation.cluster_scoring import score_on_cluster
+
+    if compare:
+        raise ValueError(
+            "--compare with --cluster is not supported yet: compared bundles are scored in "
+            "this process on the prompts, which stay on the workers. Evaluate each bundle "
+            "with --cluster, or compare without --cluster."
+        )
+    quarantine.parent.mkdir(parents=True, exist_ok=True)
+    with connect(cluster) as client:
+        return score_on_cluster(
+            client,
+            bundle,
+            candidates,
+            logs,
+            prices=PriceCatalog.load(prices),
+            quarantine=quarantine,
+        )
 
 
 def _say(message: str) -> None:

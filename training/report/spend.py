@@ -59,7 +59,9 @@ __all__ = [
     "METRIC_KEYS",
     "SpendSettings",
     "aggregate_spend",
+    "combine_spend_parts",
     "price_table",
+    "spend_parts",
 ]
 
 #: Keys of ``total`` and of every ``by`` row, in order (the contract of spend.json).
@@ -320,14 +322,18 @@ class _Figures:
         }
         return out
 
-    def groups(self) -> dict[str, Any]:
+    def groups(self, *, cells_ready: bool = False) -> dict[str, Any]:
         """Total, each grouping and the model mix: one pass over the calls into cells
-        (team, user, model, task, day), then GROUPING SETS over the cells."""
+        (team, user, model, task, day), then GROUPING SETS over the cells.
+
+        ``cells_ready``: the ``cells`` table exists already (combined from the cells of
+        several partitions, `combine_spend_parts`)."""
         keys = list(GROUPINGS.values())
-        self.con.execute(
-            f"CREATE TEMP TABLE cells AS SELECT {', '.join(keys)}, {_CELL_SUMS_SQL} "
-            f"FROM calls GROUP BY {', '.join(keys)}"
-        )
+        if not cells_ready:
+            self.con.execute(
+                f"CREATE TEMP TABLE cells AS SELECT {', '.join(keys)}, {_CELL_SUMS_SQL} "
+                f"FROM calls GROUP BY {', '.join(keys)}"
+            )
         sets = ", ".join(["()", *(f"({k})" for k in keys), "(day, model)"])
         shown = [
             f"coalesce(strftime(day, '%Y-%m-%d'), '{NONE}') AS day"
@@ -534,6 +540,149 @@ class _Figures:
             key=lambda r: (-abs(r["difference_usd"]), r["model"]),
         )
         return {**{k: v for k, v in total.items() if k not in ("g", "model")}, "by_model": by_model}
+
+
+# ------------------------------------------------------------------ by partition
+#: How each column of the cells combines across partitions (the rest are sums).
+_CELL_COMBINE = {"first_ts": "min", "last_ts": "max"}
+
+
+def spend_parts(
+    calls: pa.Table,
+    prices: PriceCatalog | pa.Table,
+    settings: SpendSettings | None = None,
+    *,
+    threads: int | None = 1,
+) -> dict[str, Any]:
+    """The figures of one part of the calls in a form that combines exactly.
+
+    For `report spend --cluster`: each Dask worker aggregates its shard, and
+    `combine_spend_parts` adds the shards up. Exactly, when every session's (and
+    user's) calls are in one shard (`training.grade_cluster.session_shards`): the
+    cells (team, user, model, task, day) hold sums, counts, minima and maxima, never
+    means, so summing cells gives the whole log's cells; every session figure is
+    whole inside its shard, so the top N of all sessions is among the shards' top N.
+
+    Returns
+    -------
+    dict
+        ``cells`` (Arrow table), ``sessions`` (each shard's top ``by_spend`` and
+        ``by_context_growth``), ``cold_cache`` (totals and top), ``source_cost``
+        (per-model sums, rows).
+    """
+    settings = settings or SpendSettings()
+    calls = _complete(calls)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        con.register("calls_in", calls)
+        if isinstance(prices, PriceCatalog):
+            models = [r[0] for r in con.execute("SELECT DISTINCT model FROM calls_in").fetchall()]
+            prices = price_table([m for m in models if m is not None], prices)
+        con.register("prices", prices)
+        con.execute(_CALLS_VIEW)
+        keys = ", ".join(GROUPINGS.values())
+        cells = con.sql(
+            f"SELECT {keys}, {_CELL_SUMS_SQL} FROM calls GROUP BY {keys}"
+        ).to_arrow_table()
+        figures = _Figures(con, settings)
+        sessions = figures.sessions()
+        cold = figures.cold_cache()
+        source = figures.rows(
+            """
+            SELECT model, count(*) AS calls,
+                   coalesce(sum(source_cost_usd), 0) AS source_spend_usd,
+                   coalesce(sum(cost_usd), 0) AS recomputed_spend_usd
+            FROM calls WHERE source_cost_usd IS NOT NULL GROUP BY model
+            """
+        )
+    finally:
+        con.close()
+    return {"cells": cells, "sessions": sessions, "cold_cache": cold, "source_cost": source}
+
+
+def combine_spend_parts(
+    parts: list[dict[str, Any]], settings: SpendSettings | None = None
+) -> dict[str, Any]:
+    """`aggregate_spend`'s figures from the `spend_parts` of disjoint session shards.
+
+    Counts are equal to the one-process figures; sums of USD and tokens equal them up
+    to the order floating-point additions are made in (relative 1e-12).
+    """
+    settings = settings or SpendSettings()
+    top = int(settings.top)
+    cells = pa.concat_tables([p["cells"] for p in parts], promote_options="permissive")
+    keys = list(GROUPINGS.values())
+    sums = [
+        f"{_CELL_COMBINE.get(name, 'sum')}({name}) AS {name}"
+        for name in cells.column_names
+        if name not in {k.strip('"') for k in keys}
+    ]
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("cell_parts", cells)
+        con.execute(
+            f"CREATE TEMP TABLE cells AS SELECT {', '.join(keys)}, {', '.join(sums)} "
+            f"FROM cell_parts GROUP BY {', '.join(keys)}"
+        )
+        groups = _Figures(con, settings).groups(cells_ready=True)
+    finally:
+        con.close()
+    by_spend = sorted(
+        (r for p in parts for r in p["sessions"]["by_spend"]),
+        key=lambda r: (-r["spend_usd"], r["session_id"]),
+    )[:top]
+    growth = sorted(
+        (r for p in parts for r in p["sessions"]["by_context_growth"]),
+        key=lambda r: (-r["growth_tokens"], -r["turns_without_fresh_start"], r["session_id"]),
+    )[:top]
+    cold = {
+        name: sum(p["cold_cache"][name] for p in parts)
+        for name in ("resends", "spend_usd", "extra_usd", "sessions")
+    }
+    cold["top"] = sorted(
+        (r for p in parts for r in p["cold_cache"]["top"]),
+        key=lambda r: (-r["extra_usd"], r["session_id"], r["model"]),
+    )[:top]
+    by_model: dict[str, dict[str, Any]] = {}
+    for p in parts:
+        for r in p["source_cost"]:
+            row = by_model.setdefault(
+                r["model"],
+                {
+                    "model": r["model"],
+                    "calls": 0,
+                    "source_spend_usd": 0.0,
+                    "recomputed_spend_usd": 0.0,
+                },
+            )
+            for name in ("calls", "source_spend_usd", "recomputed_spend_usd"):
+                row[name] += r[name]
+    for row in by_model.values():
+        row["difference_usd"] = row["source_spend_usd"] - row["recomputed_spend_usd"]
+    total = {
+        name: sum(r[name] for r in by_model.values())
+        for name in ("calls", "source_spend_usd", "recomputed_spend_usd")
+    }
+    total["difference_usd"] = total["source_spend_usd"] - total["recomputed_spend_usd"]
+    source_cost = {
+        **total,
+        "by_model": sorted(
+            by_model.values(), key=lambda r: (-abs(r["difference_usd"]), r["model"])
+        ),
+    }
+    return {
+        "window": groups.pop("window"),
+        "total": groups.pop("total"),
+        "by": {name: groups[name] for name in GROUPINGS},
+        "sessions": {"by_spend": by_spend, "by_context_growth": growth},
+        "cold_cache": cold,
+        "model_mix": groups["model_mix"],
+        "source_cost": source_cost,
+    }
 
 
 def _interval(text: str) -> str:
