@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from training.cluster import add_cluster_argument
 from training.grade_command import add_grading_parsers
 
 
@@ -68,6 +69,7 @@ def _train(args: argparse.Namespace) -> int:
         track=not args.no_mlflow,
         register_as=args.register_as or None,
         mlruns=args.mlruns,
+        cluster=args.cluster,
     )
     result = train(config)
     print(
@@ -434,6 +436,7 @@ def _add_train_parser(sub) -> None:
     train.add_argument(
         "--mlruns", default="mlruns", help="MLflow store folder (sqlite db and artifacts)"
     )
+    add_cluster_argument(train)
     train.set_defaults(func=_train)
 
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.context import RequestContext
+from features.context import CONTEXT_KINDS, RequestContext, frequent_values
 from features.featurizer import Featurizer
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
+from features.spec import FeatureSpec
 from serving.manifest import ExcludedCandidate
 
 #: Graded calls a model needs to be a candidate (``train --min-calls``). Twenty is
@@ -289,6 +290,34 @@ def request_contexts(rows: pd.DataFrame) -> list[RequestContext]:
             column("task"), column("team"), column("messages"), strict=True
         )
     ]
+
+
+def with_request_context(
+    spec: FeatureSpec, frame: pd.DataFrame, kinds: Sequence[str]
+) -> FeatureSpec:
+    """``spec`` with the request-context columns ``kinds`` (`features.context`) on.
+
+    The task and team values given a column are the frequent ones of the training
+    log, counted once per prompt (`features.context.frequent_values`); they are
+    stored in the spec, so serving builds the same columns.
+    """
+    unknown = sorted(set(kinds) - set(CONTEXT_KINDS))
+    if unknown:
+        raise ValueError(f"Unknown context {unknown}; choose from {list(CONTEXT_KINDS)}.")
+    if not kinds:
+        return spec
+    firsts = frame.drop_duplicates("prompt_id")
+    values = {
+        key: frequent_values(c.task if key == "task" else c.team for c in request_contexts(firsts))
+        for key in ("task", "team")
+        if key in kinds
+    }
+    return replace(
+        spec,
+        context_tasks=values.get("task", ()),
+        context_teams=values.get("team", ()),
+        conversation_depth="depth" in kinds,
+    )
 
 
 def build_training_set(

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from features.call_log import read_call_logs
-from features.context import CONTEXT_KINDS, frequent_values
 from features.encoder_export import ensure_encoder
 from features.featurizer import Featurizer
 from features.prices import ModelPrice, PriceCatalog
@@ -40,9 +37,9 @@ from training.dataset import (
     TrainingSet,
     build_training_set,
     log_kind,
-    request_contexts,
     screen_candidates,
     success_lower_bound,
+    with_request_context,
 )
 from training.export import write_bundle
 from training.learners import CandidateInfo, make_learner
@@ -121,6 +118,9 @@ class TrainConfig:
     register_as: str | None = "outcome-router"
     tracking_uri: str | None = None
     mlruns: str = "mlruns"
+    #: ``--cluster``: None trains in this process; ``local[:N]`` or ``tcp://HOST:PORT``
+    #: featurizes and fits on Dask workers (`training.cluster_training`).
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -385,61 +385,77 @@ def off_policy_target(
     return fit
 
 
-def with_request_context(
-    spec: FeatureSpec, frame: pd.DataFrame, kinds: Sequence[str]
-) -> FeatureSpec:
-    """``spec`` with the request-context columns ``kinds`` (`features.context`) on.
-
-    The task and team values given a column are the frequent ones of the training
-    log, counted once per prompt (`features.context.frequent_values`); they are
-    stored in the spec, so serving builds the same columns.
-    """
-    unknown = sorted(set(kinds) - set(CONTEXT_KINDS))
-    if unknown:
-        raise ValueError(f"Unknown context {unknown}; choose from {list(CONTEXT_KINDS)}.")
-    if not kinds:
-        return spec
-    firsts = frame.drop_duplicates("prompt_id")
-    values = {
-        key: frequent_values(c.task if key == "task" else c.team for c in request_contexts(firsts))
-        for key in ("task", "team")
-        if key in kinds
-    }
-    return replace(
-        spec,
-        context_tasks=values.get("task", ()),
-        context_teams=values.get("team", ()),
-        conversation_depth="depth" in kinds,
-    )
-
-
 def _span(interval: list[float | None], spec: str) -> str:
     """``low to high`` for printing; an undefined bound prints as ``?``."""
     return " to ".join("?" if v is None else format(v, spec) for v in interval)
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Run the whole training command; see the module docstring."""
+    """Run the whole training command; see the module docstring.
+
+    With ``config.cluster`` the logs are read, featurized and the final LightGBM
+    and cost model fit on Dask workers (`training.cluster_training`); the rest is
+    the same code on the gathered features.
+    """
+    from training.cluster import connect
+
+    with connect(config.cluster) as client:
+        return _train(config, client)
+
+
+def _train(config: TrainConfig, client) -> TrainResult:
     target = PolicyTarget.parse(config.target)
     catalog = PriceCatalog.load(config.prices)
     out = Path(config.out)
     quarantine = out.with_name(out.name + ".quarantine.jsonl")
-    read = read_call_logs(config.logs, prices=catalog, quarantine_path=quarantine)
-    _say(
-        f"read {len(read.frame)} calls; quarantined {read.n_quarantined}"
-        + (f" -> {quarantine}" if read.n_quarantined else "")
-    )
-    spec = with_request_context(config.spec, read.frame, config.context)
-    if spec.context_names:
-        _say(f"request context: {len(spec.context_names)} columns ({', '.join(config.context)})")
-    encoder_dir = ensure_encoder(kind=spec.encoder)
-    featurizer = Featurizer(spec, encoder_dir, workers=2)
-    candidates, excluded = screen_candidates(
-        read.frame, catalog, min_calls=config.min_calls, requested=config.candidates
-    )
-    for entry in excluded:
-        _say(f"excluded candidate {entry.model}: {entry.reason}")
-    data = build_training_set(read.frame, featurizer, candidates)
+    scale: dict[str, Any] | None = None
+    if client is None:
+        read = read_call_logs(config.logs, prices=catalog, quarantine_path=quarantine)
+        n_calls, n_quarantined = len(read.frame), read.n_quarantined
+        _say(
+            f"read {n_calls} calls; quarantined {n_quarantined}"
+            + (f" -> {quarantine}" if n_quarantined else "")
+        )
+        spec = with_request_context(config.spec, read.frame, config.context)
+        if spec.context_names:
+            _say(
+                f"request context: {len(spec.context_names)} columns ({', '.join(config.context)})"
+            )
+        encoder_dir = ensure_encoder(kind=spec.encoder)
+        featurizer = Featurizer(spec, encoder_dir, workers=2)
+        candidates, excluded = screen_candidates(
+            read.frame, catalog, min_calls=config.min_calls, requested=config.candidates
+        )
+        for entry in excluded:
+            _say(f"excluded candidate {entry.model}: {entry.reason}")
+        data = build_training_set(read.frame, featurizer, candidates)
+        del read
+    else:
+        from features.call_log_dataset import open_call_log_dataset
+        from training.cluster_training import read_training_set
+
+        encoder_dir = ensure_encoder(kind=config.spec.encoder)
+        cluster_read = read_training_set(
+            client,
+            open_call_log_dataset(config.logs),
+            catalog=catalog,
+            spec=config.spec,
+            context=config.context,
+            encoder_dir=encoder_dir,
+            min_calls=config.min_calls,
+            requested=config.candidates,
+            quarantine=quarantine,
+        )
+        data, excluded, spec = cluster_read.data, cluster_read.excluded, cluster_read.spec
+        n_calls, n_quarantined = cluster_read.n_calls, cluster_read.n_quarantined
+        for entry in excluded:
+            _say(f"excluded candidate {entry.model}: {entry.reason}")
+        scale = {
+            "cluster": config.cluster,
+            "n_workers": cluster_read.n_workers,
+            "n_partitions": cluster_read.n_partitions,
+            "featurized": "per partition on the workers",
+        }
     n_labelled = int(data.labelled.sum())
     if n_labelled == 0:
         raise ValueError("No call has an outcome: nothing to learn from.")
@@ -495,32 +511,55 @@ def train(config: TrainConfig) -> TrainResult:
         _say(f"calibration: {calibration_report['chosen']}")
 
     labelled = data.labelled
-    learner = make_learner(name, **params).fit(
-        data.features[data.prompt[labelled]],
-        data.outcome[labelled],
-        candidate=data.candidate[labelled],
-        n_candidates=len(data.candidates),
-        usage={unit: values[labelled] for unit, values in units(data).items()},
-        sample_weight=None if weights is None else weights[labelled],
-        **fit_params,
-    )
+    if client is not None and name == "lightgbm":
+        from training.cluster_training import fit_lightgbm_on_cluster
+
+        learner = fit_lightgbm_on_cluster(client, params, data, weights)
+    else:
+        learner = make_learner(name, **params).fit(
+            data.features[data.prompt[labelled]],
+            data.outcome[labelled],
+            candidate=data.candidate[labelled],
+            n_candidates=len(data.candidates),
+            usage={unit: values[labelled] for unit, values in units(data).items()},
+            sample_weight=None if weights is None else weights[labelled],
+            **fit_params,
+        )
     # Unweighted even on bandit logs: inverse-propensity weights did not make the cost
     # model better on test prompts under biased logging (benchmarks/bandit_cost.py:
     # SWE-bench and RouteProfile, 'long' and 'hard' loggers, 3 seeds: |relative bias| of
     # each candidate's mean cost 0.13-0.23 either way, per-prompt |log error| 0.01 worse
     # weighted). Cost follows prompt length, which the features see, so the shift in
     # which prompts a model answered is covariate shift the regression already handles.
-    cost_model = LogLinearCostModel().fit(
-        data.features[data.prompt], units(data), components=components, candidate=data.candidate
-    )
+    if client is None:
+        cost_model = LogLinearCostModel().fit(
+            data.features[data.prompt],
+            units(data),
+            components=components,
+            candidate=data.candidate,
+        )
+    else:
+        from training.cost_model_stats import fit_cost_model_by_chunks
+
+        cost_model = fit_cost_model_by_chunks(
+            data.features, data.prompt, units(data), components=components, candidate=data.candidate
+        )
+        scale.update(
+            selection=f"cross-validated on {cv_data.n_prompts} of {data.n_prompts} prompts "
+            "in this process",
+            final_learner="lightgbm.dask on the workers"
+            if name == "lightgbm"
+            else "refit in this process on the gathered features",
+            cost_model="ridge from chunked sufficient statistics (exact)",
+        )
     policy = {
         **default_policy(cv_data, cv, calibration, target, config.seed, estimate=estimate),
         "fallback_model": fallback_model(data, weights),
     }
     metrics = _metrics(cv, label, policy)
     training_summary = {
-        "n_calls": len(read.frame),
-        "n_quarantined": read.n_quarantined,
+        "n_calls": n_calls,
+        "n_quarantined": n_quarantined,
         "n_prompts": data.n_prompts,
         "n_graded_calls": n_labelled,
         "min_calls": config.min_calls,
@@ -537,6 +576,7 @@ def train(config: TrainConfig) -> TrainResult:
             "n_repeats": config.cv_repeats if cv else 0,
             "n_full_information_prompts": int(cv.full_info.sum()) if cv else 0,
             "learners": cv.scores if cv else {},
+            **({"scale": scale} if scale else {}),
         },
         "calibration": calibration_report,
         "metrics": metrics,
