@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 
 from features.call_log_dataset import write_partitioned_call_log
+from features.context import RequestContext
 from features.encoder_export import ensure_encoder
 from features.spec import FeatureSpec
 from serving.scoring import BundleScorer
@@ -64,6 +65,9 @@ def calls(tmp_path_factory):
     frame = frame[frame["prompt_id"].isin(ids)].copy()
     days = [f"2026-03-0{d}T12:00:00Z" for d in range(1, 5)]
     frame["timestamp"] = [days[ids.index(p) % 4] for p in frame["prompt_id"]]
+    # Request context, counted on the whole log in both modes (task per prompt, team per day).
+    frame["task"] = [("review", "debug", "docs")[ids.index(p) % 3] for p in frame["prompt_id"]]
+    frame["team"] = [("pay", "search")[ids.index(p) % 4 // 2] for p in frame["prompt_id"]]
     bad = frame.iloc[[0]].copy()
     bad["request_id"], bad["outcome"] = "bad-row", 7.0
     root = tmp_path_factory.mktemp("calls") / "calls"
@@ -78,6 +82,7 @@ def _train(calls, out, learners, cluster=None):
             out=str(out),
             learners=learners,
             spec=FeatureSpec.for_encoder("static"),
+            context=("task", "team", "depth"),
             track=False,
             cluster=cluster,
         )
@@ -92,8 +97,11 @@ def bundles(calls, cluster, tmp_path_factory):
     return alone, on_cluster
 
 
-def _scores(result, texts):
-    return BundleScorer(result.bundle).score_texts(texts)
+def _scores(result, firsts):
+    contexts = [
+        RequestContext.of(task=t, team=m) for t, m in zip(firsts.task, firsts.team, strict=True)
+    ]
+    return BundleScorer(result.bundle).score_texts(firsts["prompt"].tolist(), contexts)
 
 
 def test_same_bundle_with_and_without_a_cluster(bundles, calls):
@@ -114,8 +122,10 @@ def test_same_bundle_with_and_without_a_cluster(bundles, calls):
         )
     assert a["policy"]["fallback_model"] == b["policy"]["fallback_model"]
     assert b["policy"]["value_usd"] == pytest.approx(a["policy"]["value_usd"], rel=1e-6)
-    texts = pd.read_parquet(calls).drop_duplicates("prompt_id")["prompt"].tolist()
-    sa, sb = _scores(alone, texts), _scores(on_cluster, texts)
+    assert a["feature_spec"] == b["feature_spec"]
+    assert a["feature_spec"]["context_tasks"] == ["debug", "docs", "review"]
+    firsts = pd.read_parquet(calls).drop_duplicates("prompt_id")
+    sa, sb = _scores(alone, firsts), _scores(on_cluster, firsts)
     np.testing.assert_allclose(sb.p_success, sa.p_success, atol=SCORE_TOLERANCE)
     np.testing.assert_allclose(sb.expected_cost_usd, sa.expected_cost_usd, rtol=COST_RTOL)
 
