@@ -214,8 +214,13 @@ def run_split(
     configs: list[LearnerConfig],
     split: int,
     n_folds: int,
+    arrays: Path | None = None,
 ) -> dict[str, Any]:
-    """The selected router and logistic regression trained on one split, tested."""
+    """The selected router and logistic regression trained on one split, tested.
+
+    With ``arrays``, the predictions and logged truth of both sides are saved there
+    (``.npz``) so decision rules can be compared offline without refitting.
+    """
     in_train = np.array([in_train_split(p, TRAIN_FRACTION, split) for p in data.prompt_ids])
     train, test = data.subset(in_train), data.subset(~in_train)
     test = test.subset(test.full_information())
@@ -233,6 +238,7 @@ def run_split(
     cost = cost_model.predict_cost(test.features, len(data.candidates))
     logistic = pick_among(cv, [c[0] for c in configs if c[1] == "logistic"])
     routers: dict[str, dict[str, Any]] = {}
+    saved: dict[str, np.ndarray] = {}
     for role, label in (("selected", cv.chosen), ("logistic", logistic)):
         config = next(c for c in configs if c[0] == label)
         calibration, _ = fit_calibration(train, cv.p_oof[label], cv.folds)
@@ -242,11 +248,26 @@ def run_split(
         entry = {"label": label, **{m: summary[m] for m in METRICS}}
         # What a perfect cost prediction would change, with the same p_success.
         entry["area_logged_cost"] = route_summary(log, p, log.cost_usd).area
+        saved[f"p_{role}"] = p
+        saved[f"p_oof_{role}"] = apply_calibration(cv.p_oof[label], calibration)
         if role == "selected":
             policy = default_policy(train, cv, calibration, PolicyTarget("parity"), split)
             entry["target"] = target_check(policy["target_fit"], log, p, cost)
         routers[role] = entry
     truth = route_summary(log, log.outcome, log.cost_usd).to_dict()
+    if arrays is not None:
+        train_log = cv.full_info_log(train)
+        np.savez(
+            arrays,
+            cost=cost,
+            outcome=log.outcome,
+            cost_usd=log.cost_usd,
+            cost_oof=cv.cost_oof[cv.full_info],
+            outcome_train=train_log.outcome,
+            cost_usd_train=train_log.cost_usd,
+            full_info_train=cv.full_info,
+            **saved,
+        )
     return {
         "split": split,
         "n_train_prompts": train.n_prompts,
@@ -395,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configs = learners_for_spec(DEFAULT_LEARNERS, spec)
     results: dict[str, Any] = {}
     docs = []
+    suffix = "-quick" if args.quick else ""
     for name in args.datasets.split(","):
         if name not in LOADERS:
             parser.error(f"unknown dataset {name!r}; choose from {sorted(LOADERS)}")
@@ -406,7 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         splits = []
         for split in range(args.splits):
             say(f"[{name}] split {split + 1}/{args.splits}")
-            splits.append(run_split(data, catalog, configs, split, folds))
+            arrays = out / "arrays" / f"{name}{suffix}-{split}.npz"
+            arrays.parent.mkdir(exist_ok=True)
+            splits.append(run_split(data, catalog, configs, split, folds, arrays))
         results[name] = {
             **summarize(splits),
             "splits": splits,
@@ -415,7 +439,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = markdown(f"{name} ({args.encoder} encoder)", results[name])
         docs.append(doc)
         print(doc, flush=True)
-    suffix = "-quick" if args.quick else ""
     (out / f"quality_splits{suffix}.json").write_text(json.dumps(results, indent=2, default=float))
     (out / f"quality_splits{suffix}.md").write_text("\n".join(docs))
     print(f"results: {out}/quality_splits{suffix}.json and .md")

@@ -222,6 +222,8 @@ class PolicyDefaults:
     max_cost_usd: float | None = None
     target: str | None = None
     target_fit: dict[str, Any] | None = None
+    reference_model: str | None = None
+    reference_margin: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -231,11 +233,20 @@ class PolicyDefaults:
             "max_cost_usd": self.max_cost_usd,
             "target": self.target,
             "target_fit": self.target_fit,
+            "reference_model": self.reference_model,
+            "reference_margin": self.reference_margin,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PolicyDefaults:
-        optional = ("min_success", "max_cost_usd", "target", "target_fit")
+        optional = (
+            "min_success",
+            "max_cost_usd",
+            "target",
+            "target_fit",
+            "reference_model",
+            "reference_margin",
+        )
         return cls(**_fields(d, "policy", ("value_usd", "fallback_model"), optional))
 
 
