@@ -66,7 +66,7 @@ from training.cost_model import LogLinearCostModel  # noqa: E402
 from training.dataset import TrainingSet, build_training_set  # noqa: E402
 from training.evaluation import FullInfoLog, router_choice  # noqa: E402
 from training.learners import CandidateInfo, make_learner  # noqa: E402
-from training.policy_target import PolicyTarget  # noqa: E402
+from training.policy_target import PolicyTarget, fit_policy_target  # noqa: E402
 from training.selection import (  # noqa: E402
     CrossValidation,
     LearnerConfig,
@@ -175,11 +175,21 @@ def cost_errors(log: FullInfoLog, predicted: np.ndarray) -> dict[str, dict[str, 
 
 
 def target_check(
-    fit: dict[str, Any], log: FullInfoLog, p: np.ndarray, cost: np.ndarray
+    policy: dict[str, Any], log: FullInfoLog, p: np.ndarray, cost: np.ndarray
 ) -> dict[str, Any]:
-    """The bundle's default decision on the test prompts against its target fit."""
+    """The bundle's default decision (``policy``: the manifest's, with its reference
+    anchor if any) on the test prompts, against its target fit."""
+    fit = policy["target_fit"]
     rows = np.arange(log.n_prompts)
-    action = router_choice(log, p, cost, fit["value_usd"])
+    reference = policy.get("reference_model")
+    action = router_choice(
+        log,
+        p,
+        cost,
+        policy["value_usd"],
+        reference=None if reference is None else log.candidates.index(reference),
+        reference_margin=policy.get("reference_margin", 0.0),
+    )
     quality = float(log.outcome[rows, action].mean())
     test_cost = float(log.cost_usd[rows, action].mean())
     ref = log.candidates.index(fit["best_single"]["name"])
@@ -200,6 +210,12 @@ def target_check(
         "covers_quality": bool(ci["quality"][0] <= quality <= ci["quality"][1]),
         "covers_gap": bool(ci["quality_gap"][0] <= gap <= ci["quality_gap"][1]),
         "reference": fit["best_single"]["name"],
+        "reference_margin": policy.get("reference_margin", 0.0),
+        "covers_savings": bool(
+            ci["savings_vs_best_single"][0]
+            <= (1 - test_cost / ref_cost if ref_cost > 0 else 0.0)
+            <= ci["savings_vs_best_single"][1]
+        ),
     }
 
 
@@ -252,7 +268,19 @@ def run_split(
         saved[f"p_oof_{role}"] = apply_calibration(cv.p_oof[label], calibration)
         if role == "selected":
             policy = default_policy(train, cv, calibration, PolicyTarget("parity"), split)
-            entry["target"] = target_check(policy["target_fit"], log, p, cost)
+            entry["target"] = target_check(policy, log, p, cost)
+            # The target as it was before issue 12: value_usd alone, one halving.
+            plain = fit_policy_target(
+                PolicyTarget("parity"),
+                cv.full_info_log(train),
+                apply_calibration(cv.p_oof[label][cv.full_info], calibration),
+                cv.cost_oof[cv.full_info],
+                seed=split,
+                n_halvings=1,
+                margins=(0.0,),
+            )
+            plain_policy = {"value_usd": plain["value_usd"], "target_fit": plain}
+            entry["target_plain"] = target_check(plain_policy, log, p, cost)
         routers[role] = entry
     truth = route_summary(log, log.outcome, log.cost_usd).to_dict()
     if arrays is not None:
@@ -302,7 +330,23 @@ def summarize(splits: list[dict[str, Any]]) -> dict[str, Any]:
         for role in ("selected", "logistic")
     }
     diffs = [s["routers"]["selected"]["area"] - s["routers"]["logistic"]["area"] for s in splits]
-    targets = [s["routers"]["selected"]["target"] for s in splits]
+    return {
+        "n_splits": n,
+        "table": table,
+        "chosen": [s["routers"]["selected"]["label"] for s in splits],
+        "area_diff_vs_logistic": mean_se(diffs),
+        "wins_vs_logistic": int(sum(d > 0 for d in diffs)),
+        "ties_vs_logistic": int(sum(d == 0 for d in diffs)),
+        "target": target_summary([s["routers"]["selected"]["target"] for s in splits]),
+        "target_plain": target_summary([s["routers"]["selected"]["target_plain"] for s in splits]),
+        "best_single_quality": mean_se([s["best_single"]["quality"] for s in splits]),
+        "area_single_models": mean_se([s["area_single_models"] for s in splits]),
+        "cost_errors": cost_summary(splits),
+    }
+
+
+def target_summary(targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Estimate against test, and interval coverage, over splits."""
     target = {
         key: mean_se([t[key] for t in targets])
         for key in (
@@ -316,26 +360,21 @@ def summarize(splits: list[dict[str, Any]]) -> dict[str, Any]:
     }
     target["covers_quality"] = sum(t["covers_quality"] for t in targets)
     target["covers_gap"] = sum(t["covers_gap"] for t in targets)
+    target["covers_savings"] = sum(t.get("covers_savings", False) for t in targets)
+    target["margins"] = [t.get("reference_margin", 0.0) for t in targets]
     target["at_or_above_reference"] = sum(t["test_quality_gap"] >= -1e-9 for t in targets)
+    return target
+
+
+def cost_summary(splits: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cost model's error per candidate over splits."""
     candidates = list(splits[0]["cost_errors"])
-    cost = {
+    return {
         c: {
             key: mean_se([s["cost_errors"][c][key] for s in splits])
             for key in ("median_abs_log_error", "mean_ratio")
         }
         for c in candidates
-    }
-    return {
-        "n_splits": n,
-        "table": table,
-        "chosen": [s["routers"]["selected"]["label"] for s in splits],
-        "area_diff_vs_logistic": mean_se(diffs),
-        "wins_vs_logistic": int(sum(d > 0 for d in diffs)),
-        "ties_vs_logistic": int(sum(d == 0 for d in diffs)),
-        "target": target,
-        "best_single_quality": mean_se([s["best_single"]["quality"] for s in splits]),
-        "area_single_models": mean_se([s["area_single_models"] for s in splits]),
-        "cost_errors": cost,
     }
 
 
@@ -364,24 +403,29 @@ def markdown(name: str, result: dict[str, Any]) -> str:
     single = result["area_single_models"]
     lines.append(f"| single models | {_ms(single)} | | | |")
     diff = result["area_diff_vs_logistic"]
-    t = result["target"]
     lines += [
         "",
         f"Selected: {', '.join(result['chosen'])}. Selected - logistic (area, paired): "
         f"{_ms(diff)}; won {result['wins_vs_logistic']}/{n} "
         f"(tied {result['ties_vs_logistic']}).",
         "",
-        "| `--target parity` | cross-fitted estimate | test |",
-        "|---|---|---|",
-        f"| quality | {_ms(t['estimate_quality'], '.3f')} | {_ms(t['test_quality'], '.3f')} |",
-        f"| gap to the reference | {_ms(t['estimate_quality_gap'], '+.3f')} "
-        f"| {_ms(t['test_quality_gap'], '+.3f')} |",
-        f"| savings vs the reference | {_ms(t['estimate_savings'], '.3f')} "
-        f"| {_ms(t['test_savings'], '.3f')} |",
+        "| `--target parity` | quality est. / test | gap to reference est. / test "
+        "| savings est. / test | 95% CI covers quality, gap, savings | test >= reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, key in (("value_usd, 1 halving (before)", "target_plain"), ("default", "target")):
+        t = result[key]
+        lines.append(
+            f"| {label} | {_ms(t['estimate_quality'], '.3f')} / {_ms(t['test_quality'], '.3f')} "
+            f"| {_ms(t['estimate_quality_gap'], '+.3f')} / {_ms(t['test_quality_gap'], '+.3f')} "
+            f"| {_ms(t['estimate_savings'], '+.3f')} / {_ms(t['test_savings'], '+.3f')} "
+            f"| {t['covers_quality']}, {t['covers_gap']}, {t['covers_savings']} of {n} "
+            f"| {t['at_or_above_reference']}/{n} |"
+        )
+    margins = ", ".join(f"{m:g}" for m in result["target"]["margins"])
+    lines += [
         "",
-        f"95% interval covers the test quality on {t['covers_quality']}/{n} splits, the "
-        f"test gap on {t['covers_gap']}/{n}; test quality at or above the reference on "
-        f"{t['at_or_above_reference']}/{n}.",
+        f"Reference margins the default chose: {margins}.",
         "",
         "| candidate | cost: median abs log error | mean predicted / mean logged |",
         "|---|---|---|",
