@@ -75,7 +75,9 @@ def utility(p_success: np.ndarray, expected_cost_usd: np.ndarray, value_usd: flo
 
 def decision_utility(p: np.ndarray, c: np.ndarray, params: PolicyParams) -> np.ndarray:
     """`utility`, with the reference's raised by ``value_usd * reference_margin``: what
-    the policy ranks by (the scores it reports stay `utility`)."""
+    the policy ranks by. The scores a decision reports stay `utility` (what a call is
+    expected to be worth); the anchor is a rule of the decision, stated in the
+    manifest's ``policy``."""
     u = utility(p, c, params.value_usd)
     if params.reference is not None and params.reference_margin > 0:
         if params.reference >= p.shape[1]:
