@@ -30,12 +30,13 @@ def test_quality_splits_reports_paired_areas_and_interval_coverage(tmp_path: Pat
         selected, logistic = split["routers"]["selected"], split["routers"]["logistic"]
         assert logistic["label"].startswith("logistic")
         assert 0 < selected["area"] <= 1 and 0 < logistic["area"] <= 1
-        target = selected["target"]
-        low, high = target["ci95_quality"]
-        assert low <= high
-        assert target["covers_quality"] == (low <= target["test_quality"] <= high)
+        for target in (selected["target"], selected["target_plain"]):
+            low, high = target["ci95_quality"]
+            assert low <= high
+            assert target["covers_quality"] == (low <= target["test_quality"] <= high)
+        assert selected["target_plain"]["reference_margin"] == 0.0
         assert set(split["cost_errors"]) == set(result["cost_errors"])
     wins = result["wins_vs_logistic"] + result["ties_vs_logistic"]
     assert 0 <= wins <= 2
-    assert "95% interval covers the test quality on" in run.stdout
+    assert "| value_usd, 1 halving (before) |" in run.stdout and "| default |" in run.stdout
     assert (tmp_path / "quality_splits-quick.md").read_text().startswith("### routeprofile")
