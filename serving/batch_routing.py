@@ -163,7 +163,11 @@ def route_file(
     """
     loaded = load_bundle(bundle)
     params = policy_params(
-        loaded.policy, value_usd=value_usd, min_success=min_success, max_cost_usd=max_cost_usd
+        loaded.policy,
+        value_usd=value_usd,
+        min_success=min_success,
+        max_cost_usd=max_cost_usd,
+        candidates=loaded.candidate_names,
     )
     rules = cache_rules if cache_rules is not None else CacheRules()
     scorer = BundleScorer(loaded, intra_op_threads=1, workers=workers, cache_rules=rules)

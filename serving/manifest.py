@@ -222,9 +222,11 @@ class PolicyDefaults:
     max_cost_usd: float | None = None
     target: str | None = None
     target_fit: dict[str, Any] | None = None
+    reference_model: str | None = None
+    reference_margin: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "value_usd": self.value_usd,
             "fallback_model": self.fallback_model,
             "min_success": self.min_success,
@@ -232,10 +234,23 @@ class PolicyDefaults:
             "target": self.target,
             "target_fit": self.target_fit,
         }
+        # Written only when set, so a manifest without an anchor (all before issue 12)
+        # reads and hashes exactly as it was written.
+        if self.reference_model is not None:
+            out["reference_model"] = self.reference_model
+            out["reference_margin"] = self.reference_margin
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PolicyDefaults:
-        optional = ("min_success", "max_cost_usd", "target", "target_fit")
+        optional = (
+            "min_success",
+            "max_cost_usd",
+            "target",
+            "target_fit",
+            "reference_model",
+            "reference_margin",
+        )
         return cls(**_fields(d, "policy", ("value_usd", "fallback_model"), optional))
 
 

@@ -41,16 +41,52 @@ class PolicyParams:
         Candidates whose ``p_success`` is below this floor are excluded.
     max_cost_usd : float or None
         Candidates whose ``expected_cost_usd`` is above this budget are excluded.
+    reference : int or None
+        Index of the reference model (the best single model the bundle was trained
+        to match). None: no reference.
+    reference_margin : float >= 0, default=0.0
+        Another candidate replaces the reference only if its utility beats the
+        reference's by ``value_usd * reference_margin``: the reference is scored as
+        if its ``p_success`` were ``reference_margin`` higher. On unseen prompts the
+        argmax over many noisy estimates favours whichever candidate looks lucky;
+        the margin asks for evidence before leaving the model known to be best
+        (`training.policy_target` chooses it with ``value_usd``).
     """
 
     value_usd: float
     min_success: float | None = None
     max_cost_usd: float | None = None
+    reference: int | None = None
+    reference_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.reference_margin < np.inf:
+            raise ValueError(
+                f"reference_margin must be a finite number >= 0, got {self.reference_margin!r}."
+            )
+        if self.reference is not None and self.reference < 0:
+            raise ValueError(f"reference must be a candidate index >= 0, got {self.reference!r}.")
 
 
 def utility(p_success: np.ndarray, expected_cost_usd: np.ndarray, value_usd: float) -> np.ndarray:
     """Expected net value of calling each candidate, shape ``(n_rounds, n_candidates)``."""
     return value_usd * p_success - expected_cost_usd
+
+
+def decision_utility(p: np.ndarray, c: np.ndarray, params: PolicyParams) -> np.ndarray:
+    """`utility`, with the reference's raised by ``value_usd * reference_margin``: what
+    the policy ranks by. The scores a decision reports stay `utility` (what a call is
+    expected to be worth); the anchor is a rule of the decision, stated in the
+    manifest's ``policy``."""
+    u = utility(p, c, params.value_usd)
+    if params.reference is not None and params.reference_margin > 0:
+        if params.reference >= p.shape[1]:
+            raise ValueError(
+                f"reference {params.reference} is not a column of the {p.shape[1]} candidates."
+            )
+        u = u.copy()
+        u[:, params.reference] += params.value_usd * params.reference_margin
+    return u
 
 
 def choose(
@@ -89,7 +125,7 @@ def choose(
     mask = _feasible_mask(p, c, params, base)
     feasible = mask.any(axis=1)
 
-    u = np.where(mask, utility(p, c, params.value_usd), -np.inf)
+    u = np.where(mask, decision_utility(p, c, params), -np.inf)
     # Ties go to the cheaper candidate: sort key (utility desc, cost asc).
     u = np.where(mask, u - 1e-12 * c, -np.inf)
     action = np.argmax(u, axis=1)
@@ -247,7 +283,7 @@ def near_best(
     c = np.asarray(expected_cost_usd, dtype=np.float64)
     rows = np.arange(p.shape[0])
     mask = _feasible_mask(p, c, params, _allowed_mask(p, allowed))
-    key = np.where(mask, utility(p, c, params.value_usd) - 1e-12 * c, -np.inf)
+    key = np.where(mask, decision_utility(p, c, params) - 1e-12 * c, -np.inf)
     near = mask.copy()
     if exploration.margin_usd is not None:
         best = key[rows, greedy]
@@ -307,10 +343,10 @@ def _distribution(
         # One expression per cell, and exactly 1 where the greedy one is alone.
         dist[rows, greedy] = np.where(n_near == 1, 1.0, 1.0 - eps + eps / n_near)
     else:
-        u = utility(
+        u = decision_utility(
             np.asarray(p_success, dtype=np.float64),
             np.asarray(expected_cost_usd, dtype=np.float64),
-            params.value_usd,
+            params,
         )
         z = np.where(near, u, -np.inf)
         z = (z - z.max(axis=1, keepdims=True)) / exploration.temperature

@@ -10,7 +10,7 @@ same `RouterService`; ``outcome-router route`` decides with the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ def policy_params(
     value_usd: float | None = None,
     min_success: float | None = None,
     max_cost_usd: float | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> PolicyParams:
     """The knobs of one decision: the caller's where given, else the bundle's.
 
@@ -45,17 +46,33 @@ def policy_params(
     Parameters
     ----------
     defaults : mapping
-        The manifest's ``policy`` (``value_usd``, ``min_success``, ``max_cost_usd``).
+        The manifest's ``policy`` (``value_usd``, ``min_success``, ``max_cost_usd``,
+        and optionally ``reference_model`` and ``reference_margin``).
+    candidates : sequence of str, optional
+        The bundle's candidates, in column order; needed to place a
+        ``reference_model``.
 
     Examples
     --------
     >>> policy_params({"value_usd": 1.0, "min_success": 0.5}, value_usd=0.1)
     PolicyParams(value_usd=0.1, min_success=0.5, max_cost_usd=None)
     """
+    reference, margin = None, float(defaults.get("reference_margin") or 0.0)
+    name = defaults.get("reference_model")
+    if name is not None and margin > 0:
+        if candidates is None or name not in candidates:
+            raise ValueError(
+                f"The policy's reference_model {name!r} is not among the candidates "
+                f"{None if candidates is None else list(candidates)}: pass the bundle's "
+                "candidates, or retrain the bundle."
+            )
+        reference = list(candidates).index(name)
     return PolicyParams(
         value_usd=float(value_usd if value_usd is not None else defaults["value_usd"]),
         min_success=min_success if min_success is not None else defaults.get("min_success"),
         max_cost_usd=max_cost_usd if max_cost_usd is not None else defaults.get("max_cost_usd"),
+        reference=reference,
+        reference_margin=margin if reference is not None else 0.0,
     )
 
 
@@ -130,7 +147,7 @@ class RouterService:
         source = settings.bundle if bundle_path is None else str(bundle_path)
         bundle = load_bundle(source)
         try:
-            policy_params(bundle.policy)
+            policy_params(bundle.policy, candidates=bundle.candidate_names)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(
                 f"The manifest of {source} has an unusable `policy` "
@@ -209,6 +226,7 @@ class RouterService:
             value_usd=value_usd,
             min_success=min_success,
             max_cost_usd=max_cost_usd,
+            candidates=self.bundle.candidate_names,
         )
 
     def decide_text(

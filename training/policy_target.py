@@ -107,6 +107,18 @@ def selection_halves(n: int, seed: int) -> np.ndarray | None:
     return fold
 
 
+#: Random halvings of the prompts the full-information estimate averages over
+#: (`fit_policy_target`): one halving's choice of ``value_usd`` and of the best single
+#: model is one draw of a noisy selection, and an interval that keeps it fixed misses
+#: that noise (benchmarks/quality_splits.py measured the coverage).
+N_HALVINGS = 20
+#: Reference margins (`serving.policy.PolicyParams.reference_margin`) searched with
+#: ``value_usd`` on full-information logs: 0 is the plain argmax; 1 keeps the
+#: reference unless another candidate is also cheaper and not predicted worse,
+#: i.e. "call the best single model" when no cheaper route reaches the target.
+REFERENCE_MARGINS = (0.0, 0.02, 0.05, 0.1, 0.2, 1.0)
+
+
 def fit_policy_target(
     target: PolicyTarget,
     log: FullInfoLog,
@@ -114,9 +126,12 @@ def fit_policy_target(
     expected_cost_usd: np.ndarray,
     *,
     n_bootstrap: int = 500,
+    n_halvings: int = N_HALVINGS,
+    margins: tuple[float, ...] = REFERENCE_MARGINS,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Find the default ``value_usd`` for ``target`` and an honest estimate of it.
+    """Find the default ``value_usd`` (and reference margin) for ``target`` and an
+    honest estimate of it.
 
     The served ``value_usd`` is chosen on all prompts. The quoted quality, cost and
     savings are cross-fitted (`selection_halves`): the value chosen on one half is
@@ -124,6 +139,20 @@ def fit_policy_target(
     best, both ways round. That is what the choice will give on unseen prompts (if
     anything, a little less than the value chosen on all prompts will), where the
     in-sample figures, kept under ``in_sample``, are optimistic.
+
+    Which ``value_usd`` and which best single model a half chooses is itself noisy
+    (several models of near-equal quality, a flat curve), and a test split sees one
+    draw of that noise. So the cross-fitting is repeated on ``n_halvings`` random
+    halvings: the figures are their means, and every bootstrap draw takes one
+    halving at random and resamples the prompts, so the intervals carry the noise of
+    the choice as well as that of the prompts.
+
+    The search is over ``value_usd`` and the reference margin together
+    (`serving.policy.PolicyParams.reference_margin`, the reference being the best
+    single model): with margin 0 the policy takes the argmax over noisy estimates,
+    which on unseen prompts favours whichever candidate looks lucky; a margin leaves
+    the reference only on clearer evidence, and margin 1 amounts to calling the
+    reference unless a cheaper route reaches the target.
 
     Parameters
     ----------
@@ -134,6 +163,10 @@ def fit_policy_target(
         Out-of-fold predictions.
     n_bootstrap : int
         Prompt resamples for the 95% intervals.
+    n_halvings : int, default=20
+        Random halvings cross-fitted (1: a single halving, seeded by ``seed``).
+    margins : tuple of float, default=REFERENCE_MARGINS
+        Reference margins searched; ``(0.0,)`` searches ``value_usd`` alone.
     seed : int, default=0
         Seeds the halves and the bootstrap.
 
@@ -144,34 +177,62 @@ def fit_policy_target(
         cross-fitted ``quality``, ``cost_usd`` and ``savings_vs_best_single``, the best
         single model, ``ci95`` of quality, cost, savings against the best single
         model's cost and the quality gap to it (paired prompt resamples of the
-        cross-fitted choices), ``selection`` ("cross_fitted", or "in_sample" when the
-        log is too small to halve) and ``in_sample`` (the same figures read at the
-        chosen point of the curve of all prompts).
+        cross-fitted choices, over the halvings), ``selection`` ("cross_fitted", or
+        "in_sample" when the log is too small to halve), ``n_halvings`` and
+        ``in_sample`` (the same figures read at the chosen point of the curve of all
+        prompts).
     """
+    if n_halvings < 1:
+        raise ValueError(f"n_halvings must be >= 1, got {n_halvings}.")
     values = value_grid(log)
-    chosen = _choose_on_table(target, log, p_success, expected_cost_usd, values)
+    chosen = _choose_on_table(target, log, p_success, expected_cost_usd, values, margins)
     rows = np.arange(log.n_prompts)
-    fold = selection_halves(log.n_prompts, seed)
-    if fold is None:
-        action = router_choice(log, p_success, expected_cost_usd, chosen["value_usd"])
-        best_action = np.full(log.n_prompts, log.candidates.index(chosen["best"].name))
-    else:
+    crossed = []  # (action, best_action) per halving
+    for h in range(n_halvings):
+        fold = selection_halves(log.n_prompts, seed + h)
+        if fold is None:
+            break
         action = np.empty(log.n_prompts, dtype=np.int64)
         best_action = np.empty(log.n_prompts, dtype=np.int64)
         for held_out in (0, 1):
             held, rest = fold == held_out, fold != held_out
             other = _choose_on_table(
-                target, log.subset(rest), p_success[rest], expected_cost_usd[rest], values
+                target, log.subset(rest), p_success[rest], expected_cost_usd[rest], values, margins
             )
             action[held] = router_choice(
-                log.subset(held), p_success[held], expected_cost_usd[held], other["value_usd"]
+                log.subset(held),
+                p_success[held],
+                expected_cost_usd[held],
+                other["value_usd"],
+                reference=log.candidates.index(other["best"].name),
+                reference_margin=other["reference_margin"],
             )
             best_action[held] = log.candidates.index(other["best"].name)
-    outcome, cost = log.outcome[rows, action], log.cost_usd[rows, action]
-    best_outcome, best_cost = log.outcome[rows, best_action], log.cost_usd[rows, best_action]
+        crossed.append((action, best_action))
+    if not crossed:
+        action = router_choice(
+            log,
+            p_success,
+            expected_cost_usd,
+            chosen["value_usd"],
+            reference=log.candidates.index(chosen["best"].name),
+            reference_margin=chosen["reference_margin"],
+        )
+        best_action = np.full(log.n_prompts, log.candidates.index(chosen["best"].name))
+        crossed.append((action, best_action))
+    per_halving = [
+        (
+            log.outcome[rows, action],
+            log.cost_usd[rows, action],
+            log.outcome[rows, best_action],
+            log.cost_usd[rows, best_action],
+        )
+        for action, best_action in crossed
+    ]
     rng = np.random.default_rng(seed)
     draws = {"quality": [], "cost_usd": [], "savings_vs_best_single": [], "quality_gap": []}
     for _ in range(n_bootstrap):
+        outcome, cost, best_outcome, best_cost = per_halving[rng.integers(len(per_halving))]
         idx = rng.integers(0, log.n_prompts, size=log.n_prompts)
         q, c = outcome[idx].mean(), cost[idx].mean()
         bq, bc = best_outcome[idx].mean(), best_cost[idx].mean()
@@ -179,21 +240,27 @@ def fit_policy_target(
         draws["cost_usd"].append(c)
         draws["savings_vs_best_single"].append(1 - c / bc if bc > 0 else 0.0)
         draws["quality_gap"].append(q - bq)
+    quality = float(np.mean([h[0].mean() for h in per_halving]))
+    cost_usd = float(np.mean([h[1].mean() for h in per_halving]))
+    savings = float(np.mean([_savings(h[1].mean(), h[3].mean()) for h in per_halving]))
     best = chosen["best"]
     ci95 = {
         name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
         for name, v in draws.items()
     }
-    warnings = [] if fold is not None else [_IN_SAMPLE_WARNING]
+    in_sample = len(crossed) == 1 and selection_halves(log.n_prompts, seed) is None
+    warnings = [_IN_SAMPLE_WARNING] if in_sample else []
     warnings += _held_out_shortfall(target, chosen["met"], ci95)
     return {
         "target": str(target),
         "value_usd": chosen["value_usd"],
+        "reference_margin": chosen["reference_margin"],
         "met": chosen["met"],
-        "selection": "in_sample" if fold is None else "cross_fitted",
-        "quality": float(outcome.mean()),
-        "cost_usd": float(cost.mean()),
-        "savings_vs_best_single": _savings(cost.mean(), best_cost.mean()),
+        "selection": "in_sample" if in_sample else "cross_fitted",
+        "n_halvings": 0 if in_sample else len(crossed),
+        "quality": quality,
+        "cost_usd": cost_usd,
+        "savings_vs_best_single": savings,
         "best_single": {"name": best.name, "quality": best.quality, "cost_usd": best.cost_usd},
         "share": chosen["share"],
         "n_prompts": log.n_prompts,
@@ -250,15 +317,30 @@ def _choose_on_table(
     p_success: np.ndarray,
     expected_cost_usd: np.ndarray,
     values: np.ndarray,
+    margins: tuple[float, ...] = (0.0,),
 ) -> dict[str, Any]:
-    """The grid point of ``values`` that meets ``target`` on ``log``'s prompts."""
-    curve = router_curve(log, p_success, expected_cost_usd, values)
+    """The point of the ``values`` x ``margins`` grid that meets ``target`` on
+    ``log``'s prompts (the reference is ``log``'s best single model)."""
     best = best_single(log)
+    reference = log.candidates.index(best.name)
+    curve, margin_of = [], []
+    for margin in margins:
+        points = router_curve(
+            log,
+            p_success,
+            expected_cost_usd,
+            values,
+            reference=reference,
+            reference_margin=margin,
+        )
+        curve += points
+        margin_of += [margin] * len(points)
     quality = np.array([pt.quality for pt in curve])
     cost = np.array([pt.cost_usd for pt in curve])
     pick, met = _pick(target, quality, cost, best.quality)
     return {
-        "value_usd": float(values[pick]),
+        "value_usd": float(curve[pick].value_usd),
+        "reference_margin": float(margin_of[pick]),
         "met": met,
         "quality": float(quality[pick]),
         "cost_usd": float(cost[pick]),

@@ -303,10 +303,15 @@ def default_policy(
         fit = fit_policy_target(target, log, p, cv.cost_oof[cv.full_info], seed=seed)
         policy["value_usd"] = fit["value_usd"]
         policy["target_fit"] = fit
+        if fit["reference_margin"] > 0:
+            policy["reference_model"] = fit["best_single"]["name"]
+            policy["reference_margin"] = fit["reference_margin"]
         met = "met" if fit["met"] else "NOT met (closest point used)"
         lo, hi = fit["ci95"]["savings_vs_best_single"]
         _say(
-            f"default policy for {target}: value_usd {fit['value_usd']:.4g}, {met}; "
+            f"default policy for {target}: value_usd {fit['value_usd']:.4g}, "
+            f"reference margin {fit['reference_margin']:g} over {fit['best_single']['name']}, "
+            f"{met}; "
             f"cross-validated quality on held-out halves {fit['quality']:.3f} "
             f"at ${fit['cost_usd']:.4g}/request, "
             f"savings vs {fit['best_single']['name']} {fit['savings_vs_best_single']:.1%} "

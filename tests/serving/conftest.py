@@ -48,6 +48,8 @@ def rename_fallback(manifest: dict[str, Any]) -> None:
         if candidate["name"] == fallback:
             candidate["name"] = renamed
     manifest["policy"]["fallback_model"] = renamed
+    if manifest["policy"].get("reference_model") == fallback:
+        manifest["policy"]["reference_model"] = renamed
     manifest["policy"]["value_usd"] = manifest["policy"]["value_usd"] * 2 + 0.5
 
 

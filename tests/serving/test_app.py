@@ -69,7 +69,17 @@ def test_route_scores_every_candidate_and_picks_max_utility(client, manifest):
     for s in body["scores"]:
         assert 0.0 <= s["p_success"] <= 1.0 and s["expected_cost_usd"] >= 0.0
         assert s["utility"] == pytest.approx(value * s["p_success"] - s["expected_cost_usd"])
-    best = max(body["scores"], key=lambda s: (s["utility"], -s["expected_cost_usd"]))
+    # The reference model, if the target anchored the policy, ranks with its utility
+    # raised by value_usd * reference_margin (serving.policy.PolicyParams).
+    reference = manifest["policy"].get("reference_model")
+    bonus = value * (manifest["policy"].get("reference_margin") or 0.0)
+    best = max(
+        body["scores"],
+        key=lambda s: (
+            s["utility"] + (bonus if s["model"] == reference else 0.0),
+            -s["expected_cost_usd"],
+        ),
+    )
     assert body["model"] == best["model"]
     assert body["reason"] == "max_utility"
     assert body["propensity"] == 1.0

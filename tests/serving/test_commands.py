@@ -68,13 +68,19 @@ def test_route_writes_one_decision_per_prompt_in_order(bundle_dir, prompts_file,
     assert [r["prompt_id"] for r in rows] == [p["prompt_id"] for p in PROMPTS]
     bundle = load_bundle(bundle_dir)
     value = bundle.policy["value_usd"]
+    # The reference model (if the target anchored the policy to one) ranks with its
+    # utility raised by value_usd * reference_margin (serving.policy.PolicyParams).
+    reference = bundle.policy.get("reference_model")
+    bonus = value * (bundle.policy.get("reference_margin") or 0.0)
     for row in rows:
         assert [s["model"] for s in row["scores"]] == list(bundle.candidate_names)
         assert set(row["scores"][0]) == {"model", "p_success", "expected_cost_usd", "utility"}
         best = max(
             row["scores"],
             key=lambda s: (
-                value * s["p_success"] - s["expected_cost_usd"],
+                value * s["p_success"]
+                - s["expected_cost_usd"]
+                + (bonus if s["model"] == reference else 0.0),
                 -s["expected_cost_usd"],
             ),
         )

@@ -307,3 +307,53 @@ def test_sample_actions_never_draws_a_zero_probability_candidate():
 def test_exploration_refuses_bad_knobs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Exploration(**kwargs)
+
+
+# Reference anchoring: two candidates of equal cost, the second predicted a bit better.
+P_REF = np.array([[0.80, 0.85], [0.80, 0.95]])
+C_REF = np.array([[0.01, 0.01], [0.01, 0.01]])
+
+
+@pytest.mark.parametrize(
+    ("margin", "expected"),
+    [
+        (0.0, [1, 1]),  # plain argmax: the better-looking candidate
+        (0.1, [0, 1]),  # 0.05 better is not evidence enough, 0.15 is
+        (1.0, [0, 0]),  # the reference unless another is cheaper
+    ],
+)
+def test_reference_margin_leaves_the_reference_only_on_clear_evidence(margin, expected):
+    params = PolicyParams(1.0, reference=0, reference_margin=margin)
+    action, _ = choose(P_REF, C_REF, params)
+    assert action.tolist() == expected
+    # The same decision as the plain policy on the reference's p raised by the margin
+    # (how training simulates it: `training.policy_target`).
+    shifted = P_REF.copy()
+    shifted[:, 0] += margin
+    assert choose(shifted, C_REF, PolicyParams(1.0))[0].tolist() == expected
+    assert action_distribution(P_REF, C_REF, params).argmax(axis=1).tolist() == expected
+
+
+def test_reference_margin_is_ignored_when_the_reference_is_not_allowed():
+    params = PolicyParams(1.0, reference=0, reference_margin=1.0)
+    action, _ = choose(P_REF, C_REF, params, allowed=np.array([False, True]))
+    assert action.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"reference_margin": -0.1}, "reference_margin must be a finite number >= 0"),
+        ({"reference_margin": float("inf")}, "reference_margin must be a finite number >= 0"),
+        ({"reference": -1}, "candidate index >= 0"),
+    ],
+)
+def test_reference_knobs_are_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PolicyParams(1.0, **kwargs)
+
+
+def test_reference_outside_the_candidates_is_refused():
+    params = PolicyParams(1.0, reference=5, reference_margin=0.1)
+    with pytest.raises(ValueError, match="not a column of the 2 candidates"):
+        choose(P_REF, C_REF, params)

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from serving.bundle import load_bundle
-from serving.policy import PolicyParams, choose
+from serving.policy import choose
 from serving.scoring import BundleScorer
+from serving.service import policy_params
 from training.cli import main
 from training.evaluation import FullInfoLog, curve_figures
 from training.evaluation.results import Evaluation
@@ -38,12 +39,7 @@ def _served_actions(bundle_dir: Path, frame: pd.DataFrame, log: FullInfoLog, all
     firsts = frame.drop_duplicates("prompt_id").set_index("prompt_id")
     texts = [str(firsts.loc[pid, "prompt"]) for pid in log.prompt_ids]
     scores = BundleScorer(bundle).score_texts(texts)
-    policy = bundle.policy
-    params = PolicyParams(
-        value_usd=policy["value_usd"],
-        min_success=policy.get("min_success"),
-        max_cost_usd=policy.get("max_cost_usd"),
-    )
+    params = policy_params(bundle.policy, candidates=bundle.candidate_names)
     action, _ = choose(scores.p_success, scores.expected_cost_usd, params, allowed=allowed)
     names = [bundle.candidate_names[a] for a in action]
     return [log.candidates.index(n) for n in names]

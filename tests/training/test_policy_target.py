@@ -59,5 +59,6 @@ def test_budget_and_floor(log):
     assert floor["met"] and floor["quality"] >= 0.5
     impossible = fit_policy_target(PolicyTarget("floor", 0.99), log, p, log.cost_usd)
     assert not impossible["met"]
-    # Unreachable: the most accurate point on the curve is served instead.
-    assert impossible["quality"] >= log.outcome.mean(axis=0).max() - 1e-9
+    # Unreachable: the most accurate point on the curve is served instead (the
+    # cross-fitted figure averages halvings whose best model may differ).
+    assert impossible["in_sample"]["quality"] >= log.outcome.mean(axis=0).max() - 1e-9

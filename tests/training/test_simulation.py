@@ -19,7 +19,7 @@ from scipy import stats
 
 from features.call_log import read_call_logs
 from serving.bundle import load_bundle
-from serving.policy import utility
+from serving.policy import decision_utility
 from serving.scoring import BundleScorer
 from serving.service import policy_params
 from training.cli import main
@@ -345,7 +345,9 @@ def test_bundle_policies_explore_around_the_served_choice(method, bundle_dir, sm
     texts = [str(p) for p in result.table.prompts["prompt"]]
     scores = scorer.score_texts(texts)
     order = [bundle.candidate_names.index(c) for c in result.candidates]
-    u = utility(scores.p_success, scores.expected_cost_usd, policy_params(bundle.policy).value_usd)
+    # What the policy ranks by: the bundle's reference anchor included.
+    params = policy_params(bundle.policy, candidates=bundle.candidate_names)
+    u = decision_utility(scores.p_success, scores.expected_cost_usd, params)
     u = u[:, order]
     dist = result.action_dist
     np.testing.assert_allclose(dist.sum(axis=1), 1.0)

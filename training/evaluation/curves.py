@@ -192,6 +192,8 @@ def router_choice(
     *,
     min_success: float | None = None,
     max_cost_usd: float | None = None,
+    reference: int | None = None,
+    reference_margin: float = 0.0,
 ) -> np.ndarray:
     """The served policy's choice on every prompt, through :func:`serving.policy.choose`.
 
@@ -203,6 +205,8 @@ def router_choice(
     value_usd : float
     min_success, max_cost_usd : float, optional
         Passed to the policy as in a request.
+    reference, reference_margin : int or None, float
+        The bundle's reference model (column index) and margin (`PolicyParams`).
 
     Returns
     -------
@@ -210,7 +214,11 @@ def router_choice(
     """
     p, c = check_predictions(log, p_success, expected_cost_usd)
     params = PolicyParams(
-        value_usd=float(value_usd), min_success=min_success, max_cost_usd=max_cost_usd
+        value_usd=float(value_usd),
+        min_success=min_success,
+        max_cost_usd=max_cost_usd,
+        reference=reference,
+        reference_margin=reference_margin,
     )
     action, _ = choose(p, c, params)
     return action
@@ -224,6 +232,8 @@ def router_point(
     *,
     min_success: float | None = None,
     max_cost_usd: float | None = None,
+    reference: int | None = None,
+    reference_margin: float = 0.0,
 ) -> CurvePoint:
     """The router at one ``value_usd``, scored on the logged truth.
 
@@ -237,6 +247,8 @@ def router_point(
         value_usd,
         min_success=min_success,
         max_cost_usd=max_cost_usd,
+        reference=reference,
+        reference_margin=reference_margin,
     )
     return choice_curve_point(log, action, value_usd)
 
@@ -249,6 +261,8 @@ def router_curve(
     *,
     min_success: float | None = None,
     max_cost_usd: float | None = None,
+    reference: int | None = None,
+    reference_margin: float = 0.0,
 ) -> list[CurvePoint]:
     """The router's cost-quality curve: one :func:`router_point` per ``value_usd``.
 
@@ -261,6 +275,8 @@ def router_curve(
         Typically :func:`value_grid`.
     min_success, max_cost_usd : float, optional
         Fixed policy constraints applied at every value.
+    reference, reference_margin : int or None, float
+        The reference anchor applied at every value (`PolicyParams`).
 
     Returns
     -------
@@ -268,7 +284,16 @@ def router_curve(
     """
     p, c = check_predictions(log, p_success, expected_cost_usd)
     return [
-        router_point(log, p, c, v, min_success=min_success, max_cost_usd=max_cost_usd)
+        router_point(
+            log,
+            p,
+            c,
+            v,
+            min_success=min_success,
+            max_cost_usd=max_cost_usd,
+            reference=reference,
+            reference_margin=reference_margin,
+        )
         for v in np.asarray(values, dtype=np.float64).ravel()
     ]
 

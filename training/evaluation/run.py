@@ -194,6 +194,8 @@ def evaluate(
             value_grid(log),
             min_success=served.params.min_success,
             max_cost_usd=served.params.max_cost_usd,
+            reference=served.params.reference,
+            reference_margin=served.params.reference_margin,
         ),
         policy=served.params,
         p_success=p,
@@ -210,6 +212,8 @@ def evaluate(
         served.params.value_usd,
         min_success=served.params.min_success,
         max_cost_usd=served.params.max_cost_usd,
+        reference=served.params.reference,
+        reference_margin=served.params.reference_margin,
     )
     for other in compare:
         entry = _compare(
@@ -413,6 +417,8 @@ def _compare(
         value_grid(log),
         min_success=served.params.min_success,
         max_cost_usd=served.params.max_cost_usd,
+        reference=served.params.reference,
+        reference_margin=served.params.reference_margin,
     )
     pairs = [main.default_pair] if main.default_pair else []
     pairs = [pair for pair in pairs if all(name in sub.candidates for name in pair)]
@@ -441,6 +447,8 @@ def _compare(
             served.params.value_usd,
             min_success=served.params.min_success,
             max_cost_usd=served.params.max_cost_usd,
+            reference=served.params.reference,
+            reference_margin=served.params.reference_margin,
         )
     ]
     rows = np.arange(log.n_prompts)

@@ -65,7 +65,11 @@ class ServedPolicy:
         self.bundle = bundle
         self.allowed = np.array([name in wanted for name in names], dtype=bool)
         self.candidates = tuple(name for name in names if name in wanted)
-        self.params = policy_params(bundle.policy)
+        policy = dict(bundle.policy)
+        if policy.get("reference_model") not in self.candidates:
+            # Served without its reference, the policy has no model to anchor to.
+            policy["reference_model"], policy["reference_margin"] = None, 0.0
+        self.params = policy_params(policy, candidates=self.candidates)
         self._scorer = BundleScorer(bundle, workers=workers)
 
     @property

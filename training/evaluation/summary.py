@@ -320,6 +320,8 @@ def summarize(
             policy.value_usd,
             min_success=policy.min_success,
             max_cost_usd=policy.max_cost_usd,
+            reference=policy.reference,
+            reference_margin=policy.reference_margin,
         )
         default_point = choice_curve_point(log, action, policy.value_usd)
         model_share = _model_share(log, action)
