@@ -37,9 +37,11 @@ import numpy as np
 import pandas as pd
 
 from features.call_log_dataset import CallLogPartition, open_call_log_dataset
+from features.context import RequestContext
 from features.prices import PriceCatalog
 from features.routing_text import routing_text
 from serving.bundle import Bundle, load_bundle
+from training.dataset import request_contexts
 from training.evaluation.served import ServedPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,8 +53,11 @@ __all__ = ["PrescoredPolicy", "score_on_cluster", "text_key"]
 KEY_PREFIX = "routing-text:"
 
 
-def text_key(text: str) -> str:
-    """A short key of a routing text (SHA-256, 24 hex digits)."""
+def text_key(text: str, context: RequestContext | None = None) -> str:
+    """A short key of a routing text and, for a bundle with request-context columns, its
+    context (SHA-256, 24 hex digits): the same text under two tasks is two feature rows."""
+    if context is not None:
+        text = f"{text}\x00{context.task}\x00{context.team}\x00{context.n_messages}"
     return KEY_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
@@ -89,14 +94,20 @@ def _score_partition(
         routing_text(p if isinstance(p, str) else None, m, source=text_source)
         for p, m in zip(frame["prompt"], frame["messages"], strict=True)
     ]
-    keys = [text_key(t) for t in texts]
-    unique: dict[str, str] = {}
-    for key, text in zip(keys, texts, strict=True):
-        unique.setdefault(key, text)
     scorer = _scorer(bundle_path, router_version)
+    contexts = (
+        request_contexts(frame) if scorer.featurizer.spec.context_names else [None] * len(texts)
+    )
+    keys = [text_key(t, c) for t, c in zip(texts, contexts, strict=True)]
+    unique: dict[str, tuple[str, RequestContext | None]] = {}
+    for key, text, context in zip(keys, texts, contexts, strict=True):
+        unique.setdefault(key, (text, context))
     names = list(unique)
     features = (
-        scorer.featurizer.transform_texts([unique[k] for k in names])
+        scorer.featurizer.transform_texts(
+            [unique[k][0] for k in names],
+            [unique[k][1] for k in names] if scorer.featurizer.spec.context_names else None,
+        )
         if names
         else np.zeros((0, 0), np.float32)
     )
@@ -148,11 +159,17 @@ class PrescoredPolicy(ServedPolicy):
         self._c = expected_cost_usd
         self._by_row = {row.tobytes(): i for i, row in enumerate(self._features)}
 
-    def featurize(self, texts: list[str]) -> np.ndarray:
-        """The workers' feature rows of routing-text keys (a real text is encoded here)."""
+    def featurize(
+        self, texts: list[str], contexts: Sequence[RequestContext] | None = None
+    ) -> np.ndarray:
+        """The workers' feature rows of routing-text keys (a real text is encoded here).
+
+        A key already stands for its text and request context as the worker read them
+        (the client's rows lost their messages), so ``contexts`` is used only for texts
+        encoded here."""
         missing = [t for t in texts if t not in self._position]
         if missing:  # not a key: a text this process must encode itself
-            return super().featurize(texts)
+            return super().featurize(texts, contexts)
         return self._features[[self._position[t] for t in texts]]
 
     def score(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
