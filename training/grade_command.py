@@ -82,7 +82,7 @@ def _beside(out: Path, suffix: str) -> Path:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from features.call_log import read_call_logs, write_quarantine
+    from features.call_log import read_call_logs
     from features.events import read_events
     from features.grading import GRADED_SUFFIXES, GradingConfig, grade, write_graded
 
@@ -103,38 +103,14 @@ def run_grade(args: argparse.Namespace) -> int:
     print(f"grading {len(calls.frame)} calls with {len(events.frame)} events", file=sys.stderr)
     result = grade(calls.frame, events.frame, config, as_of=args.as_of)
     write_graded(result.graded, out)
-    rejected = []
-    if events.n_quarantined:
-        rejected.extend(events.quarantined.to_dict(orient="records"))
-    if len(result.quarantined):
-        rejected.extend(result.quarantined.to_dict(orient="records"))
-    if rejected:
-        write_quarantine(rejected, events_quarantine)
-    else:
-        events_quarantine.unlink(missing_ok=True)
-    counts = result.to_dict()
-    counts["events"] = {
-        **counts["events"],
-        "invalid": events.n_quarantined,
-        "quarantined": len(rejected),
-    }
-    printed = {
-        "out": str(out),
-        **counts,
-        "calls_quarantined": calls.n_quarantined,
-        "quarantine": {
-            "calls": str(calls_quarantine) if calls.n_quarantined else None,
-            "events": str(events_quarantine) if rejected else None,
-        },
-    }
-    print(json.dumps(printed, indent=2))
-    return 0
+    return _report_grading(
+        result, events, out, calls_quarantine, events_quarantine, calls.n_quarantined
+    )
 
 
 def _run_grade_on_cluster(args: argparse.Namespace, out: Path) -> int:
     """``grade --cluster``: the calls are read and graded by the workers, one session
     shard at a time (`training.grade_cluster`); the printed summary is the same."""
-    from features.call_log import write_quarantine
     from features.call_log_dataset import open_call_log_dataset
     from features.events import read_events
     from features.grading import GradingConfig, write_graded
@@ -163,10 +139,23 @@ def _run_grade_on_cluster(args: argparse.Namespace, out: Path) -> int:
         )
     if result.graded is not None:
         write_graded(result.graded, out)
+    return _report_grading(
+        result, events, out, calls_quarantine, events_quarantine, result.calls_quarantined
+    )
+
+
+def _report_grading(
+    result, events, out: Path, calls_quarantine: Path, events_quarantine: Path, n_calls_bad: int
+) -> int:
+    """Write the rejected events (invalid, or matching no call) and print the counts:
+    the same for one process and for a cluster, whose result has the same fields."""
+    from features.call_log import write_quarantine
+
     rejected = []
     if events.n_quarantined:
         rejected.extend(events.quarantined.to_dict(orient="records"))
-    rejected.extend(result.quarantined.to_dict(orient="records"))
+    if len(result.quarantined):
+        rejected.extend(result.quarantined.to_dict(orient="records"))
     if rejected:
         write_quarantine(rejected, events_quarantine)
     else:
@@ -180,9 +169,9 @@ def _run_grade_on_cluster(args: argparse.Namespace, out: Path) -> int:
     printed = {
         "out": str(out),
         **counts,
-        "calls_quarantined": result.calls_quarantined,
+        "calls_quarantined": n_calls_bad,
         "quarantine": {
-            "calls": str(calls_quarantine) if result.calls_quarantined else None,
+            "calls": str(calls_quarantine) if n_calls_bad else None,
             "events": str(events_quarantine) if rejected else None,
         },
     }
