@@ -54,6 +54,7 @@ from features.call_log_files import (
     JSONL_SUFFIXES,
     SUFFIXES,
     CallLogError,
+    jsonl_rows,
     read_log_file,
     write_quarantine,
 )
@@ -338,24 +339,7 @@ def _read_file(
 
 
 def _jsonl_rows(text: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    rows, bad = [], []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            bad.append(
-                {"raw": line[:2000], "quarantine_reason": f"invalid JSON: {exc}", "_line": lineno}
-            )
-            continue
-        if not isinstance(row, dict):
-            reason = "line is not a JSON object"
-            bad.append({"raw": line[:2000], "quarantine_reason": reason, "_line": lineno})
-            continue
-        row["_line"] = lineno
-        rows.append(row)
-    return pd.DataFrame.from_records(rows), bad
+    return jsonl_rows(text.splitlines())
 
 
 def partition_quarantine_path(quarantine_dir: str | Path, partition: CallLogPartition) -> Path:

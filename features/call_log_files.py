@@ -148,23 +148,30 @@ def read_log_file(
 
 def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     opener = gzip.open if path.name.endswith(".gz") else open
-    rows, bad = [], []
     with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                reason = f"invalid JSON: {exc}"
-                bad.append({"raw": line[:2000], "quarantine_reason": reason, "_line": lineno})
-                continue
-            if not isinstance(row, dict):
-                reason = "line is not a JSON object"
-                bad.append({"raw": line[:2000], "quarantine_reason": reason, "_line": lineno})
-                continue
-            row["_line"] = lineno
-            rows.append(row)
+        return jsonl_rows(fh)
+
+
+def jsonl_rows(lines: Iterable[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The JSON-object lines of a JSON-lines text as a frame (``_line``: the line
+    number), and the lines that are not JSON objects, with the reason, for quarantine.
+    Blank lines are skipped."""
+    rows, bad = [], []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            reason = f"invalid JSON: {exc}"
+            bad.append({"raw": line[:2000], "quarantine_reason": reason, "_line": lineno})
+            continue
+        if not isinstance(row, dict):
+            reason = "line is not a JSON object"
+            bad.append({"raw": line[:2000], "quarantine_reason": reason, "_line": lineno})
+            continue
+        row["_line"] = lineno
+        rows.append(row)
     return pd.DataFrame.from_records(rows), bad
 
 
