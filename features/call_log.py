@@ -29,6 +29,7 @@ from features.call_log_files import (
     jsonable_row,
     log_files,
     log_sources,
+    plain_value,
     read_log_file,
     reject_file,
     write_quarantine,
@@ -138,20 +139,9 @@ def _parse_messages(value: Any) -> list[dict[str, Any]] | None:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"messages must be a JSON list of {{role, content}}: {exc}") from None
-    value = _plain(value)
+    value = plain_value(value)
     if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
         raise ValueError("messages must be a list of {role, content} objects")
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """Lists and dicts in place of the numpy arrays Parquet returns for nested columns."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
@@ -499,7 +489,7 @@ def write_call_log(frame: pd.DataFrame, path: str | Path) -> Path:
                 fh.write(json.dumps(kept, ensure_ascii=False) + "\n")
         return path
     out["messages"] = out["messages"].map(
-        lambda m: None if _is_missing_cell(m) else json.dumps(_plain(m), ensure_ascii=False)
+        lambda m: None if _is_missing_cell(m) else json.dumps(plain_value(m), ensure_ascii=False)
     )
     if path.name.endswith(".parquet"):
         out.to_parquet(path, index=False)
@@ -514,7 +504,7 @@ def _is_missing_cell(value: Any) -> bool:
 
 def _json_value(name: str, value: Any) -> Any:
     """A JSON-ready value: numpy scalars as Python ones, token counts as integers."""
-    value = _plain(value)
+    value = plain_value(value)
     if isinstance(value, np.generic):
         value = value.item()
     if name in TOKEN_COLUMNS and isinstance(value, float) and value.is_integer():

@@ -232,6 +232,22 @@ def write_quarantine(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def plain_value(value: Any) -> Any:
+    """A cell as plain JSON values: lists and dicts in place of the numpy arrays Parquet
+    returns for nested columns, Python scalars for numpy ones, None for NaN and NA."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [plain_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain_value(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return None if value is pd.NA or value is pd.NaT else value
+
+
 def jsonable_row(row: dict[str, Any]) -> dict[str, Any]:
     """A row as read, in values JSON can hold, so a rejected row is quarantined as it was."""
     out = {}

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.call_log_files import plain_value
 from features.events import CALL_KINDS, EVENT_COLUMNS, KEYS
 from features.routing_text import TEXT_SOURCES, routing_text
 
@@ -907,29 +908,15 @@ def write_graded(frame: pd.DataFrame, path: str | Path) -> Path:
     if path.suffix == ".jsonl":
         with open(path, "w", encoding="utf-8") as fh:
             for row in out.to_dict(orient="records"):
-                kept = {k: _plain(v) for k, v in row.items()}
+                kept = {k: plain_value(v) for k, v in row.items()}
                 fh.write(json.dumps(kept, ensure_ascii=False, default=str) + "\n")
         return path
     if "messages" in out:
         out["messages"] = out["messages"].map(
-            lambda m: None if m is None else json.dumps(_plain(m), ensure_ascii=False)
+            lambda m: None if m is None else json.dumps(plain_value(m), ensure_ascii=False)
         )
     if path.suffix == ".csv":
         out.to_csv(path, index=False)
     else:
         out.to_parquet(path, index=False)
     return path
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return None if value is pd.NA or value is pd.NaT else value

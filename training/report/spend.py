@@ -218,6 +218,30 @@ def _complete(calls: pa.Table) -> pa.Table:
     return calls.select(list(CALL_COLUMNS))
 
 
+def _connect(
+    calls: pa.Table,
+    prices: PriceCatalog | pa.Table,
+    threads: int | None,
+    *,
+    preserve_order: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the ``calls`` view over ``calls`` joined to the prices
+    (a catalog is looked up once per distinct model)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if not preserve_order:
+        con.execute("SET preserve_insertion_order = false")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    con.register("calls_in", _complete(calls))
+    if isinstance(prices, PriceCatalog):
+        models = [r[0] for r in con.execute("SELECT DISTINCT model FROM calls_in").fetchall()]
+        prices = price_table([m for m in models if m is not None], prices)
+    con.register("prices", prices)
+    con.execute(_CALLS_VIEW)
+    return con
+
+
 def aggregate_spend(
     calls: pa.Table,
     prices: PriceCatalog | pa.Table,
@@ -247,19 +271,8 @@ def aggregate_spend(
         ``source_cost``, as documented in README "What the spend bought".
     """
     settings = settings or SpendSettings()
-    calls = _complete(calls)
-    con = duckdb.connect()
+    con = _connect(calls, prices, threads, preserve_order=False)  # less memory; rows sorted
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET preserve_insertion_order = false")  # less memory; rows are sorted
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        con.register("calls_in", calls)
-        if isinstance(prices, PriceCatalog):
-            models = [r[0] for r in con.execute("SELECT DISTINCT model FROM calls_in").fetchall()]
-            prices = price_table([m for m in models if m is not None], prices)
-        con.register("prices", prices)
-        con.execute(_CALLS_VIEW)
         return _Figures(con, settings).collect()
     finally:
         con.close()
@@ -571,18 +584,8 @@ def spend_parts(
         (per-model sums, rows).
     """
     settings = settings or SpendSettings()
-    calls = _complete(calls)
-    con = duckdb.connect()
+    con = _connect(calls, prices, threads)
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        con.register("calls_in", calls)
-        if isinstance(prices, PriceCatalog):
-            models = [r[0] for r in con.execute("SELECT DISTINCT model FROM calls_in").fetchall()]
-            prices = price_table([m for m in models if m is not None], prices)
-        con.register("prices", prices)
-        con.execute(_CALLS_VIEW)
         keys = ", ".join(GROUPINGS.values())
         cells = con.sql(
             f"SELECT {keys}, {_CELL_SUMS_SQL} FROM calls GROUP BY {keys}"
