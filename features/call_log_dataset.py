@@ -382,8 +382,9 @@ def _empty_frame(columns: Sequence[str]) -> pd.DataFrame:
 def collect_quarantine(quarantine_dir: str | Path, out: str | Path) -> int:
     """Gather per-partition quarantine files into one JSONL file; returns the row count.
 
-    The partition files are removed; ``out`` is removed too when no row was rejected
-    (as `read_call_logs` removes a stale quarantine).
+    The partition files are removed, and the folder with them when nothing else is in
+    it; ``out`` is removed too when no row was rejected (as `read_call_logs` removes a
+    stale quarantine).
     """
     rows: list[dict[str, Any]] = []
     folder = Path(quarantine_dir)
@@ -391,6 +392,8 @@ def collect_quarantine(quarantine_dir: str | Path, out: str | Path) -> int:
         with open(part, encoding="utf-8") as fh:
             rows.extend(json.loads(line) for line in fh if line.strip())
         part.unlink()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
     if rows:
         write_quarantine(rows, out)
     else:

@@ -239,8 +239,6 @@ def read_training_set(
     calls = pd.concat(calls, ignore_index=True)
     n_calls = len(calls)
     n_quarantined = 0 if folder is None else collect_quarantine(folder, quarantine)
-    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
     _say(
         f"read {n_calls} calls in {dataset.n_partitions} partitions on {n_workers} workers; "
         f"quarantined {n_quarantined}" + (f" -> {quarantine}" if n_quarantined else "")

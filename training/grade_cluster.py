@@ -285,8 +285,6 @@ def grade_on_cluster(
     )
     results = dask.compute(*tasks)
     calls_quarantined = collect_quarantine(quarantine_dir, calls_quarantine)
-    if quarantine_dir.is_dir() and not any(quarantine_dir.iterdir()):
-        quarantine_dir.rmdir()
 
     quarantined = event_fates(events, results, config, as_of)
     counts = {

@@ -220,8 +220,6 @@ def score_on_cluster(
     parts_dir.mkdir(parents=True, exist_ok=True)
     results = dask.compute(*tasks)
     n_quarantined = collect_quarantine(parts_dir, quarantine)
-    if not any(parts_dir.iterdir()):
-        parts_dir.rmdir()
     frame = pd.concat([r["frame"] for r in results], ignore_index=True)
     keys: list[str] = []
     seen: set[str] = set()

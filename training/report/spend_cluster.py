@@ -156,8 +156,6 @@ def spend_on_cluster(
     )
     results = dask.compute(*tasks)
     calls_quarantined = collect_quarantine(quarantine_dir, calls_quarantine)
-    if quarantine_dir.is_dir() and not any(quarantine_dir.iterdir()):
-        quarantine_dir.rmdir()
     parts = [r["parts"] for r in results if r["parts"] is not None]
     if not parts:
         raise ValueError("no calls to report on.")
