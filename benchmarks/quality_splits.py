@@ -63,7 +63,7 @@ from features.spec import FeatureSpec  # noqa: E402
 from serving.calibration import apply_calibration  # noqa: E402
 from training.calibration import fit_calibration  # noqa: E402
 from training.cost_model import LogLinearCostModel  # noqa: E402
-from training.dataset import TrainingSet, build_training_set  # noqa: E402
+from training.dataset import TrainingSet, build_training_set, with_request_context  # noqa: E402
 from training.evaluation import FullInfoLog, router_choice  # noqa: E402
 from training.learners import CandidateInfo, make_learner  # noqa: E402
 from training.policy_target import PolicyTarget, fit_policy_target  # noqa: E402
@@ -123,14 +123,21 @@ def available(name: str) -> bool:
     return name != "alpacaeval" or (SHARED / "alpacaeval").is_dir()
 
 
-def training_set(name: str, quick: bool, encoder: str, out: Path) -> tuple[TrainingSet, Any]:
-    """The dataset's call log read as ``train`` reads it, featurized once."""
+def training_set(
+    name: str, quick: bool, encoder: str, out: Path, context: Sequence[str] = ()
+) -> tuple[TrainingSet, Any]:
+    """The dataset's call log read as ``train`` reads it, featurized once, with the
+    request-context columns ``context`` (``train --context``).
+
+    The frequent task and team values are counted on the whole log, not per split:
+    every task of these datasets appears on both sides, so only the names leak.
+    """
     prices = PRICES.get(name)
     catalog = PriceCatalog.load(str(prices) if prices else None)
     path = out / f"{name}{'-quick' if quick else ''}.parquet"
     LOADERS[name](quick, 0).to_parquet(path, index=False)
     read = read_call_logs([str(path)], prices=catalog, quarantine_path=path.with_suffix(".q.jsonl"))
-    spec = FeatureSpec.for_encoder(encoder)
+    spec = with_request_context(FeatureSpec.for_encoder(encoder), read.frame, context)
     featurizer = Featurizer(spec, ensure_encoder(kind=encoder), workers=2)
     return build_training_set(read.frame, featurizer), catalog
 
@@ -451,8 +458,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quick", action="store_true", help=f"{QUICK_PROMPTS} prompts per dataset, 3 folds"
     )
     parser.add_argument("--encoder", default="static", choices=("minilm", "static"))
+    parser.add_argument(
+        "--context",
+        default="task,team,depth",
+        help="request context in the features, as train --context ('' for none)",
+    )
     parser.add_argument("--out", default=str(ROOT / "build" / "benchmarks"), help="build folder")
     args = parser.parse_args(argv)
+    context = tuple(k for k in args.context.split(",") if k)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     folds = 3 if args.quick else args.folds
@@ -468,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"[{name}] skipped: {SHARED / 'alpacaeval'} is absent")
             continue
         start = time.perf_counter()
-        data, catalog = training_set(name, args.quick, args.encoder, out)
+        data, catalog = training_set(name, args.quick, args.encoder, out, context)
         splits = []
         for split in range(args.splits):
             say(f"[{name}] split {split + 1}/{args.splits}")

@@ -20,6 +20,8 @@ from training.learners import (
     soft_label_rows,
 )
 
+ROUTEPROFILE = Path(__file__).resolve().parents[2] / "data" / "routeprofile"
+
 
 def _info(names) -> CandidateInfo:
     """Families (the organisation prefix) and catalog prices of the shipped models."""
@@ -327,3 +329,47 @@ def test_usage_components_prefer_tokens_and_fall_back_to_cost():
         (1, "cost_usd"),
     ]
     assert components[2].offset == pytest.approx(1e-5)
+
+
+@pytest.fixture(scope="module")
+def routeprofile_with_task(static_encoder_dir):
+    """RouteProfile (shipped) featurized with its ``task`` one-hot after the embedding."""
+    from features.call_log import read_call_logs
+    from features.featurizer import Featurizer
+    from features.spec import FeatureSpec
+    from training.dataset import build_training_set, with_request_context
+
+    frame = read_call_logs(ROUTEPROFILE / "calls.jsonl.gz").frame
+    spec = with_request_context(FeatureSpec.for_encoder("static"), frame, ("task",))
+    return build_training_set(frame, Featurizer(spec, static_encoder_dir, workers=2)), spec
+
+
+def test_logistic_meta_penalty_lets_the_task_columns_speak(routeprofile_with_task):
+    """With a weaker penalty on the columns after the embedding, the per-task mean of
+    the predictions follows each candidate's per-task success rate; with one penalty
+    for all columns (hundreds of embedding columns) it stays near the overall rate."""
+    data, spec = routeprofile_with_task
+    rows = data.labelled
+    X, y, cand = data.features[data.prompt[rows]], data.outcome[rows], data.candidate[rows]
+    task = np.array([pid.split(":")[0] for pid in data.prompt_ids])
+    k = len(data.candidates)
+
+    def fit(**params):
+        learner = make_learner("logistic", embedding_dim=spec.embedding_dim, **params)
+        return learner.fit(X, y, candidate=cand, n_candidates=k)
+
+    plain, same, meta = fit(C=0.0003), fit(C=0.0003, C_meta=0.0003), fit(C=0.0003, C_meta=1.0)
+    np.testing.assert_allclose(same.coef_, plain.coef_, atol=1e-8)
+    outcome = data.matrix(data.outcome)
+    tasks = np.unique(task)
+    observed = np.array([outcome[task == t].mean(axis=0) for t in tasks])
+
+    def error(learner):
+        p = learner.predict_proba(data.features)
+        predicted = np.array([p[task == t].mean(axis=0) for t in tasks])
+        return float(np.abs(predicted - observed).mean())
+
+    assert error(meta) < 0.5 * error(plain)
+    # The embedding's own penalty is unchanged: its weights stay as small as before.
+    emb = slice(0, spec.embedding_dim)
+    assert np.abs(meta.coef_[:, emb]).max() < 3 * np.abs(plain.coef_[:, emb]).max()

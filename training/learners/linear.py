@@ -26,6 +26,14 @@ class LogisticLearner(PerCandidateLearner):
     ----------
     C : float, default=0.1
         Inverse L2 strength (scikit-learn's convention).
+    C_meta : float, optional
+        Inverse L2 strength of the columns after the embedding (text statistics and
+        request context); None: ``C``. A handful of task and team columns carry
+        more of the routing signal than hundreds of embedding columns, so they
+        bear a weaker penalty (`training.train.DEFAULT_LEARNERS`).
+    embedding_dim : int, default=384
+        Number of leading embedding columns (``C`` applies to them); set from the
+        feature spec by `training.train.learners_for_spec`.
     min_rows : int, default=20
 
     Attributes
@@ -35,17 +43,31 @@ class LogisticLearner(PerCandidateLearner):
     intercept_ : ndarray of shape (n_candidates,)
     """
 
-    def __init__(self, *, C: float = 0.1, min_rows: int = DEFAULT_MIN_ROWS):
+    def __init__(
+        self,
+        *,
+        C: float = 0.1,
+        C_meta: float | None = None,
+        embedding_dim: int = 384,
+        min_rows: int = DEFAULT_MIN_ROWS,
+    ):
         self.C = C
+        self.C_meta = C_meta
+        self.embedding_dim = embedding_dim
         self.min_rows = min_rows
 
     def _fit_one(self, X, y, sample_weight):
         from sklearn.linear_model import LogisticRegression
 
         mean, scale = standardizer(X)
-        Xs, labels, weights = soft_label_rows((X - mean) / scale, y, sample_weight)
+        # A column multiplied by a has its weight's penalty divided by a**2: one
+        # solver, two strengths.
+        stretch = np.ones(X.shape[1])
+        if self.C_meta is not None:
+            stretch[self.embedding_dim :] = np.sqrt(self.C_meta / self.C)
+        Xs, labels, weights = soft_label_rows((X - mean) / scale * stretch, y, sample_weight)
         model = LogisticRegression(C=self.C, max_iter=2000).fit(Xs, labels, sample_weight=weights)
-        coef = model.coef_[0] / scale
+        coef = model.coef_[0] * stretch / scale
         return coef, float(model.intercept_[0] - coef @ mean)
 
     def _predict_one(self, model, X):
